@@ -1,0 +1,135 @@
+"""The three kinds of pluggable implementation: featurizer, divergence, clusterer.
+
+A plugin contributes implementations through the hooks in :mod:`leitmotiv.hookspecs`.
+Each implementation is a frozen dataclass: its fields are its typed parameters, its
+class attributes ``name`` and ``kind`` identify it.  The store records
+:meth:`Implementation.key` next to every model, distance and clustering, so that a
+change of implementation or parameter invalidates exactly the results it produced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from leitmotiv.mixture import Mixture
+
+KINDS = ("featurizer", "divergence", "clusterer")
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """Base of every pluggable implementation.
+
+    Subclasses set the class attributes ``name`` (unique within its kind) and
+    ``kind`` (one of :data:`KINDS`) and declare their parameters as dataclass fields
+    with defaults, so ``Cls()`` is the default configuration and
+    ``Cls.from_params(d)`` applies overrides from a config file.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters as a plain, JSON-serializable dict."""
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """A stable string identifying this implementation and its parameters."""
+        return f"{self.kind}:{self.name}:" + json.dumps(self.params, sort_keys=True)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None = None) -> Implementation:
+        """Build an instance, refusing unknown parameter names with a clear message."""
+        params = dict(params or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(unknown)} for {cls.kind} {cls.name!r}; "
+                f"known: {', '.join(sorted(known)) or 'none'}"
+            )
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class Featurizer(Implementation):
+    """Turns a decoded photo into its generative model."""
+
+    kind: ClassVar[str] = "featurizer"
+
+    def model(self, image: np.ndarray, seed: int = 0) -> Mixture:
+        """Fit the model of one photo.
+
+        Parameters
+        ----------
+        image : ndarray, shape (height, width, 3), uint8
+            The upright RGB photo.
+        seed : int
+            Seed of every random choice, so a model is reproducible.
+
+        Returns
+        -------
+        Mixture
+            The photo's mixture, carrying the transform back to pixel space.
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Divergence(Implementation):
+    """A distance between two photo models (small means alike)."""
+
+    kind: ClassVar[str] = "divergence"
+
+    def cross(
+        self, rows: Sequence[Mixture], cols: Sequence[Mixture], n_jobs: int = -1
+    ) -> np.ndarray:
+        """Distances between every row model and every column model.
+
+        Returns
+        -------
+        ndarray, shape (len(rows), len(cols)), float64
+        """
+        raise NotImplementedError
+
+    def pairwise(self, mixtures: Sequence[Mixture], n_jobs: int = -1) -> np.ndarray:
+        """Symmetric distance matrix with a zero diagonal, shape (N, N)."""
+        d = self.cross(mixtures, mixtures, n_jobs=n_jobs)
+        d = 0.5 * (d + d.T)
+        np.fill_diagonal(d, 0.0)
+        return d
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """Result of a clusterer.
+
+    Attributes
+    ----------
+    labels : ndarray, shape (N,), int
+        Cluster index of each item, 0..C-1.
+    exemplars : ndarray, shape (C,), int
+        Index of the item that represents each cluster.
+    """
+
+    labels: np.ndarray
+    exemplars: np.ndarray
+
+
+@dataclass(frozen=True)
+class Clusterer(Implementation):
+    """Groups photos from their distances."""
+
+    kind: ClassVar[str] = "clusterer"
+
+    def cluster(self, distances: np.ndarray) -> Clustering:
+        """Cluster from a symmetric (N, N) distance matrix with a zero diagonal."""
+        raise NotImplementedError
