@@ -1,0 +1,168 @@
+"""Settings: defaults < config file < environment < command-line flags.
+
+The config file is TOML, by default ``<user config dir>/leitmotiv/config.toml``
+(or the path in ``LEITMOTIV_CONFIG``, or ``-c/--config``)::
+
+    library = "~/Pictures/.leitmotiv"     # folder holding the database and caches
+    database = "postgresql://me@db/photos" # optional; default: SQLite in the library
+    featurizer = "gmm"
+    divergence = "js"
+    clusterer = "affinity"
+    jobs = 2                               # 0 or absent: all cores
+
+    [params.featurizer.gmm]                # parameters of one implementation
+    n_samples = 3000
+
+Environment variables: ``LEITMOTIV_LIBRARY``, ``LEITMOTIV_DATABASE``,
+``LEITMOTIV_FEATURIZER``, ``LEITMOTIV_DIVERGENCE``, ``LEITMOTIV_CLUSTERER``,
+``LEITMOTIV_JOBS``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_IMPLEMENTATIONS = {"featurizer": "gmm", "divergence": "js", "clusterer": "affinity"}
+_KEYS = ("library", "database", "featurizer", "divergence", "clusterer", "jobs", "params")
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message says why."""
+
+
+def user_data_dir() -> Path:
+    """The platform's per-user data folder for leitmotiv."""
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "leitmotiv"
+
+
+def user_config_path() -> Path:
+    """Where the config file is looked for when none is named."""
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "leitmotiv" / "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one run.
+
+    Attributes
+    ----------
+    library : Path
+        Folder of the library (database, thumbnails, caches).
+    database : str or None
+        A peewee database URL; None means the SQLite file in ``library``.
+    featurizer, divergence, clusterer : str
+        Names of the chosen implementations.
+    jobs : int
+        Worker processes; 0 means all cores.
+    params : dict
+        ``params[kind][name]`` is a dict of parameters for that implementation.
+    """
+
+    library: Path = field(default_factory=user_data_dir)
+    database: str | None = None
+    featurizer: str = DEFAULT_IMPLEMENTATIONS["featurizer"]
+    divergence: str = DEFAULT_IMPLEMENTATIONS["divergence"]
+    clusterer: str = DEFAULT_IMPLEMENTATIONS["clusterer"]
+    jobs: int = 0
+    params: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def params_for(self, kind: str) -> dict[str, Any]:
+        """Parameters configured for the chosen implementation of ``kind``."""
+        return dict(self.params.get(kind, {}).get(getattr(self, kind), {}))
+
+
+def _coerce(values: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key not in _KEYS:
+            raise ConfigError(f"{origin}: unknown setting {key!r}; known: {', '.join(_KEYS)}")
+        if key == "library":
+            out[key] = Path(os.path.expanduser(str(value))).resolve()
+        elif key == "jobs":
+            try:
+                out[key] = int(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{origin}: jobs must be an integer, got {value!r}") from None
+            if out[key] < 0:
+                raise ConfigError(f"{origin}: jobs must be 0 (all cores) or more, got {value}")
+        elif key == "params":
+            if not isinstance(value, Mapping) or not all(
+                isinstance(v, Mapping) for v in value.values()
+            ):
+                raise ConfigError(f"{origin}: [params] must be tables [params.<kind>.<name>]")
+            out[key] = {k: {n: dict(p) for n, p in v.items()} for k, v in value.items()}
+        else:
+            out[key] = str(value)
+    return out
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read and validate a TOML config file.
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or parsed, or holds an unknown setting.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return _coerce(data, str(path))
+
+
+def load_settings(
+    config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve the settings: defaults < config file < environment < ``overrides``.
+
+    Parameters
+    ----------
+    config_path : Path, optional
+        Config file named on the command line; it must exist.  Without it,
+        ``LEITMOTIV_CONFIG`` or the user config path is read if present.
+    environ : mapping, optional
+        Environment (``os.environ`` by default).
+    overrides : mapping, optional
+        Values from command-line flags; None values are ignored.
+    """
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    if config_path is None and environ.get("LEITMOTIV_CONFIG"):
+        config_path = Path(environ["LEITMOTIV_CONFIG"])
+    if config_path is not None:
+        merged.update(read_config_file(Path(config_path)))
+    elif user_config_path().is_file():
+        merged.update(read_config_file(user_config_path()))
+    env_values = {
+        key: environ.get(f"LEITMOTIV_{key.upper()}")
+        for key in ("library", "database", "featurizer", "divergence", "clusterer", "jobs")
+    }
+    merged.update(_coerce(env_values, "environment"))
+    merged.update(_coerce(dict(overrides or {}), "command line"))
+    return replace(Settings(), **merged)
