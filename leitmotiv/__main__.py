@@ -1,0 +1,5 @@
+"""Run the command line with ``python -m leitmotiv``."""
+
+from leitmotiv.cli import main
+
+main()
