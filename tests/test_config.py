@@ -79,5 +79,5 @@ def test_bad_config_file_is_explained(tmp_path, text, message):
 
 
 def test_missing_config_file_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read config file .*missing.toml"):
+    with pytest.raises(ConfigError, match=r"cannot read config file .*missing.toml"):
         load_settings(tmp_path / "missing.toml", environ={})

@@ -80,12 +80,12 @@ def test_environment_variable_narrows_entry_points(
 
 
 def test_unknown_name_lists_the_available_ones(fresh_manager):
-    with pytest.raises(plugins.UnknownImplementation, match="available: .*affinity"):
+    with pytest.raises(plugins.UnknownImplementation, match=r"available: .*affinity"):
         plugins.get_implementation("clusterer", "no-such-clusterer")
 
 
 def test_unknown_parameter_is_refused(fresh_manager):
-    with pytest.raises(ValueError, match="unknown parameter.*bogus"):
+    with pytest.raises(ValueError, match=r"unknown parameter.*bogus"):
         plugins.get_implementation("clusterer", "affinity", {"bogus": 1})
 
 
