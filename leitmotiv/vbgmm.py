@@ -1,0 +1,463 @@
+"""Variational-Bayes Gaussian mixture fit (Bishop, PRML 2006, section 10.2).
+
+The model is a mixture of ``K`` full-covariance Gaussians with a symmetric Dirichlet
+prior on the weights and a Gaussian-Wishart prior on each component's mean and precision.
+The mean-field posterior ``q(pi) q(mu, Lambda)`` is fitted by coordinate ascent on the
+evidence lower bound (ELBO).  A small concentration ``alpha0`` makes the posterior switch
+superfluous components off; those whose expected count collapses are pruned so that later
+iterations are cheaper.
+
+Conventions
+-----------
+* The fit runs in standardized coordinates ``z = (x - mean) / scale`` (per column; a
+  constant column gets the typical scale of the other columns) and is mapped back, so the
+  result is equivariant under per-column affine changes of units and ``reg_covar`` is
+  relative to each column's variance.
+* Iteration ``t`` is: E-step with the current posterior (giving the ELBO), then M-step
+  from the new responsibilities, then pruning of components with ``N_k`` below the
+  threshold.  ``n_iter`` counts E-steps.
+* The returned :class:`~leitmotiv.mixture.Mixture` holds the posterior expectations:
+  ``weights = alpha_k / sum(alpha)``, ``means = m_k`` and
+  ``covariances = E[Lambda_k]^{-1} = (nu_k W_k)^{-1}`` (the same point estimate as
+  scikit-learn's ``BayesianGaussianMixture``).  ``lower_bound`` is the last ELBO per
+  sample, in the caller's coordinates.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from scipy.special import digamma, gammaln
+
+from leitmotiv._ext import vbgmm as _kernels
+from leitmotiv.mixture import Mixture
+
+__all__ = ["fit_mixture"]
+
+# Fixed number of sample chunks in the E-step kernel: results do not depend on the
+# thread count, and 64 keeps both cores busy with little accumulator overhead.
+_N_CHUNKS = 64
+# Lloyd iterations refining the k-means++ seeds before the first M-step.
+_LLOYD_STEPS = 3
+_LN_2PI = float(np.log(2.0 * np.pi))
+
+
+def _n_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+# --------------------------------------------------------------------------------------
+# Input handling and standardization
+# --------------------------------------------------------------------------------------
+
+
+def _validate(X) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be a 2-D array of shape (n_samples, n_features), got ndim={X.ndim}"
+        )
+    if X.shape[0] == 0:
+        raise ValueError("X is empty: it has no samples")
+    if X.shape[1] == 0:
+        raise ValueError("X is empty: it has no features")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains non-finite values (nan or inf)")
+    return X
+
+
+def _standardize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(Z, offset, scale)`` with ``Z = (X - offset) / scale``.
+
+    A column with zero spread would make the data covariance singular; giving it the
+    typical scale of the others (or 1) keeps its regularized variance in proportion to the
+    rest of the data instead of an absolute ``reg_covar`` that is meaningless at 1e6 or
+    1e-6.
+    """
+    offset = X.mean(axis=0)
+    spread = X.std(axis=0)
+    # Spreads at rounding level of the column's magnitude are really constant columns.
+    live = spread > 1e-12 * np.maximum(np.abs(offset), np.finfo(np.float64).tiny)
+    if np.any(live):
+        typical = float(np.exp(np.mean(np.log(spread[live]))))
+    else:
+        typical = float(np.max(np.abs(offset))) or 1.0
+    scale = np.where(live, spread, typical)
+    Z = np.ascontiguousarray((X - offset) / scale)
+    return Z, offset, scale
+
+
+# --------------------------------------------------------------------------------------
+# Initialization
+# --------------------------------------------------------------------------------------
+
+
+def _kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007), returns centre indices.
+
+    Stops early when every sample coincides with a centre (fewer distinct points than
+    ``k``), so duplicates never produce two identical seeds.
+    """
+    n = Z.shape[0]
+    trials = 2 + int(np.log(k))
+    sq_norms = np.einsum("ij,ij->i", Z, Z)
+    chosen = [int(rng.integers(n))]
+    closest = np.maximum(sq_norms - 2.0 * Z @ Z[chosen[0]] + sq_norms[chosen[0]], 0.0)
+    for _ in range(1, k):
+        potential = closest.sum()
+        if not potential > 0.0:
+            break
+        picks = np.searchsorted(np.cumsum(closest), rng.random(trials) * potential)
+        picks = np.minimum(picks, n - 1)
+        dist = sq_norms[None, :] - 2.0 * (Z[picks] @ Z.T) + sq_norms[picks, None]
+        candidate = np.minimum(closest[None, :], np.maximum(dist, 0.0))
+        best = int(np.argmin(candidate.sum(axis=1)))
+        chosen.append(int(picks[best]))
+        closest = candidate[best]
+    return np.asarray(chosen)
+
+
+def _initial_resp(Z: np.ndarray, k: int, seed) -> np.ndarray:
+    """Hard responsibilities from k-means++ seeds refined by a few Lloyd steps."""
+    rng = np.random.default_rng(seed)
+    centres = Z[_kmeans_plusplus(Z, k, rng)].copy()
+    k = centres.shape[0]
+    sq_norms = np.einsum("ij,ij->i", Z, Z)
+    for step in range(_LLOYD_STEPS + 1):
+        dist = sq_norms[:, None] - 2.0 * Z @ centres.T + np.einsum("ij,ij->i", centres, centres)
+        labels = np.argmin(dist, axis=1)
+        if step == _LLOYD_STEPS:
+            break
+        counts = np.bincount(labels, minlength=k)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, labels, Z)
+        filled = counts > 0
+        # An emptied cluster keeps its old centre; the fit prunes it if it stays empty.
+        centres[filled] = sums[filled] / counts[filled, None]
+    resp = np.zeros((Z.shape[0], k))
+    resp[np.arange(Z.shape[0]), labels] = 1.0
+    return resp
+
+
+# --------------------------------------------------------------------------------------
+# Variational updates
+# --------------------------------------------------------------------------------------
+
+
+class _Prior:
+    """Hyper-parameters of the Dirichlet and Gaussian-Wishart priors (standardized)."""
+
+    def __init__(self, Z, scale, weight_concentration, mean_precision, degrees_of_freedom,
+                 covariance_prior, reg_covar):
+        n, d = Z.shape
+        self.d = d
+        self.alpha0 = float(weight_concentration)
+        self.beta0 = float(mean_precision)
+        self.nu0 = float(d if degrees_of_freedom is None else degrees_of_freedom)
+        self.reg_covar = float(reg_covar)
+        if not self.alpha0 > 0 or not self.beta0 > 0:
+            raise ValueError("weight_concentration and mean_precision must be positive")
+        if not self.nu0 > d - 1:
+            raise ValueError(f"degrees_of_freedom must exceed n_features - 1 = {d - 1}")
+        if self.reg_covar < 0:
+            raise ValueError("reg_covar must be non-negative")
+        self.m0 = Z.mean(axis=0)
+        if covariance_prior is None:
+            cov = np.atleast_2d(np.cov(Z, rowvar=False, bias=True)) if n > 1 else np.zeros((d, d))
+        else:
+            cov = np.atleast_2d(np.asarray(covariance_prior, dtype=np.float64))
+            if cov.shape != (d, d) or not np.all(np.isfinite(cov)):
+                raise ValueError(f"covariance_prior must be a finite ({d}, {d}) matrix")
+            cov = cov / np.outer(scale, scale)
+        # W0^{-1}; the ridge keeps it invertible for duplicates and constant columns.
+        self.W0_inv = 0.5 * (cov + cov.T) + max(self.reg_covar, 1e-10) * np.eye(d)
+        try:
+            chol = np.linalg.cholesky(self.W0_inv)
+        except np.linalg.LinAlgError:
+            raise ValueError("covariance_prior must be symmetric positive definite") from None
+        logdet_W0 = -2.0 * np.sum(np.log(np.diag(chol)))
+        self.log_B0 = _log_wishart_norm(logdet_W0, self.nu0, d)
+
+
+def _log_wishart_norm(logdet_W, nu, d):
+    """ln B(W, nu) of the Wishart normaliser (PRML B.79), vectorized over nu."""
+    i = np.arange(1, d + 1)
+    nu = np.asarray(nu, dtype=np.float64)
+    return (
+        -0.5 * nu * logdet_W
+        - 0.5 * nu * d * np.log(2.0)
+        - 0.25 * d * (d - 1) * np.log(np.pi)
+        - np.sum(gammaln(0.5 * (nu[..., None] + 1.0 - i)), axis=-1)
+    )
+
+
+class _Posterior:
+    """q(pi) q(mu, Lambda) for the surviving components, plus what the E-step needs."""
+
+    def __init__(self, prior: _Prior, N, xbar, NS):
+        d = prior.d
+        self.N = N
+        self.alpha = prior.alpha0 + N
+        self.beta = prior.beta0 + N
+        self.nu = prior.nu0 + N
+        self.m = (prior.beta0 * prior.m0 + N[:, None] * xbar) / self.beta[:, None]
+        dm = xbar - prior.m0
+        shrink = prior.beta0 * N / self.beta
+        W_inv = prior.W0_inv + NS + shrink[:, None, None] * dm[:, :, None] * dm[:, None, :]
+        W_inv = 0.5 * (W_inv + np.swapaxes(W_inv, 1, 2))
+        chol = np.linalg.cholesky(W_inv)
+        # W = P^T P with P = chol^{-1}, lower triangular.
+        self.P = np.ascontiguousarray(np.linalg.inv(chol))
+        self.W_inv = W_inv
+        logdet_W = -2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+        i = np.arange(1, d + 1)
+        self.E_logdet = (
+            np.sum(digamma(0.5 * (self.nu[:, None] + 1.0 - i)), axis=1) + d * np.log(2.0) + logdet_W
+        )
+        self.E_logpi = digamma(self.alpha) - digamma(self.alpha.sum())
+        self.log_const = np.ascontiguousarray(
+            self.E_logpi + 0.5 * self.E_logdet - 0.5 * d * _LN_2PI - 0.5 * d / self.beta
+        )
+        self.kl = self._prior_terms(prior, logdet_W)
+
+    def _prior_terms(self, prior: _Prior, logdet_W) -> float:
+        """ELBO terms that do not involve the data: E[ln p(pi, mu, Lambda) / q(...)].
+
+        With responsibilities optimal for this posterior, the remaining ELBO terms
+        E[ln p(X, Z | ...)] - E[ln q(Z)] sum to sum_n log sum_k rho_nk, which the
+        E-step kernel returns.
+        """
+        d = prior.d
+        k = self.alpha.size
+        a0, b0, nu0 = prior.alpha0, prior.beta0, prior.nu0
+        log_c0 = gammaln(k * a0) - k * gammaln(a0)
+        log_c = gammaln(self.alpha.sum()) - np.sum(gammaln(self.alpha))
+        weights_term = log_c0 - log_c + np.sum((a0 - self.alpha) * self.E_logpi)
+        dm0 = np.einsum("kij,kj->ki", self.P, self.m - prior.m0)
+        quad0 = np.einsum("ki,ki->k", dm0, dm0)
+        trace = np.einsum("kij,jl,kil->k", self.P, prior.W0_inv, self.P)
+        log_B = _log_wishart_norm(logdet_W, self.nu, d)
+        comp_terms = (
+            0.5 * d * np.log(b0 / self.beta)
+            - 0.5 * d * b0 / self.beta
+            + 0.5 * d
+            - 0.5 * b0 * self.nu * quad0
+            - 0.5 * self.nu * trace
+            + 0.5 * (nu0 - self.nu) * self.E_logdet
+            + prior.log_B0
+            - log_B
+            + 0.5 * self.nu * d
+        )
+        return float(weights_term + np.sum(comp_terms))
+
+
+def _m_step(prior: _Prior, N, first, second, centres, n, prune_threshold):
+    """Posterior from the (centred) statistics, after pruning collapsed components.
+
+    ``first`` and ``second`` are sums of ``r (x - c)`` and ``r (x - c)(x - c)^T`` about
+    ``centres``; centring on the previous means avoids cancellation in the covariance.
+    """
+    keep = N >= prune_threshold * n
+    if not np.any(keep):
+        keep[np.argmax(N)] = True
+    N, first, second, centres = N[keep], first[keep], second[keep], centres[keep]
+    d = prior.d
+    safe_N = np.maximum(N, 10.0 * np.finfo(np.float64).eps)
+    mean_dev = first / safe_N[:, None]
+    xbar = centres + mean_dev
+    NS = second - N[:, None, None] * mean_dev[:, :, None] * mean_dev[:, None, :]
+    NS = NS + (N * prior.reg_covar)[:, None, None] * np.eye(d)
+    return _Posterior(prior, N, xbar, NS)
+
+
+def _stats_from_resp(Z, resp):
+    """Sufficient statistics of a responsibility matrix, centred on the origin."""
+    N = resp.sum(axis=0)
+    first = resp.T @ Z
+    second = np.einsum("nk,ni,nj->kij", resp, Z, Z)
+    return N, first, second, np.zeros((resp.shape[1], Z.shape[1]))
+
+
+class _Workspace:
+    """Kernel buffers, reallocated only when the number of components changes."""
+
+    def __init__(self, n, d):
+        self.n_chunks = min(_N_CHUNKS, n)
+        self.d = d
+        self.k = -1
+
+    def run(self, Z, post: _Posterior):
+        k = post.m.shape[0]
+        if k != self.k:
+            c, d = self.n_chunks, self.d
+            self.counts = np.empty((c, k))
+            self.first = np.empty((c, k, d))
+            self.second = np.empty((c, k, d, d))
+            self.log_norm = np.empty(c)
+            self.scratch = np.empty((c, k))
+            self.k = k
+        centres = np.ascontiguousarray(post.m)
+        _kernels.estep_stats(
+            Z, centres, post.P, post.log_const, np.ascontiguousarray(post.nu),
+            self.counts, self.first, self.second, self.log_norm, self.scratch, _n_threads(),
+        )
+        second = self.second.sum(axis=0)
+        # The kernel fills the lower triangle only.
+        second = np.tril(second) + np.swapaxes(np.tril(second, -1), 1, 2)
+        return (
+            float(self.log_norm.sum()),
+            self.counts.sum(axis=0),
+            self.first.sum(axis=0),
+            second,
+            centres,
+        )
+
+
+def _run(Z, resp, prior: _Prior, tol, max_iter, prune_threshold):
+    n = Z.shape[0]
+    post = _m_step(prior, *_stats_from_resp(Z, resp), n, prune_threshold)
+    work = _Workspace(n, Z.shape[1])
+    trace = []
+    previous_k = -1
+    for _ in range(max_iter):
+        k = post.m.shape[0]
+        log_norm, N, first, second, centres = work.run(Z, post)
+        elbo = (log_norm + post.kl) / n
+        converged = (
+            k == previous_k and len(trace) > 0 and abs(elbo - trace[-1]) <= tol * abs(elbo)
+        )
+        trace.append(elbo)
+        previous_k = k
+        post = _m_step(prior, N, first, second, centres, n, prune_threshold)
+        if converged:
+            break
+    return post, np.asarray(trace)
+
+
+def _to_mixture(post: _Posterior, offset, scale, trace) -> Mixture:
+    weights = post.alpha / post.alpha.sum()
+    means = post.m * scale + offset
+    cov = post.W_inv / post.nu[:, None, None]
+    cov = cov * np.outer(scale, scale)
+    cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+    # Density in x = density in z divided by the Jacobian prod(scale).
+    lower_bound = float(trace[-1] - np.sum(np.log(scale))) if trace.size else float("nan")
+    return Mixture(weights, means, cov, lower_bound=lower_bound, n_iter=int(trace.size))
+
+
+def _prepare(X, max_components, weight_concentration, mean_precision, degrees_of_freedom,
+             covariance_prior, tol, max_iter, prune_threshold, reg_covar):
+    X = _validate(X)
+    if int(max_components) < 1:
+        raise ValueError("max_components must be at least 1")
+    if not tol >= 0 or int(max_iter) < 1:
+        raise ValueError("tol must be non-negative and max_iter at least 1")
+    if not 0 <= prune_threshold < 1:
+        raise ValueError("prune_threshold must be in [0, 1)")
+    Z, offset, scale = _standardize(X)
+    prior = _Prior(Z, scale, weight_concentration, mean_precision, degrees_of_freedom,
+                   covariance_prior, reg_covar)
+    return Z, offset, scale, prior
+
+
+def fit_mixture(
+    X,
+    max_components: int = 50,
+    seed=0,
+    *,
+    weight_concentration: float = 0.01,
+    mean_precision: float = 1.0,
+    degrees_of_freedom: float | None = None,
+    covariance_prior=None,
+    tol: float = 1e-3,
+    max_iter: int = 200,
+    prune_threshold: float = 1e-3,
+    reg_covar: float = 1e-6,
+) -> Mixture:
+    """Fit a variational-Bayes Gaussian mixture with full covariances.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Finite samples.
+    max_components : int
+        Upper bound K on the number of components (capped at the number of distinct
+        samples, since k-means++ cannot seed more).
+    seed : int or numpy SeedSequence-compatible
+        Seed of the k-means++ initialization; the fit is deterministic given it.
+    weight_concentration : float
+        alpha0 of the symmetric Dirichlet prior on the weights; small values favour few
+        components.
+    mean_precision : float
+        beta0, the prior precision of the means relative to the component precision.
+    degrees_of_freedom : float, optional
+        nu0 of the Wishart prior, default ``d``.
+    covariance_prior : array_like, shape (d, d), optional
+        W0^{-1} in the caller's units; default the data covariance (regularized).
+    tol : float
+        Stop when ``|ELBO_t - ELBO_{t-1}| <= tol |ELBO_t|`` for the per-sample ELBO in
+        standardized coordinates (so the criterion does not depend on units), checked only
+        between iterations with the same number of components.
+    max_iter : int
+        Maximum number of E-steps.
+    prune_threshold : float
+        Components whose expected count ``N_k`` falls below ``prune_threshold * n`` are
+        dropped (the largest one is always kept).  Default 1e-3, i.e. a weight of 0.1 %.
+    reg_covar : float
+        Added to the diagonal of each component's scatter, relative to the per-column
+        variance of X (the fit runs on standardized data).
+
+    Returns
+    -------
+    Mixture
+        Posterior expected weights ``alpha_k / sum(alpha)``, means ``m_k`` and
+        covariances ``(nu_k W_k)^{-1}`` in the caller's coordinates; ``lower_bound`` is
+        the final ELBO per sample and ``n_iter`` the number of iterations.
+
+    Raises
+    ------
+    ValueError
+        If X is not 2-D, is empty or has non-finite values, or a parameter is invalid.
+    """
+    Z, offset, scale, prior = _prepare(
+        X, max_components, weight_concentration, mean_precision, degrees_of_freedom,
+        covariance_prior, tol, max_iter, prune_threshold, reg_covar,
+    )
+    k = min(int(max_components), Z.shape[0])
+    resp = _initial_resp(Z, k, seed)
+    post, trace = _run(Z, resp, prior, tol, int(max_iter), prune_threshold)
+    return _to_mixture(post, offset, scale, trace)
+
+
+def _fit_from_resp(
+    X,
+    resp,
+    *,
+    weight_concentration: float = 0.01,
+    mean_precision: float = 1.0,
+    degrees_of_freedom: float | None = None,
+    covariance_prior=None,
+    tol: float = 1e-3,
+    max_iter: int = 200,
+    prune_threshold: float = 1e-3,
+    reg_covar: float = 1e-6,
+) -> tuple[Mixture, np.ndarray]:
+    """Run the fit from given initial responsibilities; also return the ELBO trace.
+
+    For testing against the reference implementation: ``resp`` (n, K) replaces the
+    k-means++ initialization, and the returned trace holds the per-sample ELBO (in
+    standardized coordinates) of every iteration.
+    """
+    Z, offset, scale, prior = _prepare(
+        X, resp.shape[1], weight_concentration, mean_precision, degrees_of_freedom,
+        covariance_prior, tol, max_iter, prune_threshold, reg_covar,
+    )
+    resp = np.asarray(resp, dtype=np.float64)
+    if resp.shape[0] != Z.shape[0]:
+        raise ValueError("resp must have one row per sample")
+    post, trace = _run(Z, resp, prior, tol, int(max_iter), prune_threshold)
+    return _to_mixture(post, offset, scale, trace), trace
