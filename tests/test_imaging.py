@@ -375,3 +375,37 @@ def test_heif_roundtrip(tmp_path: Path) -> None:
     decoded = decode(path)
     assert decoded.rgb.shape == (48, 64, 3)
     assert decoded.format in ("HEIF", "HEIC")
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose IHDR declares ``width`` x ``height`` but holds no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(("width", "height"), [(20000, 15000), (30000, 20000)])
+def test_pillow_bomb_warning_and_error_become_decode_error(
+    tmp_path: Path, width: int, height: int
+) -> None:
+    # 300 Mpx triggers Pillow's warning, 600 Mpx its error: both must name the size.
+    path = _png_header_only(tmp_path / "big.png", width, height)
+    with pytest.raises(DecodeError, match=rf"too large \({width}×{height} pixels"):
+        decode(path)
+
+
+def test_larger_limit_than_pillow_reaches_the_data(tmp_path: Path) -> None:
+    # Above Pillow's limit but allowed by the caller: the header is accepted and the
+    # missing pixel data is reported instead (nothing of this size is allocated,
+    # because the file ends before any row).
+    path = _png_header_only(tmp_path / "big.png", 30000, 20000)
+    with pytest.raises(DecodeError) as info:
+        decode(path, max_pixels=10**9, target_long_side=64)
+    assert "too large" not in str(info.value)
