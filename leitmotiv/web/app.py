@@ -1,0 +1,502 @@
+"""The web view: a Bottle application built by :func:`make_app` from a library.
+
+Routes, grouped by what they serve (each HTML page has a JSON twin under ``/api/``):
+
+========================================  ==========================================
+HTML                                      JSON
+========================================  ==========================================
+``/`` photos by date captured (``?page``)  ``/api/photos?offset=&limit=``
+``/photo/<id>`` ranking (``?page``)        ``/api/photos/<id>``,
+                                          ``/api/photos/<id>/similar?top=&offset=``
+``/photo/<id>/model`` the mixture          ``/api/photos/<id>/model``
+``/clusters`` (``?page``)                  ``/api/clusters``
+``/clusters/<id>`` members (``?page``)     ``/api/clusters/<id>``
+========================================  ==========================================
+
+Images: ``/photo/<id>/thumb.jpg``, ``/photo/<id>/file`` (the original),
+``/photo/<id>/render.png`` and ``/clusters/<id>/average.png``.  Styles:
+``/static/<name>`` from a fixed whitelist.
+
+Safety choices: ids come only through Bottle's ``int`` route filter and are looked up
+in the library, so a file is served by id and never by a path taken from the request;
+an unknown, malformed or out-of-range id is a 404, never a 500.  Templates escape every
+value (``{{ }}``); ``{{! }}`` appears only where the layout inserts the page it wraps.
+Every response forbids MIME sniffing and carries a Content-Security-Policy without
+inline scripts, so even a mistake in escaping could not run a script.  No route changes
+the library: the app only ever reads it.
+
+Plugins extend the app through the ``leitmotiv_web_routes(app, library)`` hook, called
+once the built-in routes exist.  To appear in the top navigation they append
+``(label, href)`` to ``app.config["leitmotiv.nav"]``; to reuse the layout they call
+``app.config["leitmotiv.render"](template_name, title=..., **values)`` after adding
+their template folder with ``app.config["leitmotiv.templates"].add_folder(path)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bottle
+from bottle import HTTPError, HTTPResponse, request, response
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATE_DIR = PACKAGE_DIR / "templates"
+STATIC_DIR = PACKAGE_DIR / "static"
+
+#: Static files the app serves, by name: the only names ``/static/<name>`` accepts.
+STATIC_FILES = {"style.css": "text/css; charset=utf-8"}
+
+PHOTOS_PER_PAGE = 60
+CLUSTERS_PER_PAGE = 30
+STRIP_LENGTH = 8  # members shown beside each cluster on /clusters
+API_DEFAULT_LIMIT = 100
+API_MAX_LIMIT = 1000
+API_DEFAULT_TOP = 10
+
+# SQLite stores integers in 64 bits; a larger id cannot exist and would make the
+# database driver raise, so it is answered with a 404 before any query.
+_MAX_ID = 2**63 - 1
+_COUNT_RE = re.compile(r"[0-9]{1,9}")  # page numbers, offsets, limits: ASCII digits only
+
+# Thumbnails and originals change only when their file does, so they may be reused for
+# an hour; renders and averages change whenever the index is rebuilt, so the browser
+# revalidates them with the ETag each time (cheap: a 304 without a body).
+_CACHE_STABLE = "private, max-age=3600"
+_CACHE_REVALIDATE = "private, no-cache"
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self'; style-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+}
+
+# The extensions a browser can display in an <img>; other originals (HEIC, TIFF...)
+# are shown through their thumbnail and offered as a download link.
+_BROWSER_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".bmp"}
+
+
+class Templates:
+    """Bottle SimpleTemplates from a list of folders, each compiled once.
+
+    Parameters
+    ----------
+    folders : list of Path
+        Searched in order for ``<name>.tpl``.
+    """
+
+    def __init__(self, folders: list[Path]) -> None:
+        self._lookup = [str(folder) for folder in folders]
+        self._cache: dict[str, bottle.SimpleTemplate] = {}
+        self._lock = threading.Lock()
+
+    def add_folder(self, folder: str | Path) -> None:
+        """Search ``folder`` too, after the built-in templates."""
+        with self._lock:
+            self._lookup.append(str(folder))
+            self._cache.clear()
+
+    def render(self, name: str, **values: Any) -> str:
+        """Render template ``name`` (without ``.tpl``) with ``values``."""
+        with self._lock:
+            template = self._cache.get(name)
+            if template is None:
+                template = bottle.SimpleTemplate(name=name, lookup=list(self._lookup))
+                self._cache[name] = template
+        return template.render(**values)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a paginated listing (pages count from 1).
+
+    Attributes
+    ----------
+    number, count : int
+        This page and the number of pages (at least 1, even for an empty listing).
+    size : int
+        Items per page.
+    total : int
+        Items in the whole listing.
+    """
+
+    number: int
+    count: int
+    size: int
+    total: int
+
+    @property
+    def offset(self) -> int:
+        """Index of this page's first item in the whole listing."""
+        return (self.number - 1) * self.size
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.count
+
+
+def _page(total: int, size: int) -> Page:
+    """The page asked for by ``?page=N``; a malformed or missing page is a 404."""
+    raw = request.query.get("page", "1")
+    if not _COUNT_RE.fullmatch(raw):
+        raise HTTPError(404, "No such page.")
+    count = max(1, math.ceil(total / size))
+    number = int(raw)
+    if not 1 <= number <= count:
+        raise HTTPError(404, "No such page.")
+    return Page(number=number, count=count, size=size, total=total)
+
+
+def _query_count(name: str, default: int, minimum: int, maximum: int) -> int:
+    """A non-negative integer query parameter of the JSON API; 400 when malformed."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _COUNT_RE.fullmatch(raw) or not minimum <= int(raw) <= maximum:
+        raise HTTPError(400, f"{name} must be an integer from {minimum} to {maximum}.")
+    return int(raw)
+
+
+# ---------------------------------------------------------------- data shapes
+
+
+def photo_json(photo) -> dict[str, Any]:
+    """A photo as the JSON API and ``leitmotiv ... --json`` show it."""
+    return {
+        "id": photo.id,
+        "path": photo.path,
+        "taken": photo.taken.isoformat() if photo.taken is not None else None,
+        "taken_source": photo.taken_source,
+        "width": photo.width,
+        "height": photo.height,
+        "components": photo.components,
+    }
+
+
+def photo_ref(photo) -> dict[str, Any]:
+    """The short form of a photo inside other objects: id and path."""
+    return {"id": photo.id, "path": photo.path}
+
+
+def cluster_json(cluster) -> dict[str, Any]:
+    """A cluster: its id, exemplar and members (short photo forms)."""
+    return {
+        "id": cluster.id,
+        "exemplar": photo_ref(cluster.exemplar),
+        "members": [photo_ref(member) for member in cluster.members],
+    }
+
+
+def file_name(photo) -> str:
+    """The last component of a photo's path, as shown under thumbnails."""
+    return Path(photo.path).name
+
+
+def date_label(photo) -> str:
+    """``YYYY-MM-DD HH:MM`` of the date captured, or ``no date``."""
+    if photo.taken is None:
+        return "no date"
+    return photo.taken.strftime("%Y-%m-%d %H:%M")
+
+
+def date_source_label(photo) -> str:
+    """Where the date comes from, in words: EXIF, file time or nothing."""
+    return {"exif": "EXIF", "mtime": "file time"}.get(photo.taken_source or "", "")
+
+
+def thumb_size(photo, long_side: int = 256) -> tuple[int, int]:
+    """Width and height of the photo's thumbnail, to reserve its space in the layout."""
+    w, h = photo.width or long_side, photo.height or long_side
+    scale = long_side / max(w, h, 1)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def current_nav(nav: list[tuple[str, str]], path: str) -> str | None:
+    """The nav link the page at ``path`` belongs to (marked ``aria-current``).
+
+    ``/`` owns the photo pages too, since they are reached from the photo grid.
+    """
+    for _label, href in nav:
+        if href == "/" and (path == "/" or path.startswith("/photo/")):
+            return href
+        if href != "/" and (path == href or path.startswith(href.rstrip("/") + "/")):
+            return href
+    return None
+
+
+def _etag_of(data: bytes) -> str:
+    return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+
+
+def _bytes_response(data: bytes | None, content_type: str, cache_control: str) -> HTTPResponse:
+    """``data`` with an ETag and caching headers; 304 when the client has it; 404 if None."""
+    if data is None:
+        raise HTTPError(404, "No such image.")
+    etag = _etag_of(data)
+    headers = {"ETag": etag, "Cache-Control": cache_control, **_SECURITY_HEADERS}
+    wanted = request.get_header("If-None-Match", "")
+    if wanted.strip() == "*" or etag in (tag.strip() for tag in wanted.split(",")):
+        return HTTPResponse(status=304, headers=headers)
+    headers["Content-Type"] = content_type
+    return HTTPResponse(body=data, status=200, headers=headers)
+
+
+# ----------------------------------------------------------------- the factory
+
+
+def make_app(library) -> bottle.Bottle:
+    """Build the web view of ``library``.
+
+    Parameters
+    ----------
+    library : leitmotiv.library.Library
+        Read only; shared by all requests (the server's threads call it concurrently).
+
+    Returns
+    -------
+    bottle.Bottle
+        A WSGI application; nothing about it is global, so several can coexist.
+    """
+    app = bottle.Bottle()
+    templates = Templates([TEMPLATE_DIR])
+    nav: list[tuple[str, str]] = [("Photos", "/"), ("Clusters", "/clusters")]
+    static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_FILES}
+
+    def render(name: str, *, title: str, **values: Any) -> str:
+        """A page: template ``name`` inside the layout, with the helpers every page uses."""
+        return templates.render(
+            name,
+            title=title,
+            nav=nav,
+            current_nav=current_nav(nav, request.path),
+            date_label=date_label,
+            date_source_label=date_source_label,
+            file_name=file_name,
+            thumb_size=thumb_size,
+            **values,
+        )
+
+    app.config["leitmotiv.library"] = library
+    app.config["leitmotiv.nav"] = nav
+    app.config["leitmotiv.templates"] = templates
+    app.config["leitmotiv.render"] = render
+
+    def get_photo(photo_id: int):
+        photo = library.photo(photo_id) if 0 < photo_id <= _MAX_ID else None
+        if photo is None:
+            raise HTTPError(404, f"There is no photo {photo_id}.")
+        return photo
+
+    def get_cluster(cluster_id: int):
+        cluster = library.cluster(cluster_id) if 0 <= cluster_id <= _MAX_ID else None
+        if cluster is None:
+            raise HTTPError(404, f"There is no cluster {cluster_id}.")
+        return cluster
+
+    # ------------------------------------------------------------ all photos
+
+    @app.get("/")
+    def photos_page():
+        page = _page(library.count_photos(), PHOTOS_PER_PAGE)
+        photos = library.photos(offset=page.offset, limit=page.size)
+        return render("photos", title="Photos", photos=photos, page=page)
+
+    @app.get("/api/photos")
+    def photos_api():
+        offset = _query_count("offset", 0, 0, 10**9)
+        limit = _query_count("limit", API_DEFAULT_LIMIT, 1, API_MAX_LIMIT)
+        photos = library.photos(offset=offset, limit=limit)
+        return {
+            "total": library.count_photos(),
+            "offset": offset,
+            "limit": limit,
+            "photos": [photo_json(photo) for photo in photos],
+        }
+
+    # ---------------------------------------------- one photo and its ranking
+
+    @app.get("/photo/<photo_id:int>")
+    def photo_page(photo_id):
+        photo = get_photo(photo_id)
+        page = _page(max(library.count_photos() - 1, 0), PHOTOS_PER_PAGE)
+        ranking = library.similar(photo.id, top=page.size, offset=page.offset)
+        return render(
+            "photo",
+            title=file_name(photo),
+            photo=photo,
+            ranking=ranking,
+            page=page,
+            displayable=Path(photo.path).suffix.lower() in _BROWSER_IMAGE_SUFFIXES,
+        )
+
+    @app.get("/api/photos/<photo_id:int>")
+    def photo_api(photo_id):
+        return photo_json(get_photo(photo_id))
+
+    @app.get("/api/photos/<photo_id:int>/similar")
+    def similar_api(photo_id):
+        photo = get_photo(photo_id)
+        top = _query_count("top", API_DEFAULT_TOP, 1, API_MAX_LIMIT)
+        offset = _query_count("offset", 0, 0, 10**9)
+        ranking = library.similar(photo.id, top=top, offset=offset)
+        return {
+            "id": photo.id,
+            "top": top,
+            "offset": offset,
+            "similar": [
+                {"id": other.id, "path": other.path, "distance": float(distance)}
+                for other, distance in ranking
+            ],
+        }
+
+    # -------------------------------------------------------- the model view
+
+    @app.get("/photo/<photo_id:int>/model")
+    def model_page(photo_id):
+        from leitmotiv.web.ellipses import mixture_ellipses
+
+        photo = get_photo(photo_id)
+        mixture = library.mixture(photo.id)
+        ellipses = mixture_ellipses(mixture) if mixture is not None else []
+        transform = mixture.transform if mixture is not None else None
+        return render(
+            "model",
+            title=f"Model of {file_name(photo)}",
+            photo=photo,
+            mixture=mixture,
+            ellipses=ellipses,
+            frame=(transform.width, transform.height) if transform else thumb_size(photo),
+        )
+
+    @app.get("/api/photos/<photo_id:int>/model")
+    def model_api(photo_id):
+        from leitmotiv.web.ellipses import mixture_ellipses
+
+        photo = get_photo(photo_id)
+        mixture = library.mixture(photo.id)
+        if mixture is None:
+            raise HTTPError(404, f"Photo {photo.id} has no model yet.")
+        transform = mixture.transform
+        means, covariances = mixture.raw_components()
+        return {
+            "id": photo.id,
+            "n_components": mixture.n_components,
+            "colour_space": transform.colour_space,
+            "frame": {"width": transform.width, "height": transform.height},
+            "weights": mixture.weights.tolist(),
+            "raw_means": means.tolist(),
+            "raw_covariances": covariances.tolist(),
+            "ellipses": [vars(e) for e in mixture_ellipses(mixture)],
+        }
+
+    # -------------------------------------------------------------- clusters
+
+    @app.get("/clusters")
+    def clusters_page():
+        clusters = library.clusters()
+        page = _page(len(clusters), CLUSTERS_PER_PAGE)
+        shown = clusters[page.offset : page.offset + page.size]
+        return render("clusters", title="Clusters", clusters=shown, page=page, strip=STRIP_LENGTH)
+
+    @app.get("/api/clusters")
+    def clusters_api():
+        return {"clusters": [cluster_json(cluster) for cluster in library.clusters()]}
+
+    @app.get("/clusters/<cluster_id:int>")
+    def cluster_page(cluster_id):
+        cluster = get_cluster(cluster_id)
+        page = _page(len(cluster.members), PHOTOS_PER_PAGE)
+        members = cluster.members[page.offset : page.offset + page.size]
+        return render(
+            "cluster",
+            title=f"Cluster {cluster.id}",
+            cluster=cluster,
+            members=members,
+            page=page,
+        )
+
+    @app.get("/api/clusters/<cluster_id:int>")
+    def cluster_api(cluster_id):
+        return cluster_json(get_cluster(cluster_id))
+
+    # ---------------------------------------------------------------- images
+
+    @app.get("/photo/<photo_id:int>/thumb.jpg")
+    def thumbnail(photo_id):
+        photo = get_photo(photo_id)
+        return _bytes_response(library.thumbnail(photo.id), "image/jpeg", _CACHE_STABLE)
+
+    @app.get("/photo/<photo_id:int>/render.png")
+    def render_png(photo_id):
+        photo = get_photo(photo_id)
+        return _bytes_response(library.render(photo.id), "image/png", _CACHE_REVALIDATE)
+
+    @app.get("/clusters/<cluster_id:int>/average.png")
+    def average_png(cluster_id):
+        cluster = get_cluster(cluster_id)
+        return _bytes_response(library.average(cluster.id), "image/png", _CACHE_REVALIDATE)
+
+    @app.get("/photo/<photo_id:int>/file")
+    def original(photo_id):
+        # The path comes from the store, looked up by id; static_file adds
+        # Last-Modified/ETag, answers conditional and range requests, and 404s when the
+        # file has gone from disk since it was added.
+        path = Path(get_photo(photo_id).path)
+        result = bottle.static_file(path.name, root=str(path.parent))
+        result.set_header("Cache-Control", _CACHE_STABLE)
+        for name, value in _SECURITY_HEADERS.items():
+            result.set_header(name, value)
+        return result
+
+    # ---------------------------------------------------------------- static
+
+    @app.get("/static/<name>")
+    def static_file(name):
+        if name not in STATIC_FILES:
+            raise HTTPError(404, "No such file.")
+        return _bytes_response(static[name], STATIC_FILES[name], _CACHE_STABLE)
+
+    # -------------------------------------------------- headers and errors
+
+    @app.hook("after_request")
+    def security_headers():
+        for name, value in _SECURITY_HEADERS.items():
+            response.set_header(name, value)
+
+    def error_page(error: HTTPError):
+        # after_request headers are replaced by the error's own, so set them again.
+        for name, value in _SECURITY_HEADERS.items():
+            response.set_header(name, value)
+        status = error.status_code
+        # A 500's body is the exception text: never shown, it may contain paths.
+        message = error.body if status < 500 and isinstance(error.body, str) else ""
+        message = message or {404: "Not found.", 500: "Something went wrong."}.get(
+            status, error.status_line
+        )
+        if request.path.startswith("/api/"):
+            response.content_type = "application/json"
+            return bottle.json_dumps({"error": {"status": status, "message": message}})
+        response.content_type = "text/html; charset=utf-8"
+        return render("error", title=error.status_line, status=status, message=message)
+
+    for status in (400, 404, 405, 500):
+        app.error(status)(error_page)
+
+    # ----------------------------------------------------------------- plugins
+
+    from leitmotiv.plugins import get_plugin_manager
+
+    get_plugin_manager().hook.leitmotiv_web_routes(app=app, library=library)
+    return app

@@ -1,0 +1,6 @@
+% rebase('layout', title=title, nav=nav, current_nav=current_nav)
+<section class="error">
+  <h1>{{status}}</h1>
+  <p>{{message}}</p>
+  <p><a href="/">Back to the photos</a></p>
+</section>
