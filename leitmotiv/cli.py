@@ -134,6 +134,47 @@ def plugins(as_json):
         click.echo(f"{row.kind:<11} {row.name:<16} {row.package} {row.version}  ({params})")
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Worker threads answering requests.",
+)
+@pass_app
+def serve(app, host, port, threads):
+    """Serve the web view of the library with waitress (a production WSGI server).
+
+    It listens on 127.0.0.1 only, unless --host says otherwise: the view shows file
+    paths and serves the original photos, so exposing it is a deliberate choice.
+    """
+    import waitress
+
+    from leitmotiv.web.app import make_app
+
+    wsgi_app = make_app(app.library)
+    try:
+        server = waitress.create_server(wsgi_app, host=host, port=port, threads=threads)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving {app.settings.library} on http://{shown_host}:{server.effective_port}/")
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.close()
+
+
 def _add_plugin_commands() -> None:
     from leitmotiv.plugins import get_plugin_manager
 
