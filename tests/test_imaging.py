@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -24,7 +25,9 @@ from leitmotiv.imaging import (
     is_image_name,
     thumbnail_jpeg,
 )
-from tests.conftest import read_csv
+
+# Located like the conftest fixtures, but needed at collection time for parametrizing.
+BAD_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bad"
 
 
 def _grey_small(rgb: np.ndarray, size: int = 32) -> np.ndarray:
@@ -48,11 +51,11 @@ def _save(tmp_path: Path, name: str, im: Image.Image, **kwargs) -> Path:
 
 
 def _bad_cases() -> list[tuple[str, str]]:
-    from tests.conftest import BAD_DIR
-
-    if not (BAD_DIR / "expected.csv").is_file():
+    table = BAD_DIR / "expected.csv"
+    if not table.is_file():
         return []
-    return [(r["file"], r["expected"]) for r in read_csv(BAD_DIR / "expected.csv")]
+    with open(table, newline="", encoding="utf-8") as fh:
+        return [(row["file"], row["expected"]) for row in csv.DictReader(fh)]
 
 
 REASON_WORDS = (
@@ -205,6 +208,19 @@ def test_directory(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(DecodeError, match="is a directory"):
         decode(folder)
+
+
+def test_permission_denied_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root reads any file, so also simulate the refusal the OS would give.
+    path = _save(tmp_path, "locked.png", Image.new("RGB", (4, 4)))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(imaging, "open", refuse, raising=False)
+    with pytest.raises(DecodeError, match="permission denied") as info:
+        decode(path)
+    assert "locked.png" in str(info.value)
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads anything")
