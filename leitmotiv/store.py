@@ -1,0 +1,270 @@
+"""The peewee models of a library's database and how the database is opened.
+
+One database per library: by default the SQLite file ``<library>/leitmotiv.db`` in WAL
+mode (so the web view can read while an ingest writes), or any database named by a
+peewee URL (``postgresql://user@host/db``, ``sqlite:////path/file.db``, ...).
+
+The models are bound to :data:`database_proxy`; :func:`open_database` points the proxy
+at the database it opens, and :func:`bound` binds the models to one database for a
+block of code, so a process can hold several libraries (the tests do).
+
+Implementation keys (:meth:`leitmotiv.implementation.Implementation.key`, a name plus
+its parameters as JSON) are stored once in :class:`ImplementationKey`; models, distances
+and clustering runs refer to them by id, which keeps the large distance table small.
+
+Every write is one unit of work in its own ``db.atomic()`` block (see
+:mod:`leitmotiv.library`), so a killed process leaves either the whole unit or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import peewee as pw
+from playhouse import db_url
+
+log = logging.getLogger(__name__)
+
+#: Name of the SQLite database file inside the library folder.
+SQLITE_NAME = "leitmotiv.db"
+
+#: SQLite settings: WAL lets readers work during a write; ``busy_timeout`` (ms) makes a
+#: second writer wait for the lock instead of failing at once.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "cache_size": -64000,
+    "busy_timeout": 30000,
+    "synchronous": "normal",
+}
+
+database_proxy = pw.DatabaseProxy()
+
+
+def utcnow() -> dt.datetime:
+    """The current time in UTC, naive (the store keeps naive UTC timestamps)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    """The one row holding the schema version the database has been migrated to."""
+
+    version = pw.IntegerField()
+
+
+class ImplementationKey(BaseModel):
+    """An implementation and its parameters, as :meth:`Implementation.key` spells it."""
+
+    key = pw.TextField(unique=True)
+
+
+class Photo(BaseModel):
+    """One photo file.
+
+    ``taken`` is the capture time as a naive wall-clock time (so photos sort by the
+    time shown on the camera); ``taken_offset`` is its UTC offset in seconds when the
+    EXIF data gave one.  ``mtime`` and ``size`` are those of the file when it was last
+    read, so an unchanged file is recognised without reading it.
+    """
+
+    path = pw.TextField(unique=True)
+    sha256 = pw.CharField(max_length=64, index=True)
+    size = pw.BigIntegerField()
+    mtime = pw.DoubleField()
+    width = pw.IntegerField()
+    height = pw.IntegerField()
+    taken = pw.DateTimeField(null=True, index=True)
+    taken_offset = pw.IntegerField(null=True)
+    taken_source = pw.CharField(max_length=16, null=True)
+    thumbnail = pw.BlobField(null=True)
+    added = pw.DateTimeField(default=utcnow)
+
+
+class Model(BaseModel):
+    """A photo's fitted mixture for one featurizer configuration."""
+
+    photo = pw.ForeignKeyField(Photo, on_delete="CASCADE", backref="models")
+    featurizer = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    mixture = pw.BlobField()
+    n_components = pw.IntegerField()
+    lower_bound = pw.DoubleField(null=True)  # NaN is stored as NULL (SQLite cannot keep NaN)
+    n_iter = pw.IntegerField()
+    seconds = pw.DoubleField()
+
+    class Meta:
+        indexes = ((("photo", "featurizer"), True),)
+
+
+class Distance(BaseModel):
+    """The distance between two photos (``photo_a < photo_b`` by id) for one divergence
+    computed on the models of one featurizer configuration."""
+
+    photo_a = pw.ForeignKeyField(Photo, on_delete="CASCADE", column_name="photo_a_id")
+    photo_b = pw.ForeignKeyField(Photo, on_delete="CASCADE", column_name="photo_b_id", index=True)
+    featurizer = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    divergence = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    value = pw.DoubleField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("photo_a", "photo_b", "featurizer", "divergence")
+        constraints = (pw.Check("photo_a_id < photo_b_id"),)
+
+
+class ClusterRun(BaseModel):
+    """One clustering of the library; the current run of a configuration is the one
+    with ``is_current`` set (exactly one per configuration once committed)."""
+
+    clusterer = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    featurizer = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    divergence = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    n_photos = pw.IntegerField()
+    created = pw.DateTimeField(default=utcnow)
+    is_current = pw.BooleanField(default=False, index=True)
+
+
+class Cluster(BaseModel):
+    """One cluster of a run, represented by its exemplar photo."""
+
+    run = pw.ForeignKeyField(ClusterRun, on_delete="CASCADE", backref="clusters")
+    exemplar = pw.ForeignKeyField(Photo, on_delete="CASCADE")
+
+
+class ClusterMember(BaseModel):
+    """Membership of a photo in a cluster (the exemplar is a member too)."""
+
+    cluster = pw.ForeignKeyField(Cluster, on_delete="CASCADE", backref="members")
+    photo = pw.ForeignKeyField(Photo, on_delete="CASCADE", index=True)
+
+    class Meta:
+        indexes = ((("cluster", "photo"), True),)
+
+
+class Failure(BaseModel):
+    """A file that could not be added, with the reason, from the latest attempt."""
+
+    path = pw.TextField(unique=True)
+    reason = pw.TextField()
+    time = pw.DateTimeField(default=utcnow)
+
+
+#: Every table, parents before children (the order tables are created in).
+MODELS: tuple[type[BaseModel], ...] = (
+    SchemaVersion,
+    ImplementationKey,
+    Photo,
+    Model,
+    Distance,
+    ClusterRun,
+    Cluster,
+    ClusterMember,
+    Failure,
+)
+
+
+def _create_initial_schema(db: pw.Database) -> None:
+    db.create_tables(MODELS[1:], safe=True)
+
+
+#: ``(version, migration)`` in order.  A migration takes the database and brings the
+#: schema from the previous version to its own; later ones use ``playhouse.migrate``
+#: (``SchemaMigrator.from_database(db)``) to alter tables in place.
+MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
+    (1, _create_initial_schema),
+]
+
+#: The version a freshly migrated database has.
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def schema_version(db: pw.Database) -> int:
+    """The schema version recorded in ``db`` (0 for an empty database)."""
+    with db.bind_ctx([SchemaVersion]):
+        if not db.table_exists(SchemaVersion._meta.table_name):
+            return 0
+        row = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
+        return int(row or 0)
+
+
+def migrate(db: pw.Database) -> int:
+    """Bring ``db`` to :data:`SCHEMA_VERSION`, each step in its own transaction.
+
+    Returns
+    -------
+    int
+        The version the database is at afterwards.
+
+    Raises
+    ------
+    RuntimeError
+        If the database was written by a newer leitmotiv (its version is unknown here).
+    """
+    with db.bind_ctx(MODELS):
+        db.create_tables([SchemaVersion], safe=True)
+        current = schema_version(db)
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the database has schema version {current}, newer than this leitmotiv "
+                f"understands ({SCHEMA_VERSION}); upgrade leitmotiv"
+            )
+        for version, step in MIGRATIONS:
+            if version <= current:
+                continue
+            with db.atomic():
+                step(db)
+                SchemaVersion.delete().execute()
+                SchemaVersion.create(version=version)
+            log.info("migrated the database to schema version %d", version)
+            current = version
+    return current
+
+
+def connect(url: str | None, folder: Path) -> pw.Database:
+    """Open (without migrating) the database of a library.
+
+    Parameters
+    ----------
+    url : str or None
+        A peewee database URL; None means the SQLite file :data:`SQLITE_NAME` in
+        ``folder``.  SQLite URLs get the same pragmas as the default file.
+    folder : Path
+        The library folder (must exist).
+    """
+    if url is None:
+        db: pw.Database = pw.SqliteDatabase(str(folder / SQLITE_NAME), pragmas=SQLITE_PRAGMAS)
+    elif url.startswith("sqlite"):
+        db = db_url.connect(url, pragmas=SQLITE_PRAGMAS)
+    else:
+        db = db_url.connect(url)
+    db.connect(reuse_if_open=True)
+    return db
+
+
+def open_database(url: str | None, folder: Path) -> pw.Database:
+    """Connect to a library's database, migrate it, and point the proxy at it."""
+    db = connect(url, folder)
+    migrate(db)
+    database_proxy.initialize(db)
+    return db
+
+
+@contextlib.contextmanager
+def bound(db: pw.Database) -> Iterator[pw.Database]:
+    """Bind every model to ``db`` for the duration of the block."""
+    with db.bind_ctx(MODELS, bind_refs=False, bind_backrefs=False):
+        yield db
+
+
+def key_id(key: str) -> int:
+    """The id of an implementation key, inserting it on first use (idempotent)."""
+    ImplementationKey.insert(key=key).on_conflict_ignore().execute()
+    return ImplementationKey.get(ImplementationKey.key == key).id
