@@ -175,6 +175,274 @@ def serve(app, host, port, threads):
         server.close()
 
 
+# -- library commands ------------------------------------------------------------------
+
+
+def _jobs_option(func):
+    return click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Worker processes (default: the `jobs` setting; 0 means all cores).",
+    )(func)
+
+
+def _json_option(func):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+def _jobs(app: AppContext, jobs: int | None) -> int:
+    return app.settings.jobs if jobs is None else jobs
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _report_ingest(report, as_json: bool) -> None:
+    """Print an ingest report; exit with status 1 if some files failed."""
+    if as_json:
+        emit_json(
+            {
+                "added": report.added,
+                "updated": report.updated,
+                "moved": report.moved,
+                "unchanged": report.unchanged,
+                "ignored": report.ignored,
+                "failed": report.failed,
+                "seconds": round(report.seconds, 3),
+                "failures": [{"path": f.path, "reason": f.reason} for f in report.failures],
+            }
+        )
+    for failure in report.failures:
+        click.echo(f"{failure.path}: {failure.reason}", err=True)
+    if not as_json:
+        click.echo(
+            f"added {report.added}, updated {report.updated}, moved {report.moved}, "
+            f"unchanged {report.unchanged}, ignored {report.ignored}, "
+            f"failed {report.failed} in {report.seconds:.1f} s"
+        )
+    if report.failed:
+        raise click.exceptions.Exit(1)
+
+
+def _photo_or_usage_error(app: AppContext, text: str, param: str = "PHOTO"):
+    photo = app.library.find_photo(text)
+    if photo is None:
+        raise click.BadParameter(
+            f"no photo {text!r} in the library (give an id or a path)", param_hint=param
+        )
+    return photo
+
+
+@cli.command("add-image")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_jobs_option
+@_json_option
+@pass_app
+def add_image(app, paths, jobs, as_json):
+    """Add photo files to the library (unchanged files are skipped)."""
+    for path in paths:
+        if path.is_dir():
+            raise click.BadParameter(f"{path} is a folder; use add-directory", param_hint="PATH")
+    report = app.library.add(paths, recursive=False, jobs=_jobs(app, jobs))
+    _report_ingest(report, as_json)
+
+
+@cli.command("add-directory")
+@click.argument(
+    "folders",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option("--no-recursive", is_flag=True, help="Do not walk sub-folders.")
+@_jobs_option
+@_json_option
+@pass_app
+def add_directory(app, folders, no_recursive, jobs, as_json):
+    """Add the photos in folders (and their sub-folders) to the library, incrementally."""
+    report = app.library.add(folders, recursive=not no_recursive, jobs=_jobs(app, jobs))
+    _report_ingest(report, as_json)
+
+
+# A `--dask` option (running the pair blocks on a Dask cluster) is added by a later change.
+@cli.command("build-index")
+@_jobs_option
+@_json_option
+@pass_app
+def build_index(app, jobs, as_json):
+    """Compute the missing distances and recluster the library."""
+    report = app.library.build_index(jobs=_jobs(app, jobs))
+    if as_json:
+        emit_json(
+            {
+                "pairs_computed": report.pairs_computed,
+                "n_photos": report.n_photos,
+                "n_clusters": report.n_clusters,
+                "refit": report.refit,
+                "failed": report.failed,
+                "seconds": round(report.seconds, 3),
+            }
+        )
+    else:
+        click.echo(
+            f"indexed {report.n_photos} photos: {report.pairs_computed} new pairs, "
+            f"{report.n_clusters} clusters in {report.seconds:.1f} s"
+            + (f" ({report.failed} photos could not be refitted)" if report.failed else "")
+        )
+    if report.failed:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@_json_option
+@pass_app
+def photos(app, as_json):
+    """List the photos by date captured (unknown dates last)."""
+    rows = [
+        {
+            "id": p.id,
+            "path": p.path,
+            "taken": _iso(p.taken),
+            "taken_source": p.taken_source,
+            "width": p.width,
+            "height": p.height,
+            "components": p.components,
+        }
+        for p in app.library.photos()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['id']:>6}  {row['taken'] or '-':<26}  {row['path']}")
+
+
+@cli.command()
+@click.argument("photo")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many neighbours to list.",
+)
+@_json_option
+@pass_app
+def similar(app, photo, top, as_json):
+    """List the photos most similar to PHOTO (an id or a path), nearest first."""
+    query = _photo_or_usage_error(app, photo)
+    rows = [
+        {"id": p.id, "path": p.path, "distance": d}
+        for p, d in app.library.similar(query.id, top=top)
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['distance']:.4f}  {row['id']:>6}  {row['path']}")
+
+
+@cli.command()
+@_json_option
+@pass_app
+def clusters(app, as_json):
+    """List the clusters of the current index with their exemplar first."""
+    rows = [
+        {
+            "id": c.id,
+            "exemplar": {"id": c.exemplar.id, "path": c.exemplar.path},
+            "members": [{"id": p.id, "path": p.path} for p in c.members],
+        }
+        for c in app.library.clusters()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"cluster {row['id']} ({len(row['members'])} photos)")
+        for member in row["members"]:
+            click.echo(f"  {member['id']:>6}  {member['path']}")
+
+
+@cli.command()
+@_json_option
+@pass_app
+def failures(app, as_json):
+    """List the files that could not be added, with the reason."""
+    rows = [
+        {"path": f.path, "reason": f.reason, "time": _iso(f.time)} for f in app.library.failures()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['path']}: {row['reason']}")
+
+
+def _write_png(data: bytes, out: Path) -> None:
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise click.FileError(str(out), hint=exc.strerror or str(exc)) from None
+    click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.argument("photo")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG file to write.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Long side of the image, in pixels.",
+)
+@pass_app
+def render(app, photo, out, size):
+    """Render PHOTO's model back to an image (its expected colour at every pixel)."""
+    found = _photo_or_usage_error(app, photo)
+    data = app.library.render(found.id, long_side=size)
+    if data is None:
+        raise click.ClickException(f"photo {found.id} has no model yet; run add-image again")
+    _write_png(data, out)
+
+
+@cli.command()
+@click.argument("cluster", type=int)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG file to write.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Long side of the image, in pixels.",
+)
+@pass_app
+def average(app, cluster, out, size):
+    """Render the average model of CLUSTER's photos (see `leitmotiv clusters`)."""
+    data = app.library.average(cluster, long_side=size)
+    if data is None:
+        raise click.BadParameter(f"no cluster {cluster} in the current index", param_hint="CLUSTER")
+    _write_png(data, out)
+
+
 def _add_plugin_commands() -> None:
     from leitmotiv.plugins import get_plugin_manager
 

@@ -1,0 +1,112 @@
+"""Tests of the database schema: creation, migration, constraints, transactions."""
+
+from __future__ import annotations
+
+import peewee as pw
+import pytest
+
+from leitmotiv import store
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = store.open_database(None, tmp_path)
+    with store.bound(database):
+        yield database
+    database.close()
+
+
+def _photo(path="/photos/a.jpg", sha="0" * 64):
+    return store.Photo.create(
+        path=path, sha256=sha, size=1, mtime=0.0, width=4, height=3, taken_source="mtime"
+    )
+
+
+def test_schema_is_created_in_wal_mode(db, tmp_path):
+    assert (tmp_path / store.SQLITE_NAME).is_file()
+    tables = set(db.get_tables())
+    assert {m._meta.table_name for m in store.MODELS} <= tables
+    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_migration_version_is_recorded_once(db, tmp_path):
+    assert store.schema_version(db) == store.SCHEMA_VERSION
+    # Opening again runs no migration and keeps exactly one version row.
+    again = store.open_database(None, tmp_path)
+    assert store.schema_version(again) == store.SCHEMA_VERSION
+    assert store.SchemaVersion.select().count() == 1
+    again.close()
+
+
+def test_a_newer_schema_is_refused(db, tmp_path):
+    store.SchemaVersion.update(version=store.SCHEMA_VERSION + 1).execute()
+    with pytest.raises(RuntimeError, match="newer"):
+        store.open_database(None, tmp_path)
+
+
+def test_photo_path_is_unique(db):
+    _photo()
+    with pytest.raises(pw.IntegrityError), db.atomic():
+        _photo()
+
+
+def test_one_model_per_photo_and_featurizer(db):
+    photo = _photo()
+    key = store.key_id("featurizer:gmm:{}")
+    fields = dict(mixture=b"x", n_components=1, lower_bound=None, n_iter=1, seconds=0.0)
+    store.Model.create(photo=photo, featurizer=key, **fields)
+    store.Model.create(photo=photo, featurizer=store.key_id("featurizer:other:{}"), **fields)
+    with pytest.raises(pw.IntegrityError), db.atomic():
+        store.Model.create(photo=photo, featurizer=key, **fields)
+
+
+def test_distance_is_unique_and_ordered(db):
+    a, b = _photo("/a.jpg"), _photo("/b.jpg")
+    f, d = store.key_id("f"), store.key_id("d")
+    store.Distance.create(photo_a=a, photo_b=b, featurizer=f, divergence=d, value=0.5)
+    with pytest.raises(pw.IntegrityError), db.atomic():
+        store.Distance.create(photo_a=a, photo_b=b, featurizer=f, divergence=d, value=0.7)
+    with pytest.raises(pw.IntegrityError), db.atomic():
+        store.Distance.create(photo_a=b, photo_b=a, featurizer=f, divergence=d, value=0.5)
+    # Another divergence of the same pair is a different row.
+    store.Distance.create(photo_a=a, photo_b=b, featurizer=f, divergence=store.key_id("e"), value=1)
+    assert store.Distance.select().count() == 2
+
+
+def test_key_ids_are_stable(db):
+    assert store.key_id("a") == store.key_id("a") != store.key_id("b")
+
+
+def test_deleting_a_photo_cascades(db):
+    a, b = _photo("/a.jpg"), _photo("/b.jpg")
+    f, d = store.key_id("f"), store.key_id("d")
+    store.Model.create(photo=a, featurizer=f, mixture=b"x", n_components=1, n_iter=1, seconds=0.0)
+    store.Distance.create(photo_a=a, photo_b=b, featurizer=f, divergence=d, value=0.5)
+    a.delete_instance()
+    assert store.Model.select().count() == 0
+    assert store.Distance.select().count() == 0
+
+
+def test_a_failed_transaction_leaves_nothing(db):
+    with pytest.raises(RuntimeError), db.atomic():
+        _photo("/a.jpg")
+        store.Failure.create(path="/b.jpg", reason="test")
+        raise RuntimeError("interrupted")
+    assert store.Photo.select().count() == 0
+    assert store.Failure.select().count() == 0
+
+
+def test_two_databases_in_one_process(tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = store.open_database(None, tmp_path / "one")
+    two = store.open_database(None, tmp_path / "two")
+    with store.bound(one):
+        _photo("/one.jpg")
+    with store.bound(two):
+        assert store.Photo.select().count() == 0
+    with store.bound(one):
+        assert store.Photo.select().count() == 1
+    one.close()
+    two.close()
