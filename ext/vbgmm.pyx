@@ -17,6 +17,7 @@ from libc.math cimport exp, log
 # Responsibilities with exp(log rho - max) below this are treated as zero: their
 # contribution to the log normaliser and to the statistics is below double rounding.
 cdef double _NEGLIGIBLE_LOG = -36.8
+cdef double _NEGLIGIBLE = 1e-16
 
 
 def estep_stats(
@@ -30,6 +31,7 @@ def estep_stats(
     double[:, :, :, ::1] second,
     double[::1] log_norm,
     double[:, ::1] scratch,
+    double[:, ::1] dev,
     int n_threads,
 ):
     """Fused E-step and sufficient statistics, parallel over chunks of samples.
@@ -54,9 +56,12 @@ def estep_stats(
     second : (C, K, d, d) float64, output
         Per chunk: sum_n r_nk (x_n - m_k)(x_n - m_k)^T, lower triangle only.
     log_norm : (C,) float64, output
-        Per chunk: sum_n log sum_k rho_nk.
+        Per chunk: sum_n log sum_k rho_nk.  Responsibilities below 1e-16 are left out of the
+        statistics (they change them by less than rounding).
     scratch : (C, K) float64
         Work space for ln rho of the current sample.
+    dev : (C, d) float64
+        Work space for x_n - m_k.
     n_threads : int
         OpenMP threads.
     """
@@ -66,7 +71,7 @@ def estep_stats(
     cdef Py_ssize_t C = counts.shape[0]
     cdef Py_ssize_t chunk = (n + C - 1) // C
     cdef Py_ssize_t c, i, k, a, b, start, stop
-    cdef double maha, y, best, total, lse, r, dev_a
+    cdef double maha, y, best, total, inv_total, r, dev_a
 
     if d > 64:
         raise ValueError("estep_stats supports at most 64 dimensions")
@@ -85,33 +90,41 @@ def estep_stats(
             # ln rho_nk (eq. 10.46) with the Mahalanobis term as a triangular product.
             best = -1e300
             for k in range(K):
+                for b in range(d):
+                    dev[c, b] = X[i, b] - centres[k, b]
                 maha = 0.0
                 for a in range(d):
                     y = 0.0
                     for b in range(a + 1):
-                        y = y + prec_chol[k, a, b] * (X[i, b] - centres[k, b])
+                        y = y + prec_chol[k, a, b] * dev[c, b]
                     maha = maha + y * y
                 r = log_const[k] - 0.5 * nu[k] * maha
                 scratch[c, k] = r
                 if r > best:
                     best = r
+            # Log-sum-exp; scratch now holds exp(ln rho - max), one exp per pair.
             total = 0.0
             for k in range(K):
                 r = scratch[c, k] - best
                 if r > _NEGLIGIBLE_LOG:
-                    total = total + exp(r)
-            lse = best + log(total)
-            log_norm[c] += lse
+                    r = exp(r)
+                else:
+                    r = 0.0
+                scratch[c, k] = r
+                total = total + r
+            log_norm[c] += best + log(total)
+            inv_total = 1.0 / total
             # Normalized responsibilities (eq. 10.49) straight into the statistics.
             for k in range(K):
-                r = scratch[c, k] - lse
-                if r <= _NEGLIGIBLE_LOG:
+                r = scratch[c, k] * inv_total
+                if r < _NEGLIGIBLE:
                     continue
-                r = exp(r)
                 counts[c, k] += r
                 for a in range(d):
-                    dev_a = X[i, a] - centres[k, a]
+                    dev[c, a] = X[i, a] - centres[k, a]
+                for a in range(d):
+                    dev_a = dev[c, a]
                     first[c, k, a] += r * dev_a
                     dev_a = r * dev_a
                     for b in range(a + 1):
-                        second[c, k, a, b] += dev_a * (X[i, b] - centres[k, b])
+                        second[c, k, a, b] += dev_a * dev[c, b]

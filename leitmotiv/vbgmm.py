@@ -299,11 +299,13 @@ class _Workspace:
             self.second = np.empty((c, k, d, d))
             self.log_norm = np.empty(c)
             self.scratch = np.empty((c, k))
+            self.dev = np.empty((c, d))
             self.k = k
         centres = np.ascontiguousarray(post.m)
         _kernels.estep_stats(
             Z, centres, post.P, post.log_const, np.ascontiguousarray(post.nu),
-            self.counts, self.first, self.second, self.log_norm, self.scratch, _n_threads(),
+            self.counts, self.first, self.second, self.log_norm, self.scratch, self.dev,
+            _n_threads(),
         )
         second = self.second.sum(axis=0)
         # The kernel fills the lower triangle only.
