@@ -1,0 +1,548 @@
+"""The web view, driven in-process through WSGI against a library of the shared photos.
+
+The library is built once per session from ``photos/`` plus one hostile file whose
+path contains ``<script>alert(1)</script>.jpg`` (a '/' cannot be part of one file name,
+so the folder holds the first half of the tag).  Its image is a synthetic gradient,
+unlike any shared photo, so it does not disturb the rankings the tests check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote_to_bytes
+from wsgiref.util import setup_testing_defaults
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from leitmotiv.config import Settings
+from leitmotiv.hookspecs import hookimpl
+from leitmotiv.library import Library
+from leitmotiv.mixture import Mixture
+from leitmotiv.plugins import get_plugin_manager
+from leitmotiv.transform import FeatureTransform
+from leitmotiv.web import app as webapp
+from leitmotiv.web.app import make_app
+from leitmotiv.web.ellipses import mixture_ellipses
+
+HOSTILE = "<script>alert(1)</script>.jpg"
+PHOTO_KEYS = {"id", "path", "taken", "taken_source", "width", "height", "components"}
+TILE_RE = re.compile(r'class="tile-link" href="/photo/(\d+)"')
+
+
+@dataclass
+class Reply:
+    """A response: status code, headers (lower-case names) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def json(self):
+        assert self.headers["content-type"].startswith("application/json")
+        return json.loads(self.body)
+
+
+def call(app, url: str, method: str = "GET", headers: dict[str, str] | None = None) -> Reply:
+    """Run one request through the WSGI app, as a server would (PATH_INFO unquoted)."""
+    path, _, query = url.partition("?")
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+        "QUERY_STRING": query,
+    }
+    setup_testing_defaults(environ)
+    for name, value in (headers or {}).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    seen = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        seen["status"] = int(status.split()[0])
+        seen["headers"] = {k.lower(): v for k, v in response_headers}
+
+    chunks = app(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    return Reply(seen["status"], seen["headers"], body)
+
+
+# ------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory, photos_dir):
+    root = tmp_path_factory.mktemp("web")
+    hostile = root / "extra" / "<script>alert(1)<" / "script>.jpg"
+    hostile.parent.mkdir(parents=True)
+    ramp = np.tile(np.linspace(0, 255, 320).astype(np.uint8), (200, 1))
+    rgb = np.stack([ramp, np.full_like(ramp, 40), 255 - ramp], axis=-1)
+    Image.fromarray(rgb).save(hostile, quality=90)
+    settings = Settings(
+        library=root / "library", params={"featurizer": {"gmm": {"n_samples": 2000}}}
+    )
+    lib = Library.open(settings)
+    report = lib.add([photos_dir, root / "extra"], progress=False)
+    assert not report.failures, report.failures
+    lib.build_index(progress=False)
+    yield lib
+    lib.close()
+
+
+@pytest.fixture(scope="session")
+def app(library):
+    return make_app(library)
+
+
+@pytest.fixture(scope="session")
+def all_photos(library):
+    return library.photos()
+
+
+@pytest.fixture(scope="session")
+def by_name(all_photos):
+    return {Path(p.path).name: p for p in all_photos}
+
+
+@pytest.fixture(scope="session")
+def hostile_photo(all_photos):
+    (photo,) = [p for p in all_photos if p.path.endswith(HOSTILE)]
+    return photo
+
+
+def tiles(html: str) -> list[int]:
+    """Photo ids of the thumbnail tiles of a page, in page order."""
+    return [int(i) for i in TILE_RE.findall(html)]
+
+
+# ------------------------------------------------------------- every page
+
+
+def test_every_page_has_the_nav_and_no_script(app, all_photos, library):
+    pages = ["/", "/clusters", f"/photo/{all_photos[0].id}", f"/photo/{all_photos[0].id}/model"]
+    pages.append(f"/clusters/{library.clusters()[0].id}")
+    pages.append("/photo/0")  # the 404 page too
+    for url in pages:
+        reply = call(app, url)
+        assert reply.headers["content-type"].startswith("text/html")
+        html = reply.text
+        assert '<a href="/">Photos</a>' in html or '<a href="/" aria-current="page">' in html
+        assert 'href="/clusters"' in html
+        assert "<script" not in html.lower()
+        assert "content-security-policy" in reply.headers
+        assert reply.headers["x-content-type-options"] == "nosniff"
+        # every <img> has a non-empty alt text
+        for tag in re.findall(r"<img\b[^>]*>", html):
+            assert re.search(r'\balt="[^"]+"', tag), tag
+
+
+def test_nav_marks_the_current_section(app):
+    assert '<a href="/clusters" aria-current="page">' in call(app, "/clusters").text
+    assert '<a href="/" aria-current="page">' in call(app, "/").text
+
+
+# ------------------------------------------------------------------ photos
+
+
+def test_photo_grid_is_paginated_by_date(app, library, all_photos):
+    total = library.count_photos()
+    assert total == 161
+    per_page = webapp.PHOTOS_PER_PAGE
+    n_pages = -(-total // per_page)
+    seen = []
+    for page in range(1, n_pages + 1):
+        reply = call(app, f"/?page={page}")
+        assert reply.status == 200
+        ids = tiles(reply.text)
+        assert len(ids) == min(per_page, total - (page - 1) * per_page)
+        seen += ids
+        assert f"Page {page} of {n_pages}" in reply.text
+    assert seen == [p.id for p in all_photos]
+    assert 'rel="next"' in call(app, "/").text
+    assert 'rel="next"' not in call(app, f"/?page={n_pages}").text
+    for bad in (n_pages + 1, 0, -1, "x", "1.5", "%EF%BC%91"):
+        assert call(app, f"/?page={bad}").status == 404
+
+
+def test_photo_grid_shows_dates_and_their_source(app, all_photos):
+    html = call(app, "/").text
+    first = all_photos[0]
+    assert first.taken is not None
+    assert f'datetime="{first.taken.isoformat()}"' in html
+    assert "EXIF" in html or "file time" in html
+    sources = {p.taken_source for p in all_photos}
+    assert "exif" in sources
+
+
+def test_api_photos_shape_order_and_pagination(app, library, all_photos):
+    body = call(app, "/api/photos?limit=1000").json()
+    assert body["total"] == library.count_photos()
+    assert [p["id"] for p in body["photos"]] == [p.id for p in all_photos]
+    for item in body["photos"]:
+        assert set(item) == PHOTO_KEYS
+    taken = [p["taken"] for p in body["photos"]]
+    dated = [dt.datetime.fromisoformat(t).replace(tzinfo=None) for t in taken if t is not None]
+    assert dated == sorted(dated)
+    first_none = taken.index(None) if None in taken else len(taken)
+    assert all(t is None for t in taken[first_none:])  # undated photos last
+
+    page = call(app, "/api/photos?offset=150&limit=20").json()
+    assert (page["offset"], page["limit"]) == (150, 20)
+    assert [p["id"] for p in page["photos"]] == [p.id for p in all_photos[150:170]]
+    assert len(call(app, "/api/photos").json()["photos"]) == webapp.API_DEFAULT_LIMIT
+    for bad in ("limit=0", "limit=5000", "limit=x", "offset=-1", "offset=1e3"):
+        reply = call(app, f"/api/photos?{bad}")
+        assert reply.status == 400
+        assert reply.json()["error"]["status"] == 400
+
+
+def test_api_photo(app, by_name):
+    photo = by_name["astronaut_2.jpg"]
+    body = call(app, f"/api/photos/{photo.id}").json()
+    assert body == {
+        "id": photo.id,
+        "path": photo.path,
+        "taken": photo.taken.isoformat(),
+        "taken_source": "exif",
+        "width": photo.width,
+        "height": photo.height,
+        "components": photo.components,
+    }
+    assert body["components"] >= 1
+
+
+# ------------------------------------------------------- one photo, ranked
+
+
+def test_ranking_puts_group_mates_first(app, by_name, groups):
+    members: dict[str, set[str]] = {}
+    for name, group in groups.items():
+        members.setdefault(group, set()).add(name)
+    precision, misses = [], []
+    for name, group in sorted(groups.items()):
+        photo = by_name[name]
+        body = call(app, f"/api/photos/{photo.id}/similar?top=3").json()
+        assert body["id"] == photo.id and body["top"] == 3
+        assert len(body["similar"]) == 3
+        got = {Path(item["path"]).name for item in body["similar"]}
+        mates = members[group] - {name}
+        precision.append(len(got & mates) / len(mates))
+        if got != mates:
+            misses.append(name)
+    # Mild edits of one scene: the model finds most group-mates first.  How well is
+    # the model benchmarks' business (and depends on the featurizer settings, reduced
+    # here for speed); this checks that the view serves a ranking that works.
+    assert np.mean(precision) >= 0.85, misses
+    assert len(misses) <= len(groups) // 4, misses
+
+
+def test_photo_page_shows_the_photo_then_the_ranking(app, library, by_name, groups):
+    photo = by_name["astronaut_0.jpg"]
+    reply = call(app, f"/photo/{photo.id}")
+    assert reply.status == 200
+    html = reply.text
+    selected, _, ranking = html.partition('class="ranking"')
+    assert f'src="/photo/{photo.id}/file"' in selected
+    assert "astronaut_0.jpg" in selected
+    assert f'href="/photo/{photo.id}/model"' in selected
+    ids = tiles(ranking)
+    assert len(ids) == webapp.PHOTOS_PER_PAGE
+    assert photo.id not in ids
+    mates = {
+        by_name[n].id for n, g in groups.items() if g == "astronaut" and n != "astronaut_0.jpg"
+    }
+    assert set(ids[:3]) == mates
+    distances = [float(d) for d in re.findall(r"d = ([0-9.]+)", ranking)]
+    assert len(distances) == len(ids)
+    assert distances == sorted(distances)
+    assert all(0 <= d <= np.sqrt(np.log(2)) + 1e-3 for d in distances)
+
+    others = library.count_photos() - 1
+    last = -(-others // webapp.PHOTOS_PER_PAGE)
+    tail = call(app, f"/photo/{photo.id}?page={last}")
+    assert len(tiles(tail.text)) == others - (last - 1) * webapp.PHOTOS_PER_PAGE
+    assert f'start="{(last - 1) * webapp.PHOTOS_PER_PAGE + 1}"' in tail.text
+    assert call(app, f"/photo/{photo.id}?page={last + 1}").status == 404
+
+
+def test_similar_api_matches_the_library(app, library, by_name):
+    photo = by_name["chelsea_cat_1.jpg"]
+    body = call(app, f"/api/photos/{photo.id}/similar?top=10&offset=2").json()
+    expected = library.similar(photo.id, top=10, offset=2)
+    assert [(i["id"], i["path"], i["distance"]) for i in body["similar"]] == [
+        (p.id, p.path, d) for p, d in expected
+    ]
+    for item in body["similar"]:
+        assert set(item) == {"id", "path", "distance"}
+    assert len(call(app, f"/api/photos/{photo.id}/similar").json()["similar"]) == 10
+    for bad in ("top=0", "top=-3", "top=abc", "top=100000"):
+        assert call(app, f"/api/photos/{photo.id}/similar?{bad}").status == 400
+
+
+# -------------------------------------------------------------- model view
+
+
+def test_model_page_draws_one_ellipse_per_component(app, library, by_name):
+    photo = by_name["boats_sunset_0.jpg"]
+    html = call(app, f"/photo/{photo.id}/model").text
+    assert html.count("<ellipse ") == photo.components
+    assert f"{photo.components} Gaussian components" in html
+    assert f'src="/photo/{photo.id}/render.png"' in html
+    assert f'href="/photo/{photo.id}/thumb.jpg"' in html
+    mixture = library.mixture(photo.id)
+    assert f'viewBox="0 0 {mixture.transform.width} {mixture.transform.height}"' in html
+
+    body = call(app, f"/api/photos/{photo.id}/model").json()
+    assert body["n_components"] == photo.components == len(body["weights"])
+    assert np.asarray(body["raw_means"]).shape == (photo.components, 5)
+    assert np.asarray(body["raw_covariances"]).shape == (photo.components, 5, 5)
+    assert len(body["ellipses"]) == photo.components
+
+
+def _mixture(means, covs, weights, *, matrix=None, offset=None, space="rgb"):
+    transform = FeatureTransform(
+        offset=np.zeros(5) if offset is None else np.asarray(offset, float),
+        matrix=np.eye(5) if matrix is None else np.asarray(matrix, float),
+        colour_space=space,
+        width=200,
+        height=100,
+    )
+    return Mixture(np.asarray(weights, float), np.asarray(means, float), covs, transform=transform)
+
+
+def test_ellipses_geometry_colour_and_opacity():
+    cov_a = np.eye(5) * 0.01
+    cov_a[:2, :2] = [[25.0, 0.0], [0.0, 4.0]]  # sd 5 along x, 2 along y
+    cov_b = np.eye(5) * 0.01
+    cov_b[:2, :2] = [[5.0, 4.0], [4.0, 5.0]]  # major axis along the diagonal, variance 9
+    mixture = _mixture(
+        [[50, 20, 1.0, 0.0, 0.0], [150, 80, 0.0, 0.0, 1.0]], np.stack([cov_a, cov_b]), [0.25, 0.75]
+    )
+    heavy, light = mixture_ellipses(mixture)
+    assert heavy.weight == pytest.approx(0.75) and heavy.fill == "#0000ff"
+    assert (heavy.cx, heavy.cy) == pytest.approx((150, 80))
+    assert (heavy.rx, heavy.ry) == pytest.approx((2 * 3.0, 2 * 1.0))
+    assert heavy.angle % 180 == pytest.approx(45)
+    assert (light.rx, light.ry) == pytest.approx((10.0, 4.0))
+    assert light.angle % 180 == pytest.approx(0, abs=1e-9)
+    assert light.fill == "#ff0000"
+    assert heavy.opacity > light.opacity
+
+
+def test_ellipses_map_model_coordinates_back_to_pixels():
+    # z = A (raw - offset): positions scaled by 1/100, so unit model variance is a
+    # 100-pixel standard deviation in raw coordinates.
+    matrix = np.diag([0.01, 0.01, 1, 1, 1])
+    offset = [100, 50, 0, 0, 0]
+    covs = np.eye(5)[None] * 1.0
+    mixture = _mixture([[0.5, -0.25, 0.5, 0.5, 0.5]], covs, [1.0], matrix=matrix, offset=offset)
+    (e,) = mixture_ellipses(mixture)
+    assert (e.cx, e.cy) == pytest.approx((150, 25))
+    assert (e.rx, e.ry) == pytest.approx((200, 200))
+    assert e.fill == "#808080"
+
+
+# ----------------------------------------------------------------- clusters
+
+
+def test_clusters_page_and_api(app, library, all_photos):
+    clusters = library.clusters()
+    assert clusters
+    html = call(app, "/clusters").text
+    shown = clusters[: webapp.CLUSTERS_PER_PAGE]
+    for cluster in shown:
+        assert f'href="/clusters/{cluster.id}"' in html
+        assert f'src="/clusters/{cluster.id}/average.png"' in html
+        assert f'src="/photo/{cluster.exemplar.id}/thumb.jpg"' in html
+        n = len(cluster.members)
+        assert f"{n} photo{'' if n == 1 else 's'}</span>" in html
+
+    body = call(app, "/api/clusters").json()
+    assert [c["id"] for c in body["clusters"]] == [c.id for c in clusters]
+    member_ids = []
+    for item in body["clusters"]:
+        assert set(item) == {"id", "exemplar", "members"}
+        assert set(item["exemplar"]) == {"id", "path"}
+        assert item["exemplar"] in item["members"]
+        member_ids += [m["id"] for m in item["members"]]
+    assert sorted(member_ids) == sorted(p.id for p in all_photos)
+
+
+def test_cluster_page_lists_all_members(app, library):
+    cluster = max(library.clusters(), key=lambda c: len(c.members))
+    reply = call(app, f"/clusters/{cluster.id}")
+    assert reply.status == 200
+    assert tiles(reply.text) == [m.id for m in cluster.members][: webapp.PHOTOS_PER_PAGE]
+    assert f'src="/clusters/{cluster.id}/average.png"' in reply.text
+    body = call(app, f"/api/clusters/{cluster.id}").json()
+    assert body["exemplar"] == {"id": cluster.exemplar.id, "path": cluster.exemplar.path}
+    assert [m["id"] for m in body["members"]] == [m.id for m in cluster.members]
+
+
+# ------------------------------------------------------------------- images
+
+
+def test_images_and_their_caching_headers(app, library, by_name):
+    photo = by_name["cloud_sky_2.jpg"]
+    cluster = library.clusters()[0]
+    cases = [
+        (f"/photo/{photo.id}/thumb.jpg", "image/jpeg", b"\xff\xd8"),
+        (f"/photo/{photo.id}/render.png", "image/png", b"\x89PNG"),
+        (f"/clusters/{cluster.id}/average.png", "image/png", b"\x89PNG"),
+    ]
+    for url, content_type, magic in cases:
+        reply = call(app, url)
+        assert reply.status == 200, url
+        assert reply.headers["content-type"] == content_type
+        assert reply.body.startswith(magic)
+        assert "cache-control" in reply.headers
+        again = call(app, url, headers={"If-None-Match": reply.headers["etag"]})
+        assert again.status == 304 and again.body == b""
+
+    original = call(app, f"/photo/{photo.id}/file")
+    assert original.status == 200
+    assert original.body == Path(photo.path).read_bytes()
+    assert original.headers["content-type"] == "image/jpeg"
+    assert "max-age" in original.headers["cache-control"]
+    again = call(
+        app,
+        f"/photo/{photo.id}/file",
+        headers={"If-Modified-Since": original.headers["last-modified"]},
+    )
+    assert again.status == 304
+
+
+def test_hostile_file_name_is_shown_as_text(app, hostile_photo):
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;.jpg"
+    html = call(app, f"/photo/{hostile_photo.id}").text
+    assert escaped in html
+    assert "<script" not in html
+    # It is listed and served like any other photo, by id.
+    assert (
+        call(app, f"/photo/{hostile_photo.id}/file").body == Path(hostile_photo.path).read_bytes()
+    )
+    assert call(app, f"/api/photos/{hostile_photo.id}").json()["path"] == hostile_photo.path
+    pages = -(-call(app, "/api/photos").json()["total"] // webapp.PHOTOS_PER_PAGE)
+    grid = "".join(call(app, f"/?page={n}").text for n in range(1, pages + 1))
+    assert "<script" not in grid
+    assert f'href="/photo/{hostile_photo.id}"' in grid
+
+
+# ----------------------------------------------------------- errors, safety
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/photo/{missing}",
+        "/photo/0",
+        "/photo/-1",
+        "/photo/abc",
+        "/photo/1.5",
+        "/photo/99999999999999999999999999",
+        "/photo/{missing}/model",
+        "/photo/{missing}/thumb.jpg",
+        "/photo/{missing}/file",
+        "/photo/{missing}/render.png",
+        "/photo/x/thumb.jpg",
+        "/clusters/{missing}",
+        "/clusters/abc",
+        "/clusters/{missing}/average.png",
+        "/clusters/99999999999999999999999999/average.png",
+        "/static/app.py",
+        "/static/..%2fapp.py",
+        "/static/%2e%2e/app.py",
+        "/nowhere",
+    ],
+)
+def test_unknown_or_malformed_ids_are_404_pages(app, url):
+    reply = call(app, url.format(missing=10**6))
+    assert reply.status == 404
+    assert reply.headers["content-type"].startswith("text/html")
+    assert "<h1>404</h1>" in reply.text
+    assert 'href="/clusters"' in reply.text  # the custom page, with the nav
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/photos/1000000",
+        "/api/photos/abc",
+        "/api/photos/-5",
+        "/api/photos/99999999999999999999999999",
+        "/api/photos/1000000/similar",
+        "/api/photos/1000000/model",
+        "/api/clusters/1000000",
+        "/api/clusters/abc",
+    ],
+)
+def test_api_errors_are_json(app, url):
+    reply = call(app, url)
+    assert reply.status == 404
+    assert reply.json()["error"]["status"] == 404
+
+
+def test_static_whitelist(app):
+    reply = call(app, "/static/style.css")
+    assert reply.status == 200
+    assert reply.headers["content-type"].startswith("text/css")
+    assert b".grid" in reply.body
+
+
+def test_get_changes_nothing_and_other_methods_are_refused(app, library, all_photos):
+    photo = all_photos[5]
+    before = (
+        library.count_photos(),
+        [(c.id, [m.id for m in c.members]) for c in library.clusters()],
+        library.similar(photo.id),
+        sorted(p.name for p in library.folder.rglob("*") if p.suffix != ".png"),
+    )
+    for url in ["/", f"/photo/{photo.id}", f"/photo/{photo.id}/model", "/clusters", "/api/photos"]:
+        assert call(app, url).status == 200
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        assert call(app, f"/photo/{photo.id}", method=method).status == 405
+        assert call(app, "/api/photos", method=method).status == 405
+    after = (
+        library.count_photos(),
+        [(c.id, [m.id for m in c.members]) for c in library.clusters()],
+        library.similar(photo.id),
+        sorted(p.name for p in library.folder.rglob("*") if p.suffix != ".png"),
+    )
+    assert before == after
+
+
+def test_plugins_add_routes_and_nav_links(library):
+    class MotifsPlugin:
+        @hookimpl
+        def leitmotiv_web_routes(self, app, library):
+            app.config["leitmotiv.nav"].append(("Motifs", "/motifs"))
+            app.route("/motifs")(lambda: f"{library.count_photos()} photos")
+
+    pm = get_plugin_manager()
+    plugin = MotifsPlugin()
+    pm.register(plugin, name="test-web-motifs")
+    try:
+        app = make_app(library)
+    finally:
+        pm.unregister(plugin)
+    assert call(app, "/motifs").text == f"{library.count_photos()} photos"
+    assert '<a href="/motifs">Motifs</a>' in call(app, "/").text
+    assert '<a href="/motifs">Motifs</a>' not in call(make_app(library), "/").text
+
+
+def test_serve_listens_on_localhost_by_default():
+    from leitmotiv.cli import cli
+
+    options = {p.name: p.default for p in cli.commands["serve"].params}
+    assert options == {"host": "127.0.0.1", "port": 5000, "threads": 8}
