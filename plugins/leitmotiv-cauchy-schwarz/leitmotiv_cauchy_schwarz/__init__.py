@@ -28,6 +28,7 @@ file, ``divergence = "cauchy-schwarz"``.  It has no parameters.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -59,10 +60,6 @@ _BLOCK = 128
 # exact arithmetic; this only stops rounding from turning a nearly singular one into a
 # NaN.
 _PIVOT_FLOOR = 1e-12
-
-# Up to this dimension the log-determinant is the logarithm of the product of the
-# pivots (one logarithm per pair); above it, a sum of logarithms (no overflow).
-_PRODUCT_DIMS = 5
 
 
 @dataclass(frozen=True)
@@ -146,14 +143,16 @@ def _log_gauss_products(a: np.ndarray, A: np.ndarray, b: np.ndarray, B: np.ndarr
     unit: dict[tuple[int, int], np.ndarray] = {}  # L[i, j] for i > j
     scaled: dict[tuple[int, int], np.ndarray] = {}  # L[i, j] * D[j] for i > j
     z: list[np.ndarray] = []
-    det = None
+    pivots: list[np.ndarray] = []  # D[j]
     maha = None
     for j in range(d):
         s_jj = A[..., j, j] + B[..., j, j]
         pivot = s_jj.copy()
         for k in range(j):
             pivot -= unit[j, k] * scaled[j, k]
-        np.maximum(pivot, _PIVOT_FLOOR * s_jj, out=pivot)
+        # The tiny term keeps a zero-variance input finite instead of dividing by 0.
+        np.maximum(pivot, _PIVOT_FLOOR * s_jj + np.finfo(np.float64).tiny, out=pivot)
+        pivots.append(pivot)
         inv_pivot = 1.0 / pivot
         for i in range(j + 1, d):
             s_ij = A[..., i, j] + B[..., i, j]
@@ -165,16 +164,17 @@ def _log_gauss_products(a: np.ndarray, A: np.ndarray, b: np.ndarray, B: np.ndarr
         for k in range(j):
             z_j -= unit[j, k] * z[k]
         z.append(z_j)
-        # One logarithm of the product of pivots instead of d logarithms while the
-        # product cannot leave float64's range (pivots within 1e-60..1e60 for d <= 5).
-        if d <= _PRODUCT_DIMS:
-            det = pivot if det is None else det * pivot
-        else:
-            log_pivot = np.log(pivot)
-            det = log_pivot if det is None else det + log_pivot
         term = z_j * z_j * inv_pivot
         maha = term if maha is None else maha + term
-    log_det = np.log(det) if d <= _PRODUCT_DIMS else det
+    # One logarithm of the product of the pivots instead of d logarithms: the product
+    # stays within float64's range for any sensible covariances, and the rare pair
+    # where it does not (extreme scales) falls back to the sum of logarithms.
+    det = functools.reduce(np.multiply, pivots)
+    with np.errstate(divide="ignore", over="ignore"):
+        log_det = np.log(det)
+    bad = ~np.isfinite(log_det)
+    if bad.any():
+        log_det[bad] = sum(np.log(np.broadcast_to(p, bad.shape)[bad]) for p in pivots)
     return -0.5 * d * _LOG_2PI - 0.5 * log_det - 0.5 * maha
 
 

@@ -194,3 +194,14 @@ def test_listed_without_the_builtins(monkeypatch):
         assert found["cauchy-schwarz"][:2] == (CauchySchwarz, "leitmotiv-cauchy-schwarz")
     finally:
         plugins.get_plugin_manager.cache_clear()
+
+
+def test_extreme_scales_do_not_overflow_the_determinant():
+    # The product of 8 pivots of 2e-60 underflows float64; the result must not.
+    d = 8
+    p = Mixture(np.ones(1), np.zeros((1, d)), 1e-60 * np.eye(d)[None])
+    q = Mixture(np.ones(1), np.full((1, d), 1e-30), 1e-60 * np.eye(d)[None])
+    expected = multivariate_normal(np.zeros(d), 2e-60 * np.eye(d)).logpdf(np.full(d, 1e-30))
+    assert log_overlap([p], [q])[0, 0] == pytest.approx(expected, rel=1e-12)
+    # Equal covariances s I: D_CS = |a - b|^2 / (4 s) = 8e-60 / 4e-60.
+    assert CauchySchwarz().cross([p], [q])[0, 0] == pytest.approx(2.0, rel=1e-9)
