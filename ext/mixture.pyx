@@ -9,6 +9,7 @@ combined with a max-shifted log-sum-exp, so nothing overflows and far-away
 components underflow harmlessly to zero.
 """
 
+cimport openmp
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, exp, log
 from libc.stdlib cimport free, malloc
@@ -42,7 +43,10 @@ def log_pdf(const double[:, ::1] X, const double[:, ::1] means,
     cdef double *buf
     cdef double *y
     cdef double s, q, m, acc
-    with nogil, parallel():
+    # Waking a thread team costs more than a few hundred samples take; stay serial
+    # for small inputs (e.g. one point at a time from a quadrature routine).
+    cdef int n_threads = 1 if n * K < 4096 else openmp.omp_get_max_threads()
+    with nogil, parallel(num_threads=n_threads):
         # Per-thread scratch: K component terms and one whitened vector.
         buf = <double *> malloc((K + d) * sizeof(double))
         y = buf + K
