@@ -100,7 +100,8 @@ def _screenshot(driver, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     # Let lazily loaded thumbnails arrive so the picture shows the page as a user sees it.
     driver.execute_script("window.scrollTo(0, 0)")
-    deadline = time.monotonic() + 5
+    # Averages are rendered on first request (a second or so each), hence the patience.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not driver.execute_script(
         "return [...document.images].filter(i => i.getBoundingClientRect().top < innerHeight)"
         ".every(i => i.complete)"
@@ -165,6 +166,8 @@ def test_click_a_photo_then_browse_clusters(server, browser, groups):
     members = browser.find_elements(By.CSS_SELECTOR, ".grid .tile-link")
     assert members
     _screenshot(browser, "cluster")
+    average = browser.find_element(By.CSS_SELECTOR, ".average img")
+    assert browser.execute_script("return arguments[0].naturalWidth", average) > 0
 
 
 def test_keyboard_reaches_the_nav_and_the_photos(server, browser):

@@ -308,6 +308,7 @@ def test_model_page_draws_one_ellipse_per_component(app, library, by_name):
     assert np.asarray(body["raw_means"]).shape == (photo.components, 5)
     assert np.asarray(body["raw_covariances"]).shape == (photo.components, 5, 5)
     assert len(body["ellipses"]) == photo.components
+    assert body["dim"] == 5 and body["transform"]["width"] > 0
 
 
 def _mixture(means, covs, weights, *, matrix=None, offset=None, space="rgb"):
@@ -546,3 +547,42 @@ def test_serve_listens_on_localhost_by_default():
 
     options = {p.name: p.default for p in cli.commands["serve"].params}
     assert options == {"host": "127.0.0.1", "port": 5000, "threads": 8}
+
+
+class ColourOnlyLibrary:
+    """The session library, but with models like a colour-only featurizer makes:
+    3-D, no transform back to pixels, so the library cannot render them."""
+
+    def __init__(self, library):
+        self._library = library
+
+    def __getattr__(self, name):
+        return getattr(self._library, name)
+
+    def mixture(self, photo_id):
+        full = self._library.mixture(photo_id)
+        if full is None:
+            return None
+        colour = np.ix_(range(full.n_components), [2, 3, 4])
+        covs = full.covariances[:, 2:, 2:]
+        return Mixture(full.weights, full.means[colour], covs)
+
+    def render(self, photo_id, long_side=256):
+        raise ValueError("render needs a feature transform to know the image geometry")
+
+    average = render
+
+
+def test_colour_only_models_are_described_not_drawn(library, by_name):
+    app = make_app(ColourOnlyLibrary(library))
+    photo = by_name["astronaut_1.jpg"]
+    html = call(app, f"/photo/{photo.id}/model").text
+    assert "colour only" in html
+    assert "<ellipse" not in html and "render.png" not in html
+    body = call(app, f"/api/photos/{photo.id}/model").json()
+    assert body["dim"] == 3 and body["ellipses"] == [] and body["transform"] is None
+    assert call(app, f"/photo/{photo.id}/render.png").status == 404
+    cluster = library.clusters()[0]
+    assert call(app, f"/clusters/{cluster.id}/average.png").status == 404
+    assert "average.png" not in call(app, "/clusters").text
+    assert "average.png" not in call(app, f"/clusters/{cluster.id}").text

@@ -236,6 +236,16 @@ def current_nav(nav: list[tuple[str, str]], path: str) -> str | None:
     return None
 
 
+def drawable(mixture) -> bool:
+    """Whether a model can be drawn over its photo and rendered back to an image.
+
+    That needs the 5-D ``(x, y, c1, c2, c3)`` space and the transform back to pixels;
+    plugin featurizers may model colour only (no transform), and then the views show
+    the model's size but no picture.
+    """
+    return mixture is not None and mixture.transform is not None and mixture.dim == 5
+
+
 def _etag_of(data: bytes) -> str:
     return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
 
@@ -369,15 +379,15 @@ def make_app(library) -> bottle.Bottle:
 
         photo = get_photo(photo_id)
         mixture = library.mixture(photo.id)
-        ellipses = mixture_ellipses(mixture) if mixture is not None else []
-        transform = mixture.transform if mixture is not None else None
+        can_draw = drawable(mixture)
         return render(
             "model",
             title=f"Model of {file_name(photo)}",
             photo=photo,
             mixture=mixture,
-            ellipses=ellipses,
-            frame=(transform.width, transform.height) if transform else thumb_size(photo),
+            drawable=can_draw,
+            ellipses=mixture_ellipses(mixture) if can_draw else [],
+            frame=(mixture.transform.width, mixture.transform.height) if can_draw else None,
         )
 
     @app.get("/api/photos/<photo_id:int>/model")
@@ -388,18 +398,24 @@ def make_app(library) -> bottle.Bottle:
         mixture = library.mixture(photo.id)
         if mixture is None:
             raise HTTPError(404, f"Photo {photo.id} has no model yet.")
-        transform = mixture.transform
-        means, covariances = mixture.raw_components()
-        return {
+        out = {
             "id": photo.id,
             "n_components": mixture.n_components,
-            "colour_space": transform.colour_space,
-            "frame": {"width": transform.width, "height": transform.height},
+            "dim": mixture.dim,
             "weights": mixture.weights.tolist(),
-            "raw_means": means.tolist(),
-            "raw_covariances": covariances.tolist(),
-            "ellipses": [vars(e) for e in mixture_ellipses(mixture)],
+            "means": mixture.means.tolist(),
+            "covariances": mixture.covariances.tolist(),
+            "transform": mixture.transform.to_dict() if mixture.transform else None,
+            "raw_means": None,
+            "raw_covariances": None,
+            "ellipses": [],
         }
+        if drawable(mixture):
+            means, covariances = mixture.raw_components()
+            out["raw_means"] = means.tolist()
+            out["raw_covariances"] = covariances.tolist()
+            out["ellipses"] = [vars(e) for e in mixture_ellipses(mixture)]
+        return out
 
     # -------------------------------------------------------------- clusters
 
@@ -408,7 +424,14 @@ def make_app(library) -> bottle.Bottle:
         clusters = library.clusters()
         page = _page(len(clusters), CLUSTERS_PER_PAGE)
         shown = clusters[page.offset : page.offset + page.size]
-        return render("clusters", title="Clusters", clusters=shown, page=page, strip=STRIP_LENGTH)
+        return render(
+            "clusters",
+            title="Clusters",
+            clusters=shown,
+            page=page,
+            strip=STRIP_LENGTH,
+            averages=bool(shown) and drawable(library.mixture(shown[0].exemplar.id)),
+        )
 
     @app.get("/api/clusters")
     def clusters_api():
@@ -425,6 +448,7 @@ def make_app(library) -> bottle.Bottle:
             cluster=cluster,
             members=members,
             page=page,
+            averages=drawable(library.mixture(cluster.exemplar.id)),
         )
 
     @app.get("/api/clusters/<cluster_id:int>")
@@ -438,15 +462,26 @@ def make_app(library) -> bottle.Bottle:
         photo = get_photo(photo_id)
         return _bytes_response(library.thumbnail(photo.id), "image/jpeg", _CACHE_STABLE)
 
+    # A model without the pixel transform (a colour-only featurizer) cannot be
+    # rendered: the library says so with a ValueError, which is a missing image here.
+
     @app.get("/photo/<photo_id:int>/render.png")
     def render_png(photo_id):
         photo = get_photo(photo_id)
-        return _bytes_response(library.render(photo.id), "image/png", _CACHE_REVALIDATE)
+        try:
+            data = library.render(photo.id)
+        except ValueError:
+            data = None
+        return _bytes_response(data, "image/png", _CACHE_REVALIDATE)
 
     @app.get("/clusters/<cluster_id:int>/average.png")
     def average_png(cluster_id):
         cluster = get_cluster(cluster_id)
-        return _bytes_response(library.average(cluster.id), "image/png", _CACHE_REVALIDATE)
+        try:
+            data = library.average(cluster.id)
+        except ValueError:
+            data = None
+        return _bytes_response(data, "image/png", _CACHE_REVALIDATE)
 
     @app.get("/photo/<photo_id:int>/file")
     def original(photo_id):

@@ -18,8 +18,8 @@ from leitmotiv.mixture import Mixture
 
 # Opacity is mapped linearly from weight into this range, so that the lightest
 # component is still visible and the heaviest does not hide the photo under it.
-MIN_OPACITY = 0.15
-MAX_OPACITY = 0.85
+MIN_OPACITY = 0.25
+MAX_OPACITY = 0.9
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,17 @@
 % for c in clusters:
   <li class="cluster">
     <h2><a href="/clusters/{{c.id}}">Cluster {{c.id}}</a> <span class="count">{{len(c.members)}} photo{{'' if len(c.members) == 1 else 's'}}</span></h2>
-    <div class="cluster-body">
+    <div class="cluster-body{{'' if averages else ' no-average'}}">
       <figure class="exemplar">
         <a href="/photo/{{c.exemplar.id}}"><img src="/photo/{{c.exemplar.id}}/thumb.jpg" alt="Exemplar: {{file_name(c.exemplar)}}" loading="lazy"></a>
         <figcaption>Exemplar</figcaption>
       </figure>
+%   if averages:
       <figure class="average">
         <img src="/clusters/{{c.id}}/average.png" alt="Average image of cluster {{c.id}}" loading="lazy">
         <figcaption>Average</figcaption>
       </figure>
+%   end
       <ul class="strip" aria-label="Members of cluster {{c.id}}">
 %   for m in c.members[:strip]:
         <li><a href="/photo/{{m.id}}"><img src="/photo/{{m.id}}/thumb.jpg" alt="{{file_name(m)}}" loading="lazy"></a></li>

@@ -2,6 +2,10 @@
 <h1>Model of <a href="/photo/{{photo.id}}">{{file_name(photo)}}</a></h1>
 % if mixture is None:
 <p class="empty">This photo has no model yet: run <code>leitmotiv build-index</code>.</p>
+% elif not drawable:
+<p class="lead">{{mixture.n_components}} Gaussian components in {{mixture.dim}} dimensions.</p>
+<p class="empty">This featurizer models colour only, without positions, so there is nothing to draw over the photo or to render.</p>
+<p class="actions"><a href="/api/photos/{{photo.id}}/model">JSON</a></p>
 % else:
 <p class="lead">{{mixture.n_components}} Gaussian components. Each ellipse is one component at 2σ of its position, filled with its mean colour; the more opaque, the heavier.</p>
 <div class="model-layout">
@@ -10,7 +14,7 @@
       <title id="svg-title">{{file_name(photo)}} with its {{mixture.n_components}} components drawn as ellipses</title>
       <image href="/photo/{{photo.id}}/thumb.jpg" x="0" y="0" width="{{frame[0]}}" height="{{frame[1]}}" preserveAspectRatio="none"/>
 %   for e in ellipses:
-      <ellipse cx="{{'%.2f' % e.cx}}" cy="{{'%.2f' % e.cy}}" rx="{{'%.2f' % e.rx}}" ry="{{'%.2f' % e.ry}}" transform="rotate({{'%.2f' % e.angle}} {{'%.2f' % e.cx}} {{'%.2f' % e.cy}})" fill="{{e.fill}}" fill-opacity="{{'%.2f' % e.opacity}}" stroke="#ffffff" stroke-opacity="0.7" stroke-width="1" vector-effect="non-scaling-stroke"/>
+      <ellipse cx="{{'%.2f' % e.cx}}" cy="{{'%.2f' % e.cy}}" rx="{{'%.2f' % e.rx}}" ry="{{'%.2f' % e.ry}}" transform="rotate({{'%.2f' % e.angle}} {{'%.2f' % e.cx}} {{'%.2f' % e.cy}})" fill="{{e.fill}}" fill-opacity="{{'%.2f' % e.opacity}}" stroke="#ffffff" stroke-opacity="0.45" stroke-width="1" vector-effect="non-scaling-stroke"/>
 %   end
     </svg>
     <figcaption>The photo and its mixture</figcaption>
