@@ -40,6 +40,11 @@ __all__ = ["fit_mixture"]
 _N_CHUNKS = 64
 # Lloyd iterations refining the k-means++ seeds before the first M-step.
 _LLOYD_STEPS = 3
+# Independent k-means++ starts; the fit with the highest final ELBO is returned.  The VB
+# optimum reached depends strongly on the start (held-out log-likelihood spreads by ~0.1
+# nats per sample across seeds on photo features) and the ELBO tracks held-out quality, so
+# a second start buys more than the same time spent iterating one start to a tighter tol.
+_N_STARTS = 2
 _LN_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -121,16 +126,15 @@ def _kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     return np.asarray(chosen)
 
 
-def _initial_resp(Z: np.ndarray, k: int, seed) -> np.ndarray:
-    """Hard responsibilities from k-means++ seeds refined by a few Lloyd steps."""
-    rng = np.random.default_rng(seed)
-    centres = Z[_kmeans_plusplus(Z, k, rng)].copy()
+def _lloyd(Z: np.ndarray, centres: np.ndarray, steps: int) -> np.ndarray:
+    """A few Lloyd iterations from ``centres``; returns the final labels."""
     k = centres.shape[0]
+    centres = centres.copy()
     sq_norms = np.einsum("ij,ij->i", Z, Z)
-    for step in range(_LLOYD_STEPS + 1):
+    for step in range(steps + 1):
         dist = sq_norms[:, None] - 2.0 * Z @ centres.T + np.einsum("ij,ij->i", centres, centres)
         labels = np.argmin(dist, axis=1)
-        if step == _LLOYD_STEPS:
+        if step == steps:
             break
         counts = np.bincount(labels, minlength=k)
         sums = np.zeros_like(centres)
@@ -138,7 +142,15 @@ def _initial_resp(Z: np.ndarray, k: int, seed) -> np.ndarray:
         filled = counts > 0
         # An emptied cluster keeps its old centre; the fit prunes it if it stays empty.
         centres[filled] = sums[filled] / counts[filled, None]
-    resp = np.zeros((Z.shape[0], k))
+    return labels
+
+
+def _initial_resp(Z: np.ndarray, k: int, seed) -> np.ndarray:
+    """Hard responsibilities from k-means++ seeds refined by a few Lloyd steps."""
+    rng = np.random.default_rng(seed)
+    centres = Z[_kmeans_plusplus(Z, k, rng)]
+    labels = _lloyd(Z, centres, _LLOYD_STEPS)
+    resp = np.zeros((Z.shape[0], centres.shape[0]))
     resp[np.arange(Z.shape[0]), labels] = 1.0
     return resp
 
@@ -278,7 +290,8 @@ def _stats_from_resp(Z, resp):
     """Sufficient statistics of a responsibility matrix, centred on the origin."""
     N = resp.sum(axis=0)
     first = resp.T @ Z
-    second = np.einsum("nk,ni,nj->kij", resp, Z, Z)
+    # (K, n, d) x (n, d) contraction through BLAS; einsum's generic loop is far slower.
+    second = np.tensordot(resp.T[:, :, None] * Z[None, :, :], Z, axes=([1], [0]))
     return N, first, second, np.zeros((resp.shape[1], Z.shape[1]))
 
 
@@ -389,8 +402,10 @@ def fit_mixture(
     max_components : int
         Upper bound K on the number of components (capped at the number of distinct
         samples, since k-means++ cannot seed more).
-    seed : int or numpy SeedSequence-compatible
-        Seed of the k-means++ initialization; the fit is deterministic given it.
+    seed : int or sequence of int
+        Entropy of the k-means++ initializations (a :class:`numpy.random.SeedSequence`
+        spawns one child per start; the start with the highest ELBO wins).  The fit is
+        deterministic given it.
     weight_concentration : float
         alpha0 of the symmetric Dirichlet prior on the weights; small values favour few
         components.
@@ -430,9 +445,14 @@ def fit_mixture(
         covariance_prior, tol, max_iter, prune_threshold, reg_covar,
     )
     k = min(int(max_components), Z.shape[0])
-    resp = _initial_resp(Z, k, seed)
-    post, trace = _run(Z, resp, prior, tol, int(max_iter), prune_threshold)
-    return _to_mixture(post, offset, scale, trace)
+    best = None
+    # Child seeds of one SeedSequence: independent starts, all determined by ``seed``.
+    for child in np.random.SeedSequence(seed).spawn(_N_STARTS):
+        post, trace = _run(Z, _initial_resp(Z, k, child), prior, tol, int(max_iter),
+                           prune_threshold)
+        if best is None or trace[-1] > best[1][-1]:
+            best = (post, trace)
+    return _to_mixture(best[0], offset, scale, best[1])
 
 
 def _fit_from_resp(
