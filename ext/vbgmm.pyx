@@ -24,6 +24,7 @@ def estep_stats(
     const double[:, ::1] X,
     const double[:, ::1] centres,
     const double[:, :, ::1] prec_chol,
+    const double[:, ::1] prec_centre,
     const double[::1] log_const,
     const double[::1] nu,
     double[:, ::1] counts,
@@ -45,6 +46,8 @@ def estep_stats(
     prec_chol : (K, d, d) float64
         Lower-triangular P_k with W_k = P_k^T P_k, so that
         (x - m_k)^T W_k (x - m_k) = ||P_k (x - m_k)||^2.  Only the lower triangle is read.
+    prec_centre : (K, d) float64
+        P_k m_k (lower triangle of P_k only).
     log_const : (K,) float64
         E[ln pi_k] + E[ln|Lambda_k|]/2 - d ln(2 pi)/2 - d/(2 beta_k).
     nu : (K,) float64
@@ -90,13 +93,12 @@ def estep_stats(
             # ln rho_nk (eq. 10.46) with the Mahalanobis term as a triangular product.
             best = -1e300
             for k in range(K):
-                for b in range(d):
-                    dev[c, b] = X[i, b] - centres[k, b]
+                # P_k (x - m_k) = P_k x - P_k m_k saves a subtraction per matrix entry.
                 maha = 0.0
                 for a in range(d):
-                    y = 0.0
+                    y = -prec_centre[k, a]
                     for b in range(a + 1):
-                        y = y + prec_chol[k, a, b] * dev[c, b]
+                        y = y + prec_chol[k, a, b] * X[i, b]
                     maha = maha + y * y
                 r = log_const[k] - 0.5 * nu[k] * maha
                 scratch[c, k] = r

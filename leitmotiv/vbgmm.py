@@ -315,8 +315,9 @@ class _Workspace:
             self.dev = np.empty((c, d))
             self.k = k
         centres = np.ascontiguousarray(post.m)
+        prec_centre = np.ascontiguousarray(np.einsum("kij,kj->ki", np.tril(post.P), centres))
         _kernels.estep_stats(
-            Z, centres, post.P, post.log_const, np.ascontiguousarray(post.nu),
+            Z, centres, post.P, prec_centre, post.log_const, np.ascontiguousarray(post.nu),
             self.counts, self.first, self.second, self.log_norm, self.scratch, self.dev,
             _n_threads(),
         )

