@@ -34,9 +34,10 @@ import weakref
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from leitmotiv._ext import divergence as _kernels
 from leitmotiv.mixture import Mixture
@@ -84,6 +85,19 @@ def quadratic_coefficients(mixture: Mixture) -> np.ndarray:
     return np.ascontiguousarray(theta.T)
 
 
+@cache
+def _controller() -> ThreadpoolController:
+    # Discovering the loaded BLAS libraries takes about a millisecond, far more than a
+    # single pair costs, so it is done once; the scipy BLAS our kernels call is loaded
+    # by the time this runs (the extension imports it).
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """Context keeping BLAS single-threaded: our own threads each run one tile."""
+    return _controller().limit(limits=1, user_api="blas")
+
+
 def _n_threads(n_jobs: int) -> int:
     cpus = os.cpu_count() or 1
     if n_jobs is None or n_jobs == 0:
@@ -110,7 +124,7 @@ def log_density_matrix(X: np.ndarray, mixtures: Sequence[Mixture], n_jobs: int =
     X = np.ascontiguousarray(X, dtype=np.float64)
     _check_dims(mixtures, X.shape[1])
     theta, offsets = _stack_theta(mixtures)
-    with threadpool_limits(1, user_api="blas"):
+    with _one_blas_thread():
         return _kernels.log_density_matrix(X, theta, offsets, _n_threads(n_jobs))
 
 
@@ -169,9 +183,10 @@ def prepare(mixture: Mixture, n_samples: int = 1000, seed: int = 0) -> PreparedM
     prepared = per.get(key)
     if prepared is None:
         X = mixture.sample(n_samples, np.random.default_rng(_mixture_seed(mixture, seed)))
-        theta = _theta(mixture)
-        offsets = np.array([0, theta.shape[1]], dtype=np.intp)
-        with threadpool_limits(1, user_api="blas"):
+        # Same kernel and same coefficients as the cross terms, so a mixture
+        # compared with an identical one gives exactly zero.
+        theta, offsets = _stack_theta([mixture])
+        with _one_blas_thread():
             own = _kernels.log_density_matrix(X, theta, offsets, 1)[:, 0]
         X.flags.writeable = False
         own.flags.writeable = False
@@ -197,7 +212,7 @@ def _half(rows, cols, n_samples, seed, n_jobs):
     own = np.ascontiguousarray(np.concatenate([p.own_log_pdf for p in prepared]))
     theta, offsets = _stack_theta(cols)
     # One BLAS thread per tile: the parallelism is across tiles, in our own threads.
-    with threadpool_limits(1, user_api="blas"):
+    with _one_blas_thread():
         return _kernels.js_half_sums(X, own, int(n_samples), theta, offsets, _n_threads(n_jobs))
 
 
