@@ -130,15 +130,19 @@ def _lloyd(Z: np.ndarray, centres: np.ndarray, steps: int) -> np.ndarray:
     """A few Lloyd iterations from ``centres``; returns the final labels."""
     k = centres.shape[0]
     centres = centres.copy()
-    sq_norms = np.einsum("ij,ij->i", Z, Z)
     for step in range(steps + 1):
-        dist = sq_norms[:, None] - 2.0 * Z @ centres.T + np.einsum("ij,ij->i", centres, centres)
+        # ||z||^2 is the same for every centre, so it does not affect the argmin.
+        dist = Z @ centres.T
+        dist *= -2.0
+        dist += np.einsum("ij,ij->i", centres, centres)
         labels = np.argmin(dist, axis=1)
         if step == steps:
             break
         counts = np.bincount(labels, minlength=k)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, Z)
+        # bincount per column is much faster than np.add.at for the cluster sums.
+        sums = np.column_stack(
+            [np.bincount(labels, weights=Z[:, j], minlength=k) for j in range(Z.shape[1])]
+        )
         filled = counts > 0
         # An emptied cluster keeps its old centre; the fit prunes it if it stays empty.
         centres[filled] = sums[filled] / counts[filled, None]
@@ -290,8 +294,9 @@ def _stats_from_resp(Z, resp):
     """Sufficient statistics of a responsibility matrix, centred on the origin."""
     N = resp.sum(axis=0)
     first = resp.T @ Z
-    # (K, n, d) x (n, d) contraction through BLAS; einsum's generic loop is far slower.
-    second = np.tensordot(resp.T[:, :, None] * Z[None, :, :], Z, axes=([1], [0]))
+    # One (K, n) x (n, d*d) product through BLAS; einsum's generic loop is far slower.
+    n, d = Z.shape
+    second = (resp.T @ (Z[:, :, None] * Z[:, None, :]).reshape(n, d * d)).reshape(-1, d, d)
     return N, first, second, np.zeros((resp.shape[1], Z.shape[1]))
 
 
