@@ -256,7 +256,7 @@ class Mixture:
 
     # ---------------------------------------------------------------- render
 
-    def render(self, width: int, height: int, *, chunk: int = 65536) -> np.ndarray:
+    def render(self, width: int, height: int, *, chunk: int = 1024) -> np.ndarray:
         """The model's expected colour at every pixel, as an RGB image.
 
         Each output pixel centre is mapped to raw position ``(x, y)`` of the
@@ -274,7 +274,7 @@ class Mixture:
         width, height : int
             Size of the output image.
         chunk : int
-            Pixels processed at once, to bound memory.
+            Pixels processed at once; small enough to keep the work in cache.
 
         Returns
         -------
@@ -293,28 +293,45 @@ class Mixture:
         s_pp = covs[:, :2, :2]
         s_cp = covs[:, 2:, :2]
         prec_pp = np.linalg.inv(s_pp)
-        gain = s_cp @ prec_pp  # (K, 3, 2) regression of colour on position
+        gain = s_cp @ prec_pp  # (K, 3, 2): regression of colour on position
         offset_c = mu_c - np.einsum("kcp,kp->kc", gain, mu_p)
+        # colour(pos) = sum_k r_k(pos) (offset_c + gain pos), so one product with
+        # [offset_c | gain[..., 0] | gain[..., 1]] gives every term at once.
+        colour_coef = np.concatenate([offset_c, gain[:, :, 0], gain[:, :, 1]], axis=1)
+        # log(w_k N(pos | mu_p, S_pp)) is a quadratic in (x, y): coefficients of
+        # [1, x, y, x^2, x y, y^2], so all components at all pixels are one product too.
         with np.errstate(divide="ignore"):
             log_w = np.log(self.weights)
-        log_w = log_w - 0.5 * np.log(np.linalg.det(s_pp)) - np.log(2.0 * np.pi)
+        lin = np.einsum("kij,kj->ki", prec_pp, mu_p)
+        const = (
+            log_w
+            - 0.5 * np.log(np.linalg.det(s_pp))
+            - np.log(2.0 * np.pi)
+            - 0.5 * np.einsum("ki,ki->k", mu_p, lin)
+        )
+        quad = np.stack(
+            [const, lin[:, 0], lin[:, 1], -0.5 * prec_pp[:, 0, 0], -prec_pp[:, 0, 1],
+             -0.5 * prec_pp[:, 1, 1]]
+        )
+        quad[:, ~np.isfinite(const)] = 0.0
+        quad[0, ~np.isfinite(const)] = -np.inf
 
         xs = (np.arange(width) + 0.5) * (t.width / width) - 0.5
         ys = (np.arange(height) + 0.5) * (t.height / height) - 0.5
         gx, gy = np.meshgrid(xs, ys)
         pos = np.stack([gx.ravel(), gy.ravel()], axis=1)
         out = np.empty((pos.shape[0], 3))
-        gain_flat = gain.reshape(-1, 6)
         for start in range(0, pos.shape[0], chunk):
-            p = pos[start : start + chunk]
-            dev = p[:, None, :] - mu_p[None]  # (n, K, 2)
-            maha = np.einsum("nki,kij,nkj->nk", dev, prec_pp, dev)
-            logr = log_w - 0.5 * maha
+            x, y = pos[start : start + chunk, 0], pos[start : start + chunk, 1]
+            feats = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+            logr = feats @ quad
             logr -= logr.max(axis=1, keepdims=True)
-            r = np.exp(logr)
+            r = np.exp(logr, out=logr)
             r /= r.sum(axis=1, keepdims=True)
-            g = (r @ gain_flat).reshape(-1, 3, 2)
-            out[start : start + chunk] = r @ offset_c + np.einsum("ncp,np->nc", g, p)
+            terms = r @ colour_coef
+            out[start : start + chunk] = (
+                terms[:, 0:3] + x[:, None] * terms[:, 3:6] + y[:, None] * terms[:, 6:9]
+            )
         rgb = colour.to_rgb(out, t.colour_space)
         return np.round(rgb * 255.0).astype(np.uint8).reshape(height, width, 3)
 
