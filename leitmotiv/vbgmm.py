@@ -13,9 +13,11 @@ Conventions
   constant column gets the typical scale of the other columns) and is mapped back, so the
   result is equivariant under per-column affine changes of units and ``reg_covar`` is
   relative to each column's variance.
+* Initialization: k-means++ seeding and three Lloyd steps give hard responsibilities
+  and the first M-step.  Two such starts race for 10 iterations; the better ELBO goes on.
 * Iteration ``t`` is: E-step with the current posterior (giving the ELBO), then M-step
   from the new responsibilities, then pruning of components with ``N_k`` below the
-  threshold.  ``n_iter`` counts E-steps.
+  threshold.  ``n_iter`` counts E-steps of the returned run.
 * The returned :class:`~leitmotiv.mixture.Mixture` holds the posterior expectations:
   ``weights = alpha_k / sum(alpha)``, ``means = m_k`` and
   ``covariances = E[Lambda_k]^{-1} = (nu_k W_k)^{-1}`` (the same point estimate as
@@ -431,9 +433,10 @@ def fit_mixture(
         Upper bound K on the number of components (capped at the number of distinct
         samples, since k-means++ cannot seed more).
     seed : int or sequence of int
-        Entropy of the k-means++ initializations (a :class:`numpy.random.SeedSequence`
-        spawns one child per start; the start with the highest ELBO wins).  The fit is
-        deterministic given it.
+        Entropy of the k-means++ initializations: a :class:`numpy.random.SeedSequence`
+        spawns one child per start (two starts), both run 10 iterations and only the one
+        with the higher ELBO is continued.  The fit is deterministic given the seed (and
+        independent of the number of threads).
     weight_concentration : float
         alpha0 of the symmetric Dirichlet prior on the weights; small values favour few
         components.
