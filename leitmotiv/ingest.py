@@ -96,14 +96,26 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def hash_file(path: str) -> FileHash | FileFailure:
-    """Hash one file (to recognise an unchanged or moved file without decoding it)."""
-    from leitmotiv.imaging import file_sha256
+def _stat(path: str) -> os.stat_result:
+    """``os.stat``, but a file that cannot be read fails with decode's plain-words reason
+    (e.g. "broken link") rather than the bare OS message."""
+    from leitmotiv.imaging import decode
 
     try:
-        st = os.stat(path)
+        return os.stat(path)
+    except OSError:
+        decode(path)  # raises a DecodeError saying why
+        raise
+
+
+def hash_file(path: str) -> FileHash | FileFailure:
+    """Hash one file (to recognise an unchanged or moved file without decoding it)."""
+    from leitmotiv.imaging import DecodeError, file_sha256
+
+    try:
+        st = _stat(path)
         return FileHash(path, file_sha256(path), st.st_size, st.st_mtime)
-    except (OSError, ValueError) as exc:
+    except (DecodeError, OSError, ValueError) as exc:
         return FileFailure(path, _reason(exc))
 
 
@@ -133,7 +145,7 @@ def fit_file(path: str, featurizer: str, params: dict[str, Any]) -> FittedFile |
         t0 = time.perf_counter()
         # stat before reading: if the file changes while we read it, the recorded
         # mtime is the older one and the next run looks at it again.
-        st = os.stat(path)
+        st = _stat(path)
         digest = file_sha256(path)
         t1 = time.perf_counter()
         image = decode(path, target_long_side=FIT_LONG_SIDE)

@@ -47,6 +47,7 @@ import datetime as dt
 import hashlib
 import io
 import logging
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -234,7 +235,12 @@ class _Workers:
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs)
+            # Not "fork": the parent may hold locks of BLAS/OpenMP/tqdm threads, and a
+            # forked child inheriting a held lock hangs for ever.
+            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=mp.get_context(method)
+            )
         return self._pool
 
 

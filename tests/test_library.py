@@ -1,0 +1,287 @@
+"""Tests of :class:`leitmotiv.library.Library`: ingest, incremental updates, the index.
+
+These tests are about bookkeeping, not model quality, so they fit with fewer samples
+(``n_samples = 2000``) to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from leitmotiv import store
+from leitmotiv.config import Settings
+from leitmotiv.library import Library
+
+FAST_PARAMS = {"featurizer": {"gmm": {"n_samples": 2000}}}
+FAST_CONFIG = "[params.featurizer.gmm]\nn_samples = 2000\n"
+
+
+def make_settings(folder: Path, **params) -> Settings:
+    merged = {"featurizer": {"gmm": {**FAST_PARAMS["featurizer"]["gmm"], **params}}}
+    return Settings(library=folder, params=merged)
+
+
+@pytest.fixture
+def library(tmp_path):
+    lib = Library.open(make_settings(tmp_path / "library"))
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def few_photos(tmp_path, photos_dir):
+    """Six photos of three scenes copied into a temporary folder."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in sorted(os.listdir(photos_dir)):
+        if name.split("_")[0] in {"astronaut", "coffee", "rocket"} and name.endswith(
+            ("_0.jpg", "_3.jpg")
+        ):
+            shutil.copy2(photos_dir / name, folder / name)
+    assert len(os.listdir(folder)) == 6
+    return folder
+
+
+def _counts(report):
+    return (
+        report.added,
+        report.updated,
+        report.moved,
+        report.unchanged,
+        report.ignored,
+        report.failed,
+    )
+
+
+def test_bad_corpus_fails_file_by_file(tmp_path, bad_dir, library):
+    bad = tmp_path / "bad"
+    shutil.copytree(bad_dir, bad, symlinks=True)
+    # The shared copy may hold the dangling link as a plain file; make it a real link.
+    link = bad / "dangling_link.jpg"
+    link.unlink()
+    link.symlink_to(bad / "no such target.jpg")
+    report = library.add([bad], jobs=2, progress=False)
+
+    with open(bad / "expected.csv", newline="", encoding="utf-8") as fh:
+        expected = list(csv.DictReader(fh))
+    failed = {f.path: f.reason for f in library.failures()}
+    added = {p.path for p in library.photos()}
+    for row in expected:
+        path = str(bad / row["file"].rstrip("/"))
+        if row["expected"] == "error":
+            assert path in failed, row["file"]
+            assert failed[path], row["file"]
+        elif row["expected"] == "decode":
+            assert path in added, (row["file"], failed.get(path))
+        else:
+            assert (path in added) != (path in failed), row["file"]
+    assert report.failed == len(failed) == len(report.failures)
+    assert report.added == len(added) == library.count_photos()
+    assert report.ignored >= 2  # README.md, expected.csv (and fake.jpg/README.txt)
+    assert "broken link" in failed[str(link)]
+
+
+def test_second_run_is_unchanged_and_moves_keep_models(few_photos, library):
+    first = library.add([few_photos], jobs=2, progress=False)
+    assert _counts(first) == (6, 0, 0, 0, 0, 0)
+    assert _counts(library.add([few_photos], progress=False)) == (0, 0, 0, 6, 0, 0)
+
+    # A touched file (new mtime, same bytes) is recognised by its hash.
+    touched = few_photos / "coffee_0.jpg"
+    os.utime(touched, (time.time() + 10, time.time() + 10))
+    assert _counts(library.add([few_photos], progress=False)) == (0, 0, 0, 6, 0, 0)
+
+    # A renamed file is a move: same photo id, same model row, no refit.
+    before = library.find_photo(str(few_photos / "rocket_0.jpg"))
+    with store.bound(library.db):
+        model_id = store.Model.get(store.Model.photo == before.id).id
+    (few_photos / "sub").mkdir()
+    os.rename(few_photos / "rocket_0.jpg", few_photos / "sub" / "renamed.jpg")
+    assert _counts(library.add([few_photos], progress=False)) == (0, 0, 1, 5, 0, 0)
+    after = library.photo(before.id)
+    assert after.path == str(few_photos / "sub" / "renamed.jpg")
+    with store.bound(library.db):
+        assert store.Model.get(store.Model.photo == before.id).id == model_id
+    assert library.count_photos() == 6
+
+
+def test_an_edited_file_is_refitted(few_photos, library):
+    library.add([few_photos], progress=False, jobs=1)
+    target = few_photos / "astronaut_0.jpg"
+    old = library.find_photo(str(target))
+    shutil.copyfile(few_photos / "coffee_0.jpg", target)  # different content, same path
+    os.utime(target, (time.time() + 5, time.time() + 5))
+    report = library.add([few_photos], progress=False, jobs=1)
+    assert _counts(report) == (0, 1, 0, 5, 0, 0)
+    new = library.photo(old.id)
+    assert new.sha256 != old.sha256
+    assert new.sha256 == library.find_photo(str(few_photos / "coffee_0.jpg")).sha256
+
+
+def test_changed_featurizer_refits_only_what_lacks_a_model(tmp_path, few_photos):
+    folder = tmp_path / "library"
+    with Library.open(make_settings(folder)) as lib:
+        lib.add([few_photos], progress=False)
+    with Library.open(make_settings(folder, n_samples=1500)) as lib:
+        assert _counts(lib.add([few_photos], progress=False)) == (0, 6, 0, 0, 0, 0)
+        assert _counts(lib.add([few_photos], progress=False)) == (0, 0, 0, 6, 0, 0)
+        with store.bound(lib.db):
+            assert store.Model.select().count() == 12  # the old models are kept
+    with Library.open(make_settings(folder)) as lib:  # back: nothing to refit
+        assert _counts(lib.add([few_photos], progress=False)) == (0, 0, 0, 6, 0, 0)
+
+
+def test_build_index_computes_only_new_pairs(tmp_path, few_photos, library):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for name in ("astronaut_3.jpg", "coffee_3.jpg"):
+        shutil.move(few_photos / name, extra / name)
+    library.add([few_photos], progress=False)
+    first = library.build_index(progress=False)
+    assert (first.n_photos, first.pairs_computed) == (4, 6)
+    assert first.n_clusters >= 1
+
+    library.add([extra], progress=False)
+    second = library.build_index(progress=False)
+    assert (second.n_photos, second.pairs_computed) == (6, 2 * 4 + 1)
+    with store.bound(library.db):
+        assert store.Distance.select().count() == 15
+    again = library.build_index(progress=False)
+    assert again.pairs_computed == 0
+
+    # Queries on the index.
+    query = library.find_photo(str(extra / "coffee_3.jpg"))
+    ranked = library.similar(query.id)
+    assert len(ranked) == 5
+    assert query.id not in {p.id for p, _ in ranked}
+    assert [d for _, d in ranked] == sorted(d for _, d in ranked)
+    assert Path(ranked[0][0].path).name == "coffee_0.jpg"
+    assert [p.id for p, _ in library.similar(query.id, top=2, offset=1)] == [
+        p.id for p, _ in ranked[1:3]
+    ]
+    clusters = library.clusters()
+    assert sorted(p.id for c in clusters for p in c.members) == sorted(
+        p.id for p in library.photos()
+    )
+    for c in clusters:
+        assert c.members[0] == c.exemplar
+        assert library.cluster(c.id) == c
+    assert library.cluster(10**9) is None
+
+
+def test_renders_and_thumbnails(few_photos, library):
+    library.add([few_photos], progress=False)
+    library.build_index(progress=False)
+    photo = library.photos()[0]
+    assert library.thumbnail(photo.id)[:2] == b"\xff\xd8"
+    png = library.render(photo.id, long_side=64)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert library.render(photo.id, long_side=64) == png  # from the cache
+    assert any(library.folder.joinpath("cache").iterdir())
+    cluster = library.clusters()[0]
+    assert library.average(cluster.id, long_side=48)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert library.render(10**9) is None
+    assert library.average(10**9) is None
+    assert library.mixture(photo.id).n_components == photo.components
+
+
+def test_failures_are_recorded_and_cleared(tmp_path, few_photos, library):
+    broken = few_photos / "broken.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    report = library.add([few_photos], progress=False)
+    assert report.failed == 1
+    (failure,) = library.failures()
+    assert failure.path == str(broken)
+    assert "not an image" in failure.reason
+    assert failure.time is not None
+    assert library.find_photo(str(broken)) is None
+
+    shutil.copyfile(few_photos / "coffee_0.jpg", broken)
+    report = library.add([few_photos], progress=False)
+    assert (report.added, report.failed) == (1, 0)
+    assert library.failures() == []
+
+
+def test_symlink_loops_are_walked_once(tmp_path, few_photos, library):
+    (few_photos / "loop").symlink_to(few_photos, target_is_directory=True)
+    report = library.add([few_photos], progress=False)
+    # Each real folder is walked once; the loop adds nothing new and nothing fails.
+    assert report.failed == 0
+    assert report.added == 6
+
+
+def _photo_rows(db_path: Path) -> list[str]:
+    with sqlite3.connect(db_path) as con:
+        return [row[0] for row in con.execute("SELECT path FROM photo")]
+
+
+def test_kill_during_add_then_rerun(tmp_path, photos_dir):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = sorted(n for n in os.listdir(photos_dir) if n.endswith(".jpg"))[:24]
+    for name in names:
+        shutil.copy2(photos_dir / name, folder / name)
+    config = tmp_path / "config.toml"
+    config.write_text(FAST_CONFIG)
+    lib_dir = tmp_path / "library"
+    cmd = [sys.executable, "-m", "leitmotiv", "-c", str(config), "--library", str(lib_dir)]
+    cmd += ["add-directory", str(folder), "-j", "2"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    db_path = lib_dir / store.SQLITE_NAME
+    deadline = time.monotonic() + 120
+    seen = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            seen = len(_photo_rows(db_path))
+        except sqlite3.Error:
+            seen = 0
+        if seen >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
+    os.killpg(proc.pid, signal.SIGKILL)  # the command and its worker processes
+    proc.wait()
+    proc.stderr.close()
+    partial = _photo_rows(db_path)
+    assert 3 <= len(partial) < len(names)
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"unchanged {len(partial)}" in done.stdout
+    paths = _photo_rows(db_path)
+    assert len(paths) == len(set(paths)) == len(names)
+    with sqlite3.connect(db_path) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert con.execute("SELECT COUNT(*) FROM model").fetchone()[0] == len(names)
+
+
+@pytest.mark.postgres
+def test_postgres_ingest_and_index(tmp_path, few_photos):
+    url = os.environ.get("LEITMOTIV_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set LEITMOTIV_TEST_POSTGRES_URL to test against PostgreSQL")
+    db = store.connect(url, tmp_path)
+    db.drop_tables(store.MODELS, safe=True, cascade=True)  # start from an empty schema
+    db.close()
+    settings = Settings(library=tmp_path / "library", database=url, params=FAST_PARAMS)
+    with Library.open(settings) as lib:
+        assert store.schema_version(lib.db) == store.SCHEMA_VERSION
+        assert _counts(lib.add([few_photos], progress=False)) == (6, 0, 0, 0, 0, 0)
+        assert _counts(lib.add([few_photos], progress=False)) == (0, 0, 0, 6, 0, 0)
+        report = lib.build_index(progress=False)
+        assert (report.n_photos, report.pairs_computed) == (6, 15)
+        assert len(lib.similar(lib.photos()[0].id)) == 5
+        assert sum(len(c.members) for c in lib.clusters()) == 6
+        assert lib.render(lib.photos()[0].id, long_side=32)[:4] == b"\x89PNG"
