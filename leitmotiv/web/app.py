@@ -303,8 +303,11 @@ def make_app(library) -> bottle.Bottle:
     app.config["leitmotiv.templates"] = templates
     app.config["leitmotiv.render"] = render
 
+    def valid_id(some_id: int) -> bool:
+        return 0 < some_id <= _MAX_ID
+
     def get_photo(photo_id: int):
-        photo = library.photo(photo_id) if 0 < photo_id <= _MAX_ID else None
+        photo = library.photo(photo_id) if valid_id(photo_id) else None
         if photo is None:
             raise HTTPError(404, f"There is no photo {photo_id}.")
         return photo
@@ -357,12 +360,16 @@ def make_app(library) -> bottle.Bottle:
 
     @app.get("/api/photos/<photo_id:int>/similar")
     def similar_api(photo_id):
-        photo = get_photo(photo_id)
         top = _query_count("top", API_DEFAULT_TOP, 1, API_MAX_LIMIT)
         offset = _query_count("offset", 0, 0, 10**9)
-        ranking = library.similar(photo.id, top=top, offset=offset)
+        # The hot API call: one query when the photo exists; only an empty answer
+        # needs the second look-up that tells an unknown photo (404) from one that
+        # is not indexed yet or an offset past the end (an empty list).
+        ranking = library.similar(photo_id, top=top, offset=offset) if valid_id(photo_id) else []
+        if not ranking:
+            get_photo(photo_id)
         return {
-            "id": photo.id,
+            "id": photo_id,
             "top": top,
             "offset": offset,
             "similar": [
