@@ -312,7 +312,7 @@ def log_density_matrix(const double[:, ::1] X, const double[:, ::1] theta,
 
 def js_half_sums(const double[:, ::1] X, const double[::1] own, Py_ssize_t n,
                  const double[:, ::1] theta, const Py_ssize_t[::1] offsets,
-                 int n_threads=1, Py_ssize_t block_samples=128,
+                 int n_threads=1, Py_ssize_t block_samples=64,
                  Py_ssize_t block_components=512):
     """Per-pair sums of one half of the Jensen–Shannon integrand.
 
