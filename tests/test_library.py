@@ -273,7 +273,8 @@ def test_postgres_ingest_and_index(tmp_path, few_photos):
     if not url:
         pytest.skip("set LEITMOTIV_TEST_POSTGRES_URL to test against PostgreSQL")
     db = store.connect(url, tmp_path)
-    db.drop_tables(store.MODELS, safe=True, cascade=True)  # start from an empty schema
+    with store.bound(db):
+        db.drop_tables(store.MODELS, safe=True, cascade=True)  # start from an empty schema
     db.close()
     settings = Settings(library=tmp_path / "library", database=url, params=FAST_PARAMS)
     with Library.open(settings) as lib:
