@@ -239,7 +239,9 @@ class _Workers:
             # forked child inheriting a held lock hangs for ever.
             method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
             self._pool = ProcessPoolExecutor(
-                max_workers=self.jobs, mp_context=mp.get_context(method)
+                max_workers=self.jobs,
+                mp_context=mp.get_context(method),
+                initializer=ingest.single_threaded,
             )
         return self._pool
 
