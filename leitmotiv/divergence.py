@@ -130,7 +130,11 @@ def log_density_matrix(X: np.ndarray, mixtures: Sequence[Mixture], n_jobs: int =
     """
     mixtures = list(mixtures)
     X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"expected samples of shape (n, d), got {X.shape}")
     _check_dims(mixtures, X.shape[1])
+    if not mixtures:
+        return np.empty((X.shape[0], 0))
     theta, offsets = _stack_theta(mixtures)
     with _one_blas_thread():
         return _kernels.log_density_matrix(X, theta, offsets, _n_threads(n_jobs))
