@@ -297,6 +297,7 @@ class Library:
         self.settings = settings
         self.folder = Path(settings.library)
         self.db = db
+        self._keys: tuple[int, int, int] | None = None
         self.featurizer = get_implementation(
             "featurizer", settings.featurizer, settings.params_for("featurizer")
         )
@@ -337,13 +338,19 @@ class Library:
     # -- keys ---------------------------------------------------------------------
 
     def _key_ids(self) -> tuple[int, int, int]:
-        """Ids of the (featurizer, divergence, clusterer) keys, created on first use."""
-        with store.bound(self.db), self.db.atomic():
-            return (
-                store.key_id(self.featurizer.key()),
-                store.key_id(self.divergence.key()),
-                store.key_id(self.clusterer.key()),
-            )
+        """Ids of the (featurizer, divergence, clusterer) keys, created on first use.
+
+        They never change for this instance (the implementations are fixed), so they
+        are looked up once.
+        """
+        if self._keys is None:
+            with store.bound(self.db), self.db.atomic():
+                self._keys = (
+                    store.key_id(self.featurizer.key()),
+                    store.key_id(self.divergence.key()),
+                    store.key_id(self.clusterer.key()),
+                )
+        return self._keys
 
     def _featurizer_spec(self) -> tuple[str, dict[str, Any]]:
         return self.featurizer.name, dict(self.featurizer.params)

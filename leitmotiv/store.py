@@ -265,6 +265,12 @@ def bound(db: pw.Database) -> Iterator[pw.Database]:
 
 
 def key_id(key: str) -> int:
-    """The id of an implementation key, inserting it on first use (idempotent)."""
+    """The id of an implementation key, inserting it on first use (idempotent).
+
+    Looks before it inserts, so that a reader does not take the write lock.
+    """
+    found = ImplementationKey.get_or_none(ImplementationKey.key == key)
+    if found is not None:
+        return found.id
     ImplementationKey.insert(key=key).on_conflict_ignore().execute()
     return ImplementationKey.get(ImplementationKey.key == key).id

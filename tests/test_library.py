@@ -179,6 +179,34 @@ def test_build_index_computes_only_new_pairs(tmp_path, few_photos, library):
     assert library.cluster(10**9) is None
 
 
+def test_an_interrupted_build_index_resumes(few_photos, library, monkeypatch):
+    import leitmotiv.library as library_module
+
+    library.add([few_photos], progress=False)
+    monkeypatch.setattr(library_module, "DISTANCE_BLOCK", 2)
+    cls = type(library.divergence)
+    cross = cls.cross
+    calls = []
+
+    def cross_then_die(self, rows, cols, n_jobs=-1):
+        if calls:
+            raise KeyboardInterrupt  # the process dies after its first block
+        calls.append(len(rows))
+        return cross(self, rows, cols, n_jobs=n_jobs)
+
+    monkeypatch.setattr(cls, "cross", cross_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        library.build_index(progress=False)
+    with store.bound(library.db):
+        assert store.Distance.select().count() == 5 + 4  # the first block's two rows
+    assert library.clusters() == []
+
+    monkeypatch.setattr(cls, "cross", cross)
+    report = library.build_index(progress=False)
+    assert report.pairs_computed == 15 - 9
+    assert sum(len(c.members) for c in library.clusters()) == 6
+
+
 def test_renders_and_thumbnails(few_photos, library):
     library.add([few_photos], progress=False)
     library.build_index(progress=False)
