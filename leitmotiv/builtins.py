@@ -13,7 +13,7 @@ def leitmotiv_featurizers():
 
 @hookimpl
 def leitmotiv_divergences():
-    from leitmotiv.divergence import JensenShannon
+    from leitmotiv.photo_distance import JensenShannon
 
     return [JensenShannon]
 
