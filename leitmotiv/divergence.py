@@ -57,6 +57,7 @@ __all__ = [
     "js_divergence",
     "js_divergence_with_error",
     "js_matrix",
+    "js_matrix_moved",
     "js_one_to_many",
     "log_density_matrix",
     "prepare",
@@ -328,7 +329,10 @@ def js_cross(
 
 
 def js_one_to_many(
-    q: Mixture, mixtures: Sequence[Mixture], n_samples: int = 1000, seed: int = 0,
+    q: Mixture,
+    mixtures: Sequence[Mixture],
+    n_samples: int = 1000,
+    seed: int = 0,
     n_jobs: int = -1,
 ) -> np.ndarray:
     """Jensen–Shannon divergences of ``q`` against each of ``mixtures``, shape (M,)."""
@@ -355,6 +359,48 @@ def js_matrix(
     value = 0.5 * (value + value.T)  # exact already; this only removes any doubt
     np.fill_diagonal(value, 0.0)
     return value
+
+
+def js_matrix_moved(
+    mixtures: Sequence[Mixture],
+    moved: Sequence[Mixture],
+    moved_back: Sequence[Mixture] | None = None,
+    n_samples: int = 1000,
+    seed: int = 0,
+    n_jobs: int = -1,
+) -> np.ndarray:
+    """``JS(p_i, g p_j)`` for every pair, where ``g`` is an isometry of the space.
+
+    Parameters
+    ----------
+    mixtures : sequence of Mixture
+        The ``p_i``.
+    moved : sequence of Mixture
+        ``g p_j`` for each mixture.
+    moved_back : sequence of Mixture, optional
+        ``g^-1 p_j``; omit it when ``g`` is its own inverse (a mirror).
+
+    Notes
+    -----
+    An isometry preserves densities, so the half of the estimate drawn from ``g p_j``
+    equals in distribution the half drawn from ``p_j`` against ``g^-1 p_i``: both
+    halves come from the row sums of the ``(p, g p)`` and ``(p, g^-1 p)`` sample
+    sets, half the work of :func:`js_cross` on the same pair lists.
+
+    Returns
+    -------
+    ndarray, shape (N, N)
+    """
+    mixtures, moved = list(mixtures), list(moved)
+    back = moved if moved_back is None else list(moved_back)
+    if not (len(mixtures) == len(moved) == len(back)):
+        raise ValueError("mixtures, moved and moved_back must have the same length")
+    _check_dims(mixtures + moved + back)
+    if not mixtures:
+        return np.zeros((0, 0))
+    s_f, q_f = _half(mixtures, moved, n_samples, seed, n_jobs)
+    s_b, q_b = (s_f, q_f) if moved_back is None else _half(mixtures, back, n_samples, seed, n_jobs)
+    return _combine(s_f, q_f, s_b.T, q_b.T, n_samples)[0]
 
 
 def js_distance_matrix(

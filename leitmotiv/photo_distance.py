@@ -35,20 +35,18 @@ from typing import ClassVar
 
 import numpy as np
 
-from leitmotiv.divergence import js_cross
+from leitmotiv.divergence import js_cross, js_matrix, js_matrix_moved
 from leitmotiv.implementation import Divergence
 from leitmotiv.mixture import Mixture
 
 #: Linear maps of the (x, y) model coordinates, centred on the image centre.
+_IDENTITY = np.eye(2)
+_MIRROR = np.diag([-1.0, 1.0])
+_TURN = np.array([[0.0, -1.0], [1.0, 0.0]])  # a quarter turn; its inverse is _TURN.T
 SYMMETRIES = {
-    "none": (np.eye(2),),
-    "mirror": (np.eye(2), np.diag([-1.0, 1.0])),
-    "dihedral": (
-        np.eye(2),
-        np.diag([-1.0, 1.0]),
-        np.array([[0.0, -1.0], [1.0, 0.0]]),
-        np.array([[0.0, 1.0], [-1.0, 0.0]]),
-    ),
+    "none": (_IDENTITY,),
+    "mirror": (_IDENTITY, _MIRROR),
+    "dihedral": (_IDENTITY, _MIRROR, _TURN, _TURN.T),
 }
 
 _PHOTO_DIM = 5
@@ -123,7 +121,7 @@ class JensenShannon(Divergence):
     n_samples: int = 1000
     seed: int = 0
     colour_weight: float = 0.4
-    symmetries: str = "mirror"
+    symmetries: str = "none"
 
     def __post_init__(self) -> None:
         if int(self.n_samples) < 10:
@@ -163,4 +161,32 @@ class JensenShannon(Divergence):
                 n_jobs,
             )
             distance = distance + self.colour_weight * np.sqrt(palette)
+        return distance
+
+    def pairwise(self, mixtures: Sequence[Mixture], n_jobs: int = -1) -> np.ndarray:
+        """Symmetric distance matrix, shape (N, N), zero diagonal.
+
+        Cheaper than :meth:`cross` of the list with itself: every term is estimated
+        from one sample set per mixture and symmetry (see
+        :func:`leitmotiv.divergence.js_matrix_moved`).
+        """
+        mixtures = list(mixtures)
+        photos = bool(mixtures) and all(is_photo_model(m) for m in mixtures)
+        n, seed = self.n_samples, self.seed
+        spatial = js_matrix(mixtures, n, seed, n_jobs)
+        if photos and self.symmetries != "none":
+            mirrored = [moved(m, _MIRROR) for m in mixtures]
+            spatial = np.minimum(
+                spatial, js_matrix_moved(mixtures, mirrored, None, n, seed, n_jobs)
+            )
+        if photos and self.symmetries == "dihedral":
+            turned = [moved(m, _TURN) for m in mixtures]
+            back = [moved(m, _TURN.T) for m in mixtures]
+            quarter = js_matrix_moved(mixtures, turned, back, n, seed, n_jobs)
+            spatial = np.minimum(spatial, np.minimum(quarter, quarter.T))
+        distance = np.sqrt(spatial)
+        if photos and self.colour_weight > 0:
+            palette = js_matrix([colour_view(m) for m in mixtures], n, seed, n_jobs)
+            distance = distance + self.colour_weight * np.sqrt(palette)
+        np.fill_diagonal(distance, 0.0)
         return distance
