@@ -515,6 +515,12 @@ class Library:
         -------
         IngestReport
             Counts of what happened to each file; see the module docstring.
+
+        Notes
+        -----
+        Workers are started with the ``forkserver`` method, which imports the main
+        module again in each worker: a script calling this with more than one job
+        needs the usual ``if __name__ == "__main__":`` guard.
         """
         start = time.perf_counter()
         report = IngestReport()
