@@ -1,0 +1,100 @@
+"""The default divergence: spatial JS, symmetries and the whitened palette term."""
+
+import numpy as np
+import pytest
+
+from leitmotiv.features import GmmFeaturizer
+from leitmotiv.imaging import decode
+from leitmotiv.mixture import Mixture
+from leitmotiv.photo_distance import JensenShannon, colour_view, is_photo_model
+
+FEATURIZER = GmmFeaturizer(n_samples=2000)
+
+
+@pytest.fixture(scope="module")
+def images(photos_dir):
+    names = ["dahlia_0.jpg", "coffee_0.jpg", "misty_pier_0.jpg"]
+    return {n: decode(photos_dir / n, target_long_side=256).rgb for n in names}
+
+
+@pytest.fixture(scope="module")
+def models(images):
+    dahlia = images["dahlia_0.jpg"]
+    brighter = np.clip(dahlia.astype(np.float64) * 1.3 + 10, 0, 255).astype(np.uint8)
+    variants = {
+        "dahlia": dahlia,
+        "mirrored": dahlia[:, ::-1],
+        "turned": np.rot90(dahlia).copy(),
+        "brighter": brighter,
+        "coffee": images["coffee_0.jpg"],
+        "misty": images["misty_pier_0.jpg"],
+    }
+    return {k: FEATURIZER.model(v, seed=0) for k, v in variants.items()}
+
+
+def test_palette_view_is_whitened(models):
+    view = colour_view(models["dahlia"])
+    mean, cov = view.moments()
+    np.testing.assert_allclose(mean, 0, atol=1e-9)
+    np.testing.assert_allclose(cov, np.eye(3), atol=1e-5)
+    assert colour_view(models["dahlia"]) is view  # cached per mixture
+
+
+def test_palette_term_ignores_exposure(models):
+    palette_only = JensenShannon(colour_weight=1.0)
+    spatial_only = JensenShannon(colour_weight=0.0)
+    a, b = models["dahlia"], models["brighter"]
+    other = models["coffee"]
+    palette = palette_only.cross([a], [b, other])[0] - spatial_only.cross([a], [b, other])[0]
+    spatial = spatial_only.cross([a], [b])[0, 0]
+    # The brightened copy's palette matches far better than another scene's, and better
+    # than its own spatial model does, which sees the shifted lightness.
+    assert palette[0] < 0.5 * palette[1]
+    assert palette[0] < spatial
+
+
+@pytest.mark.parametrize(("variant", "symmetries"), [("mirrored", "mirror"),
+                                                      ("turned", "dihedral")])
+def test_symmetries_find_flipped_and_turned_copies(models, variant, symmetries):
+    plain = JensenShannon(colour_weight=0.0, symmetries="none")
+    invariant = JensenShannon(colour_weight=0.0, symmetries=symmetries)
+    a, b = models["dahlia"], models[variant]
+    assert invariant.cross([a], [b])[0, 0] < 0.6 * plain.cross([a], [b])[0, 0]
+    d = invariant.pairwise([a, b, models["coffee"]])
+    assert d[0, 1] < d[0, 2]
+
+
+@pytest.mark.parametrize("symmetries", ["none", "mirror", "dihedral"])
+def test_pairwise_agrees_with_cross(models, symmetries):
+    mixtures = list(models.values())
+    divergence = JensenShannon(symmetries=symmetries)
+    d = divergence.pairwise(mixtures)
+    c = divergence.cross(mixtures, mixtures)
+    assert np.all(np.isfinite(d)) and np.all(d >= 0)
+    np.testing.assert_array_equal(d, d.T)
+    np.testing.assert_array_equal(np.diag(d), 0)
+    # Same estimator, different (equally valid) sample sets for the moved models.
+    np.testing.assert_allclose(d, 0.5 * (c + c.T) * (1 - np.eye(len(d))), atol=0.05)
+    if symmetries == "none":
+        np.testing.assert_allclose(d, 0.5 * (c + c.T) * (1 - np.eye(len(d))), atol=1e-9)
+
+
+def test_models_that_are_not_photos_use_plain_js():
+    rng = np.random.default_rng(0)
+    mixtures = [Mixture(np.array([1.0]), rng.normal(size=(1, 3)), np.eye(3)[None])
+                for _ in range(3)]
+    assert not any(is_photo_model(m) for m in mixtures)
+    from leitmotiv.divergence import js_matrix
+
+    np.testing.assert_allclose(JensenShannon().pairwise(mixtures), np.sqrt(js_matrix(mixtures)))
+
+
+def test_parameters_are_validated():
+    with pytest.raises(ValueError, match="symmetries"):
+        JensenShannon(symmetries="upside-down")
+    with pytest.raises(ValueError, match="colour_weight"):
+        JensenShannon(colour_weight=-1)
+    with pytest.raises(ValueError, match="n_samples"):
+        JensenShannon(n_samples=1)
+    assert JensenShannon().near_duplicate_threshold() is not None
+    assert JensenShannon(colour_weight=0.0).near_duplicate_threshold() is None
