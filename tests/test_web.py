@@ -259,14 +259,12 @@ def test_photo_page_shows_the_photo_then_the_ranking(app, library, by_name, grou
     ids = tiles(ranking)
     assert len(ids) == webapp.PHOTOS_PER_PAGE
     assert photo.id not in ids
-    mates = {
-        by_name[n].id for n, g in groups.items() if g == "astronaut" and n != "astronaut_0.jpg"
-    }
+    mates = {by_name[n].id for n, g in groups.items() if g == "astronaut"} - {photo.id}
     assert set(ids[:3]) == mates
     distances = [float(d) for d in re.findall(r"d = ([0-9.]+)", ranking)]
     assert len(distances) == len(ids)
     assert distances == sorted(distances)
-    assert all(0 <= d <= np.sqrt(np.log(2)) + 1e-3 for d in distances)
+    assert all(d >= 0 for d in distances)
 
     others = library.count_photos() - 1
     last = -(-others // webapp.PHOTOS_PER_PAGE)
