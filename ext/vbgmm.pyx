@@ -11,6 +11,7 @@ not depend on how many threads ran the chunks, which keeps fits bit-for-bit repr
 from one machine to the next, and no locks or atomics are needed.
 """
 
+cimport openmp
 from cython.parallel cimport prange
 from libc.math cimport exp, log
 
@@ -130,3 +131,8 @@ def estep_stats(
                     dev_a = r * dev_a
                     for b in range(a + 1):
                         second[c, k, a, b] += dev_a * dev[c, b]
+
+
+def max_threads():
+    """OpenMP's thread count for a parallel region (honours ``OMP_NUM_THREADS``)."""
+    return openmp.omp_get_max_threads()

@@ -27,8 +27,6 @@ Conventions
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from scipy.special import digamma, gammaln
 
@@ -54,23 +52,13 @@ _LN_2PI = float(np.log(2.0 * np.pi))
 
 
 def _n_threads() -> int:
-    """OpenMP threads for the E-step kernel: all usable cores, or one if oversubscribed.
+    """OpenMP threads for the E-step kernel.
 
-    When other processes already keep every core busy, a descheduled worker stalls the
-    others at the end-of-region barrier and two threads run slower than one (measured:
-    median E-step 14 ms with two threads against 8.5 ms with one at load 11 on two cores).
-    Results do not depend on the thread count, so this choice never changes a fit.
+    OpenMP's own default: all cores, or ``OMP_NUM_THREADS`` (the ingest workers set it
+    to 1, since they already run one process per core).  Results do not depend on the
+    thread count, so this choice never changes a fit.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
-        if os.getloadavg()[0] > cores + 0.5:
-            return 1
-    except OSError:
-        pass
-    return max(1, min(cores, 8))
+    return max(1, int(_kernels.max_threads()))
 
 
 # --------------------------------------------------------------------------------------
