@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-PHOTO_DIR = Path("/work/shared/data/photos")
+PHOTO_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 DEFAULT_PHOTOS = ("dahlia_0.jpg", "misty_pier_0.jpg", "chelsea_cat_0.jpg", "astronaut_0.jpg")
 
 

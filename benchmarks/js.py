@@ -28,7 +28,7 @@ from leitmotiv.divergence import js_divergence, js_matrix
 from leitmotiv.mixture import Mixture
 from leitmotiv.transform import FeatureTransform
 
-PHOTOS = Path("/work/shared/data/photos")
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
 
 def photo_features(path: Path, n: int = 5000, seed: int = 0) -> tuple[np.ndarray, FeatureTransform]:
