@@ -1,0 +1,551 @@
+"""Candidate pairs for large libraries: a small embedding searched by exact brute force.
+
+All-pairs Jensen–Shannon is quadratic in the number of photos; beyond a few thousand
+photos only each photo's most promising partners are compared exactly.  This module
+finds them.
+
+The embedding
+-------------
+Each model is embedded by its characteristic function at a fixed set of frequencies
+(a random-Fourier-feature *kernel mean embedding*)::
+
+    e(p)_j = sum_k w_k exp(-1/2 omega_j' Sigma_k omega_j) [cos(omega_j' mu_k), sin(omega_j' mu_k)]
+
+scaled by ``1 / sqrt(M)``, with ``omega_j ~ N(0, I / h^2)``.  Then
+``|e(p) - e(q)|^2`` estimates the maximum mean discrepancy of ``p`` and ``q`` under a
+Gaussian kernel of width ``h``: a metric between distributions, zero only when they are
+equal, and like the Jensen–Shannon divergence sensitive to where the mass of a photo
+lies in (x, y, colour).  For a Gaussian mixture the expectation is closed form, so the
+embedding is exact for the chosen frequencies (no sampling of the photo model), and the
+frequencies are the same for every photo (fixed seed), so a photo added later is
+embedded exactly as if it had been there from the start.
+
+As the default divergence adds a spatial and a palette term, the embedding is the
+spatial model's features (5-D, ``h`` in the "common" model units) followed by those of
+the whitened colour marginal of :func:`leitmotiv.photo_distance.colour_view`, times a
+weight.
+
+What was measured (recall of the exact top-10 among 30 candidates, 400 models: the 160
+shared photos and 240 edited copies; the 120-photo column is originals only):
+
+======================================================  ==========  =========
+embedding                                               400 models  120 real
+======================================================  ==========  =========
+moment-matched Gaussian (mean, Cholesky of covariance)  0.87        --
+sqrt-density at 256 + 64 Sobol probes (Hellinger)       0.61        --
+characteristic function, palette weight 1               0.92        0.86
+characteristic function, palette weight 3 (default)     0.95        0.92
+======================================================  ==========  =========
+
+The probe (Hellinger) embedding suffers from the variance of importance sampling of
+peaked 5-D densities; the characteristic function is closed form and smooth.  The
+palette weight is larger than the divergence's 0.4 because the kernel discrepancy of
+whitened palettes is small in absolute terms.  For reference, the Monte Carlo divergence
+itself, re-estimated with another seed, recalls 0.90 of its own top-10 in 10 and 0.99 in
+30: the order within the top-10 is partly estimator noise.
+
+Because no embedding tested reaches 0.95 on distinct real photos by itself,
+:func:`refine` adds a second, still cheap stage: a wide candidate list from the
+embedding (e.g. 100) is re-ranked by the divergence estimated with few Monte Carlo
+samples (128 instead of 1000, about a tenth of the cost per pair), and the best ``k``
+are kept for the exact divergence.
+
+Search
+------
+:func:`candidate_pairs` is exact brute force on the embeddings: blocks of rows against
+all rows by one matrix product each, the block's top ``k`` by :func:`numpy.argpartition`;
+memory is ``O(N k + block N)``, never ``N x N``.  The float32 product selects a few extra
+candidates, whose distances are then recomputed in float64 and sorted by
+``(distance, index)``, so results are deterministic and do not depend on ``block``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from leitmotiv.implementation import Divergence
+from leitmotiv.mixture import Mixture
+from leitmotiv.photo_distance import colour_view
+
+__all__ = [
+    "Probes",
+    "candidate_pairs",
+    "candidates_for",
+    "embed",
+    "refine",
+    "search",
+    "sparse_distances",
+    "unique_pairs",
+]
+
+#: Extra candidates taken from the float32 search before the exact float64 re-ranking;
+#: covers round-off near the k-th distance.
+_SLACK = 8
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Parameters of the characteristic-function embedding (see the module docstring).
+
+    Parameters
+    ----------
+    n_spatial, n_colour : int
+        Frequencies of the spatial (5-D) and palette (3-D) parts; each gives a cosine
+        and a sine, so the embedding has ``2 (n_spatial + n_colour)`` entries.
+    spatial_width : float
+        Kernel width ``h`` over the spatial model, in model units (the frame is 1 wide).
+    palette_width : float
+        Kernel width over the whitened palette (unit variance).
+    colour_weight : float
+        Weight of the palette part relative to the spatial part.
+    seed : int
+        Seed of the frequencies.
+    """
+
+    n_spatial: int = 128
+    n_colour: int = 64
+    spatial_width: float = 0.15
+    palette_width: float = 0.7
+    colour_weight: float = 3.0
+    seed: int = 0
+
+    def frequencies(self) -> tuple[np.ndarray, np.ndarray]:
+        """Spatial frequencies, shape (n_spatial, 5), and palette ones, (n_colour, 3)."""
+        rng = np.random.default_rng(self.seed)
+        spatial = rng.standard_normal((self.n_spatial, 5)) / self.spatial_width
+        palette = rng.standard_normal((self.n_colour, 3)) / self.palette_width
+        return spatial, palette
+
+
+def _characteristic(mixtures: Sequence[Mixture], omega: np.ndarray) -> np.ndarray:
+    """``[Re, Im]`` of each mixture's characteristic function at ``omega``, / sqrt(M)."""
+    m, d = omega.shape
+    weights = np.concatenate([x.weights / x.weights.sum() for x in mixtures])
+    means = np.concatenate([x.means for x in mixtures])
+    covs = np.concatenate([x.covariances.reshape(-1, d * d) for x in mixtures])
+    starts = np.cumsum([0] + [x.n_components for x in mixtures[:-1]])
+    outer = (omega[:, :, None] * omega[:, None, :]).reshape(m, d * d)
+    # omega' Sigma_k omega for all components and frequencies as one matrix product.
+    damp = weights[:, None] * np.exp(-0.5 * (covs @ outer.T))
+    phase = means @ omega.T
+    out = np.empty((len(mixtures), 2 * m))
+    out[:, :m] = np.add.reduceat(damp * np.cos(phase), starts, axis=0)
+    out[:, m:] = np.add.reduceat(damp * np.sin(phase), starts, axis=0)
+    return out / np.sqrt(m)
+
+
+def embed(
+    mixtures: Sequence[Mixture],
+    probes: Probes | None = None,
+    *,
+    block: int = 1024,
+) -> np.ndarray:
+    """Embed photo models so that Euclidean neighbours approximate divergence neighbours.
+
+    Parameters
+    ----------
+    mixtures : sequence of Mixture
+        Photo models (5-D, "common" normalization).
+    probes : Probes, optional
+        Embedding parameters; the defaults were chosen by the measurements above.
+    block : int
+        Mixtures per vectorized evaluation (bounds memory).
+
+    Returns
+    -------
+    ndarray, shape (N, 2 (n_spatial + n_colour)), float32
+    """
+    probes = Probes() if probes is None else probes
+    mixtures = list(mixtures)
+    split = 2 * probes.n_spatial
+    out = np.empty((len(mixtures), split + 2 * probes.n_colour), dtype=np.float32)
+    spatial, palette = probes.frequencies()
+    for start in range(0, len(mixtures), block):
+        chunk = mixtures[start : start + block]
+        rows = slice(start, start + len(chunk))
+        out[rows, :split] = _characteristic(chunk, spatial)
+        views = [colour_view(m) for m in chunk]
+        out[rows, split:] = probes.colour_weight * _characteristic(views, palette)
+    return out
+
+
+# ----------------------------------------------------------------------- search
+
+
+def _exact_top(
+    queries: np.ndarray,
+    base: np.ndarray,
+    candidates: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank candidate columns in float64 and keep the ``k`` best by (distance, index)."""
+    diff = queries[:, None, :].astype(np.float64) - base[candidates].astype(np.float64)
+    dist = np.sqrt(np.einsum("bkd,bkd->bk", diff, diff))
+    if exclude is not None:
+        dist[candidates == exclude[:, None]] = np.inf
+    order = np.lexsort((candidates, dist), axis=-1)[:, :k]
+    return (
+        np.take_along_axis(candidates, order, axis=1),
+        np.take_along_axis(dist, order, axis=1),
+    )
+
+
+def _block_top(
+    queries: np.ndarray,
+    base: np.ndarray,
+    base_sq: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` base rows of each query row; ``exclude[i]`` (the query itself) is skipped."""
+    n = len(base)
+    sq = base_sq[None, :] - 2.0 * (queries @ base.T)  # + |q|^2, constant per row
+    if exclude is not None:
+        sq[np.arange(len(queries)), exclude] = np.inf
+    take = min(k + _SLACK + (exclude is not None), n)
+    if take < n:
+        part = np.argpartition(sq, take - 1, axis=1)[:, :take]
+    else:
+        part = np.broadcast_to(np.arange(n), (len(queries), n)).copy()
+    return _exact_top(queries, base, part, k, exclude)
+
+
+def candidate_pairs(
+    embeddings: np.ndarray,
+    k: int,
+    *,
+    block: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's ``k`` nearest other items in the embedding, by exact brute force.
+
+    Parameters
+    ----------
+    embeddings : ndarray, shape (N, D)
+        From :func:`embed`.
+    k : int
+        Neighbours per item; capped at ``N - 1``.
+    block : int
+        Rows per matrix product; memory is ``O(block N + N k)``.
+    progress : callable, optional
+        Called as ``progress(done_rows, N)`` after each block.
+
+    Returns
+    -------
+    indices : ndarray, shape (N, min(k, N - 1)), int64
+        Neighbours of each row, nearest first, ties broken by index; never the row
+        itself.
+    distances : ndarray, same shape, float64
+        Their Euclidean distances in the embedding.
+    """
+    emb = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n = len(emb)
+    k = max(0, min(int(k), n - 1))
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float64)
+    if k == 0:
+        return indices, distances
+    base_sq = np.einsum("nd,nd->n", emb, emb)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        idx, dist = _block_top(emb[start:stop], emb, base_sq, k, np.arange(start, stop))
+        indices[start:stop], distances[start:stop] = idx, dist
+        if progress is not None:
+            progress(stop, n)
+    return indices, distances
+
+
+def candidates_for(
+    new_embeddings: np.ndarray,
+    old_embeddings: np.ndarray,
+    old_indices: np.ndarray,
+    old_distances: np.ndarray,
+    k: int,
+    *,
+    block: int = 1024,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Update the candidate lists when photos are added, without a rebuild.
+
+    The new photos get indices ``N_old .. N_old + N_new - 1``.  Cost is
+    ``O(N_new (N_old + N_new) D)``: the new photos are searched against everything,
+    and each old photo's list is merged with its distances to the new photos (the
+    transpose of the same products), so an old photo that a new one enters is updated
+    and all others are unchanged.  The result equals :func:`candidate_pairs` on the
+    concatenated embeddings.
+
+    Parameters
+    ----------
+    new_embeddings : ndarray, shape (N_new, D)
+    old_embeddings : ndarray, shape (N_old, D)
+    old_indices, old_distances : ndarray, shape (N_old, k_old)
+        The old photos' lists, as returned by :func:`candidate_pairs` with the same
+        ``k`` (a shorter list, as for a tiny library, is padded here).
+    k : int
+    block : int
+        New rows per matrix product.
+
+    Returns
+    -------
+    indices, distances : ndarray, shape (N_old + N_new, min(k, N - 1))
+        The lists of all photos.
+    changed : ndarray of int64
+        Old photos whose list changed (the new photos' lists are all new).
+    """
+    new = np.ascontiguousarray(new_embeddings, dtype=np.float32)
+    old = np.ascontiguousarray(old_embeddings, dtype=np.float32)
+    n_old, n_new = len(old), len(new)
+    n = n_old + n_new
+    k = max(0, min(int(k), n - 1))
+    emb = np.concatenate([old, new]) if n_new else old
+    base_sq = np.einsum("nd,nd->n", emb, emb)
+    indices = np.full((n, k), -1, dtype=np.int64)
+    distances = np.full((n, k), np.inf)
+    width = min(old_indices.shape[1] if old_indices.ndim == 2 else 0, k)
+    indices[:n_old, :width] = old_indices[:, :width]
+    distances[:n_old, :width] = old_distances[:, :width]
+    if k == 0:
+        return indices, distances, np.zeros(0, dtype=np.int64)
+    # The new photos' own lists, and the distances from every old photo to them.
+    to_new = np.empty((n_old, n_new))
+    for start in range(0, n_new, block):
+        stop = min(start + block, n_new)
+        rows = np.arange(n_old + start, n_old + stop)
+        idx, dist = _block_top(new[start:stop], emb, base_sq, k, rows)
+        indices[rows], distances[rows] = idx, dist
+        diff = old[:, None, :].astype(np.float64) - new[None, start:stop, :].astype(np.float64)
+        to_new[:, start:stop] = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
+    # Old photos: merge the old list with the new photos, keep k by (distance, index).
+    # Only rows a new photo beats (or that had room) can change.
+    kth = distances[:n_old, k - 1]
+    touched = np.flatnonzero((to_new < kth[:, None]).any(axis=1) | ~np.isfinite(kth))
+    if touched.size:
+        cand = np.concatenate(
+            [indices[touched], np.broadcast_to(np.arange(n_old, n), (touched.size, n_new))],
+            axis=1,
+        )
+        dist = np.concatenate([distances[touched], to_new[touched]], axis=1)
+        dist[cand < 0] = np.inf
+        order = np.lexsort((np.where(cand < 0, n, cand), dist), axis=-1)[:, :k]
+        new_idx = np.take_along_axis(cand, order, axis=1)
+        new_dist = np.take_along_axis(dist, order, axis=1)
+        differs = (new_idx != indices[touched]).any(axis=1)
+        indices[touched], distances[touched] = new_idx, new_dist
+        changed = touched[differs]
+    else:
+        changed = np.zeros(0, dtype=np.int64)
+    return indices, distances, changed.astype(np.int64)
+
+
+# ------------------------------------------------------------- exact distances
+
+
+def unique_pairs(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The undirected pairs of a candidate table, each once, grouped by row.
+
+    A pair found from both ends is kept at the smaller row index, so each row keeps
+    nearly its whole list (its calls stay about ``k`` wide).  Negative entries
+    (padding) are dropped.
+
+    Returns
+    -------
+    rows, cols : ndarray of int64, sorted by ``(row, col)``
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    n, k = indices.shape if indices.ndim == 2 else (0, 0)
+    rows = np.repeat(np.arange(n, dtype=np.int64), k)
+    cols = indices.reshape(-1)
+    keep = (cols >= 0) & (cols != rows)
+    rows, cols = rows[keep], cols[keep]
+    lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
+    # First occurrence in row-major order of each undirected pair.
+    key = lo * max(n, 1) + hi
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    rows, cols = rows[first], cols[first]
+    order = np.lexsort((cols, rows))
+    return rows[order], cols[order]
+
+
+def sparse_distances(
+    mixtures: Sequence[Mixture],
+    pairs: np.ndarray | tuple[np.ndarray, np.ndarray],
+    divergence: Divergence,
+    *,
+    block: int = 64,
+    n_jobs: int = -1,
+    progress: Callable[[int, int], None] | None = None,
+    valid: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact divergence on candidate pairs only, each undirected pair once.
+
+    Pairs are grouped by row: one ``divergence.cross([row], its columns)`` per row, so
+    no pair is computed that was not asked for (a block of rows against the union of
+    their columns would compute about ``block`` times too many).  For the default
+    divergence a row's call costs about as much per pair as a large block does.
+
+    Parameters
+    ----------
+    mixtures : sequence of Mixture
+    pairs : ndarray (N, k) or (rows, cols)
+        A candidate table from :func:`candidate_pairs` or explicit pairs; duplicates,
+        both orientations and self-pairs are removed.
+    divergence : Divergence
+    block : int
+        Rows between ``progress`` calls.
+    n_jobs : int
+        Passed to ``divergence.cross``.
+    progress : callable, optional
+        Called as ``progress(done_pairs, total_pairs)``.
+    valid : ndarray of bool, optional
+        With explicit pairs, which of them to use (e.g. to skip padding).
+
+    Returns
+    -------
+    rows, cols : ndarray of int64
+        ``rows < cols`` is not guaranteed; each undirected pair appears once.
+    values : ndarray of float64
+    """
+    mixtures = list(mixtures)
+    if isinstance(pairs, tuple):
+        r, c = (np.asarray(a, dtype=np.int64).reshape(-1) for a in pairs)
+        n = max(len(mixtures), 1)
+        lo, hi = np.minimum(r, c), np.maximum(r, c)
+        keep = lo != hi
+        if valid is not None:
+            keep &= np.asarray(valid, dtype=bool).reshape(-1)
+        key = np.unique(lo[keep] * n + hi[keep])
+        rows, cols = key // n, key % n
+    else:
+        rows, cols = unique_pairs(pairs)
+    values = np.empty(len(rows))
+    if len(rows) == 0:
+        return rows, cols, values
+    bounds = np.flatnonzero(np.diff(rows)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [len(rows)]])
+    for g, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        row = mixtures[rows[a]]
+        values[a:b] = divergence.cross([row], [mixtures[j] for j in cols[a:b]], n_jobs=n_jobs)[0]
+        if progress is not None and ((g + 1) % block == 0 or b == len(rows)):
+            progress(int(b), len(rows))
+    return rows, cols, values
+
+
+def refine(
+    mixtures: Sequence[Mixture],
+    indices: np.ndarray,
+    k: int,
+    divergence: Divergence,
+    *,
+    n_samples: int | None = 128,
+    rows: np.ndarray | None = None,
+    n_jobs: int = -1,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank wide candidate lists by a cheap estimate of the divergence, keep ``k``.
+
+    The second stage of the candidate search (see the module docstring): each
+    undirected pair of the wide lists is estimated once, by ``divergence`` with
+    ``n_samples`` Monte Carlo samples when it has that parameter (the default
+    divergence does), and each row keeps its ``k`` best by ``(estimate, index)``.
+
+    Parameters
+    ----------
+    mixtures : sequence of Mixture
+    indices : ndarray, shape (N, k_wide)
+        Wide lists from :func:`candidate_pairs` or :func:`candidates_for`; negative
+        entries are padding.
+    k : int
+        Candidates kept per row (at most ``k_wide``).
+    divergence : Divergence
+        The divergence the candidates are for.
+    n_samples : int or None
+        Monte Carlo samples of the cheap estimate; None uses ``divergence`` as is.
+    rows : ndarray of int, optional
+        Refine only these rows (e.g. the new and changed ones after
+        :func:`candidates_for`); the result then has ``len(rows)`` rows.
+    n_jobs : int
+    progress : callable, optional
+        As for :func:`sparse_distances`.
+
+    Returns
+    -------
+    indices : ndarray, shape (R, min(k, k_wide)), int64
+        Padded with -1 where a row has fewer candidates.
+    estimates : ndarray, same shape, float64
+        The cheap estimates (inf for padding).
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    table = indices if rows is None else indices[np.asarray(rows, dtype=np.int64)]
+    row_ids = np.arange(len(indices)) if rows is None else np.asarray(rows, dtype=np.int64)
+    n = max(len(mixtures), 1)
+    k = max(0, min(int(k), table.shape[1] if table.ndim == 2 else 0))
+    if table.size == 0 or k == 0:
+        return (np.full((len(table), k), -1, dtype=np.int64), np.full((len(table), k), np.inf))
+    cheap = divergence
+    if n_samples is not None and "n_samples" in getattr(divergence, "params", {}):
+        cheap = dataclasses.replace(divergence, n_samples=int(n_samples))
+    # Each undirected pair once, then looked up from both ends.
+    source = np.repeat(row_ids, table.shape[1])
+    pair_rows, pair_cols, values = sparse_distances(
+        mixtures,
+        (source, table.reshape(-1)),
+        cheap,
+        n_jobs=n_jobs,
+        progress=progress,
+        valid=table.reshape(-1) >= 0,
+    )
+    keys = np.minimum(pair_rows, pair_cols) * n + np.maximum(pair_rows, pair_cols)
+    order = np.argsort(keys)
+    keys, values = keys[order], values[order]
+    lo = np.minimum(row_ids[:, None], table)
+    hi = np.maximum(row_ids[:, None], table)
+    want = lo * n + hi
+    pos = np.clip(np.searchsorted(keys, want), 0, max(len(keys) - 1, 0))
+    est = np.where((table >= 0) & (table != row_ids[:, None]), values[pos], np.inf)
+    rank = np.lexsort((np.where(table < 0, n, table), est), axis=-1)[:, :k]
+    out_idx = np.take_along_axis(table, rank, axis=1)
+    out_est = np.take_along_axis(est, rank, axis=1)
+    out_idx[~np.isfinite(out_est)] = -1
+    return out_idx, out_est
+
+
+def search(
+    mixtures: Sequence[Mixture],
+    k: int,
+    divergence: Divergence,
+    *,
+    wide: int = 100,
+    n_samples: int | None = 128,
+    probes: Probes | None = None,
+    block: int = 1024,
+    n_jobs: int = -1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole candidate search: :func:`embed`, :func:`candidate_pairs`, :func:`refine`.
+
+    Parameters
+    ----------
+    mixtures : sequence of Mixture
+    k : int
+        Candidates per photo for the exact divergence.
+    divergence : Divergence
+    wide : int
+        Embedding neighbours re-ranked per photo; ``wide <= k`` skips the re-ranking.
+    n_samples, probes, block, n_jobs :
+        See :func:`refine`, :func:`embed` and :func:`candidate_pairs`.
+
+    Returns
+    -------
+    indices, estimates : ndarray, shape (N, min(k, N - 1))
+        Estimates are embedding distances when the re-ranking is skipped.
+    """
+    embeddings = embed(mixtures, probes)
+    indices, distances = candidate_pairs(embeddings, max(k, wide), block=block)
+    if wide <= k:
+        return indices, distances
+    return refine(mixtures, indices, k, divergence, n_samples=n_samples, n_jobs=n_jobs)
