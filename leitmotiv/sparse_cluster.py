@@ -130,6 +130,9 @@ def sparse_affinity_propagation(
     starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
     diag = np.flatnonzero(r == c)  # one per item, in item order
     edge = np.arange(s.size)
+    # An item whose only edge is its self edge has no competing exemplar; a finite
+    # stand-in below every similarity keeps its messages finite (it is its own exemplar).
+    floor = float(s.min()) - 1.0
 
     R = np.zeros_like(s)
     A = np.zeros_like(s)
@@ -145,7 +148,7 @@ def sparse_affinity_propagation(
         first_pos = np.full(n, s.size)
         np.minimum.at(first_pos, r[is_best], edge[is_best])
         AS[first_pos] = -np.inf
-        second = np.maximum.reduceat(AS, starts)
+        second = np.maximum(np.maximum.reduceat(AS, starts), floor)
         new_r = s - best_e
         new_r[first_pos] = s[first_pos] - second
         R = damping * R + (1.0 - damping) * new_r
