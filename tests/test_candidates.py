@@ -1,0 +1,181 @@
+"""Candidate search for large libraries: recall against the exact divergence, exactness
+of the blockwise and incremental searches, and the sparse exact distances."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leitmotiv import candidates
+from leitmotiv.mixture import Mixture
+from leitmotiv.photo_distance import JensenShannon
+
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
+
+
+def _fit(paths):
+    from leitmotiv.features import GmmFeaturizer
+    from leitmotiv.imaging import decode
+
+    featurizer = GmmFeaturizer(n_samples=2000)
+    return [featurizer.model(decode(p, target_long_side=256).rgb) for p in paths]
+
+
+@pytest.fixture(scope="module")
+def real_models() -> list[Mixture]:
+    """Models of the first 120 shared photos (40 scenes x mild edits), fitted once."""
+    paths = sorted(PHOTOS.glob("*.jpg"))[:120]
+    if len(paths) < 120:
+        pytest.skip(f"shared photos missing in {PHOTOS}")
+    return _fit(paths)
+
+
+def _edited(model: Mixture, rng: np.random.Generator) -> Mixture:
+    """A model moved as an edited photo would be: shift, zoom, mirror, colour, weights."""
+    A = np.eye(5)
+    b = np.zeros(5)
+    A[0, 0] = A[1, 1] = rng.uniform(1.0, 1.3)
+    if rng.random() < 0.5:
+        A[0, 0] = -A[0, 0]
+    b[:2] = rng.normal(0, 0.05, 2)
+    b[2:] = rng.normal(0, 0.05, 3)
+    out = model.transformed(A, b, update_transform=False)
+    w = out.weights * np.exp(rng.normal(0, 0.1, out.n_components))
+    return dataclasses.replace(out, weights=w / w.sum())
+
+
+@pytest.fixture(scope="module")
+def few_models() -> list[Mixture]:
+    """Twelve photo models: three real fits and three edits of each (fast)."""
+    paths = sorted(PHOTOS.glob("*.jpg"))[::40][:3]
+    if len(paths) < 3:
+        pytest.skip(f"shared photos missing in {PHOTOS}")
+    rng = np.random.default_rng(0)
+    base = _fit(paths)
+    return base + [_edited(m, rng) for m in base for _ in range(3)]
+
+
+def _recall(true_top: np.ndarray, found: np.ndarray) -> float:
+    return float(
+        np.mean([len(set(t) & set(f)) / len(t) for t, f in zip(true_top, found, strict=True)])
+    )
+
+
+@pytest.mark.slow
+def test_recall_of_true_top10_on_real_photos(real_models):
+    js = JensenShannon()
+    exact = js.pairwise(real_models)
+    np.fill_diagonal(exact, np.inf)
+    true_top = np.argsort(exact, axis=1, kind="stable")[:, :10]
+    indices, _ = candidates.search(real_models, 30, js)
+    assert indices.shape == (120, 30)
+    assert _recall(true_top, indices) >= 0.95
+    # The embedding alone already finds most of them, and nearly all in a wide list.
+    wide, _ = candidates.candidate_pairs(candidates.embed(real_models), 100)
+    assert _recall(true_top, wide) >= 0.95
+
+
+def test_embedding_is_per_photo_and_deterministic(few_models):
+    emb = candidates.embed(few_models)
+    assert emb.dtype == np.float32
+    p = candidates.Probes()
+    assert emb.shape == (len(few_models), 2 * (p.n_spatial + p.n_colour))
+    assert np.all(np.isfinite(emb))
+    # A photo's embedding does not depend on its companions or on the block size.
+    np.testing.assert_allclose(candidates.embed(few_models[5:7], block=1)[1], emb[6], rtol=1e-6)
+    np.testing.assert_array_equal(candidates.embed(few_models), emb)
+    assert candidates.embed([]).shape == (0, emb.shape[1])
+
+
+def _dense_reference(emb: np.ndarray, k: int):
+    x = emb.astype(np.float64)
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    idx = np.arange(len(x))
+    order = np.array([np.lexsort((idx, row))[:k] for row in d])
+    return order, np.take_along_axis(d, order, axis=1)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1000])
+def test_blockwise_search_equals_dense_brute_force(block):
+    emb = np.random.default_rng(1).normal(size=(157, 12)).astype(np.float32)
+    idx, dist = candidates.candidate_pairs(emb, 10, block=block)
+    ref_idx, ref_dist = _dense_reference(emb, 10)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-12)
+
+
+def test_search_handles_duplicates_and_ties():
+    emb = np.repeat(np.random.default_rng(2).normal(size=(5, 3)), 3, axis=0).astype(np.float32)
+    idx, dist = candidates.candidate_pairs(emb, 4, block=4)
+    ref_idx, _ = _dense_reference(emb, 4)
+    np.testing.assert_array_equal(idx, ref_idx)
+    assert np.all(idx != np.arange(len(emb))[:, None])
+    assert np.all(dist[:, :2] == 0)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_tiny_libraries(n):
+    emb = np.random.default_rng(3).normal(size=(n, 4)).astype(np.float32)
+    idx, dist = candidates.candidate_pairs(emb, 10)
+    assert idx.shape == dist.shape == (n, max(0, n - 1))
+    if n >= 2:
+        assert set(idx[0]) == set(range(1, n))
+
+
+@pytest.mark.parametrize(
+    ("n_old", "n_new", "k"), [(200, 30, 10), (3, 10, 5), (50, 1, 60), (1, 1, 3)]
+)
+def test_incremental_equals_recomputation(n_old, n_new, k):
+    emb = np.random.default_rng(n_old + n_new).normal(size=(n_old + n_new, 8)).astype(np.float32)
+    old_idx, old_dist = candidates.candidate_pairs(emb[:n_old], k)
+    idx, dist, changed = candidates.candidates_for(emb[n_old:], emb[:n_old], old_idx, old_dist, k)
+    ref_idx, ref_dist = candidates.candidate_pairs(emb, k, block=17)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-12)
+    width = old_idx.shape[1]
+    differs = np.flatnonzero(
+        (ref_idx[:n_old, :width] != old_idx).any(axis=1) | (ref_idx.shape[1] > width)
+    )
+    np.testing.assert_array_equal(np.sort(changed), differs)
+
+
+def test_sparse_distances_are_the_exact_divergence_once_per_pair(few_models):
+    js = JensenShannon(n_samples=200)
+    table = np.array([[1, 2], [0, 3], [0, 5], [1, 0], [4, 4], [0, 1]])  # 4-4 is a self-pair
+    models = few_models[:6]
+    rows, cols, values = candidates.sparse_distances(models, table, js, block=2)
+    pairs = {tuple(sorted(p)) for p in zip(rows.tolist(), cols.tolist(), strict=True)}
+    assert len(pairs) == len(rows) == 7
+    assert pairs == {(0, 1), (0, 2), (1, 3), (2, 5), (0, 3), (0, 5), (1, 5)}
+    dense = js.pairwise(models)
+    np.testing.assert_allclose(values, dense[rows, cols], rtol=1e-9, atol=1e-12)
+    # Explicit pairs, in either orientation, give the same.
+    _, _, v2 = candidates.sparse_distances(models, (cols, rows), js)
+    np.testing.assert_allclose(np.sort(v2), np.sort(values))
+    empty = candidates.sparse_distances(models, np.zeros((6, 0), dtype=int), js)
+    assert all(len(a) == 0 for a in empty)
+
+
+def test_refine_keeps_the_best_cheap_estimates(few_models):
+    js = JensenShannon()
+    wide, _ = candidates.candidate_pairs(candidates.embed(few_models), 11)
+    idx, est = candidates.refine(few_models, wide, 4, js, n_samples=64)
+    cheap = JensenShannon(n_samples=64).pairwise(few_models)
+    np.fill_diagonal(cheap, np.inf)
+    order = np.argsort(cheap, axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(idx, order)
+    np.testing.assert_allclose(est, np.take_along_axis(cheap, order, axis=1), rtol=1e-9)
+    sub_idx, _ = candidates.refine(few_models, wide, 4, js, n_samples=64, rows=np.array([3, 7]))
+    np.testing.assert_array_equal(sub_idx, idx[[3, 7]])
+
+
+def test_edited_copies_find_their_original(few_models):
+    # Each base photo's three edits are among its four candidates after the search.
+    indices, _ = candidates.search(few_models, 4, JensenShannon(), wide=8)
+    for b in range(3):
+        edits = {3 + 3 * b + j for j in range(3)}
+        assert edits <= set(indices[b].tolist())
