@@ -153,11 +153,16 @@ def serve(app, host, port, threads):
     It listens on 127.0.0.1 only, unless --host says otherwise: the view shows file
     paths and serves the original photos, so exposing it is a deliberate choice.
     """
+    _serve(app.library, app.settings.library, host, port, threads)
+
+
+def _serve(library, folder: Path, host: str, port: int, threads: int) -> None:
+    """Run the web view of ``library`` with waitress until interrupted."""
     import waitress
 
     from leitmotiv.web.app import make_app
 
-    wsgi_app = make_app(app.library)
+    wsgi_app = make_app(library)
     try:
         server = waitress.create_server(wsgi_app, host=host, port=port, threads=threads)
     except OSError as exc:
@@ -165,7 +170,7 @@ def serve(app, host, port, threads):
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from None
     shown_host = f"[{host}]" if ":" in host else host
-    click.echo(f"Serving {app.settings.library} on http://{shown_host}:{server.effective_port}/")
+    click.echo(f"Serving {folder} on http://{shown_host}:{server.effective_port}/")
     click.echo("Press Ctrl+C to stop.")
     try:
         server.run()
@@ -334,15 +339,28 @@ def photos(app, as_json):
 def similar(app, photo, top, as_json):
     """List the photos most similar to PHOTO (an id or a path), nearest first."""
     query = _photo_or_usage_error(app, photo)
+    threshold = app.library.near_duplicate_threshold()
     rows = [
-        {"id": p.id, "path": p.path, "distance": d}
+        {
+            "id": p.id,
+            "path": p.path,
+            "distance": d,
+            "relation": _relation(d, threshold),
+        }
         for p, d in app.library.similar(query.id, top=top)
     ]
     if as_json:
         emit_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['distance']:.4f}  {row['id']:>6}  {row['path']}")
+        click.echo(f"{row['distance']:.4f}  {row['relation']:<14}  {row['id']:>6}  {row['path']}")
+
+
+def _relation(distance: float, threshold: float | None) -> str:
+    """ "near-duplicate" below the divergence's calibrated threshold, else "similar"."""
+    if threshold is not None and distance < threshold:
+        return "near-duplicate"
+    return "similar"
 
 
 @cli.command()
@@ -441,6 +459,48 @@ def average(app, cluster, out, size):
     if data is None:
         raise click.BadParameter(f"no cluster {cluster} in the current index", param_hint="CLUSTER")
     _write_png(data, out)
+
+
+@cli.command()
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Library folder for the demo (default: 'demo' in the user data folder).",
+)
+@click.option("--no-serve", is_flag=True, help="Stop after indexing and print what was found.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
+@_jobs_option
+@pass_app
+def demo(app, folder, no_serve, host, port, jobs):
+    """Build a library from the bundled sample photos and serve it.
+
+    The 21 sample photos (seven public-domain and CC0 scenes, three versions each) are
+    added to their own library, indexed and clustered; a second run reuses the work.
+    """
+    from dataclasses import replace
+
+    from leitmotiv.config import user_data_dir
+    from leitmotiv.library import Library
+    from leitmotiv.samples import sample_photos
+
+    folder = (folder or user_data_dir() / "demo").resolve()
+    settings = replace(app.settings, library=folder, database=None)
+    library = Library.open(settings)
+    click.echo(f"Building the demo library in {folder} ...")
+    added = library.add(sample_photos(), jobs=_jobs(app, jobs))
+    index = library.build_index(jobs=_jobs(app, jobs))
+    clusters = library.clusters()
+    click.echo(
+        f"{library.count_photos()} photos ({added.added} new), {index.pairs_computed} new "
+        f"distances, {len(clusters)} clusters:"
+    )
+    for cluster in clusters:
+        names = ", ".join(Path(p.path).name for p in cluster.members)
+        click.echo(f"  cluster {cluster.id}: {names}")
+    if not no_serve:
+        _serve(library, folder, host, port, threads=8)
 
 
 def _add_plugin_commands() -> None:

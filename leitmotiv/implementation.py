@@ -100,6 +100,13 @@ class Divergence(Implementation):
         """
         raise NotImplementedError
 
+    def near_duplicate_threshold(self) -> float | None:
+        """Distance below which two photos are near-duplicates (mild edits of one shot).
+
+        None when this divergence, with these parameters, has not been calibrated.
+        """
+        return None
+
     def pairwise(self, mixtures: Sequence[Mixture], n_jobs: int = -1) -> np.ndarray:
         """Symmetric distance matrix with a zero diagonal, shape (N, N)."""
         d = self.cross(mixtures, mixtures, n_jobs=n_jobs)
