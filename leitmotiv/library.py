@@ -62,6 +62,7 @@ import peewee as pw
 
 from leitmotiv import ingest, store
 from leitmotiv.config import Settings
+from leitmotiv.motifs import Motif
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,52 @@ def _join_taken(taken: Any, offset: int | None) -> dt.datetime | None:
     if offset is not None:
         taken = taken.replace(tzinfo=dt.timezone(dt.timedelta(seconds=offset)))
     return taken
+
+
+def _wall_clock(bound: dt.date | dt.datetime | None, end: bool = False) -> dt.datetime | None:
+    """A date range bound as the naive wall-clock datetime the motif analysis compares.
+
+    A plain date means its first moment, or its last one for the end of a range, so
+    ``until=date(2020, 12, 31)`` keeps photos of that evening.
+    """
+    if bound is None:
+        return None
+    if isinstance(bound, dt.datetime):
+        return bound.replace(tzinfo=None)
+    if end:
+        return dt.datetime.combine(bound, dt.time.max)
+    return dt.datetime.combine(bound, dt.time.min)
+
+
+def parse_date_bound(text: str, end: bool = False) -> dt.datetime:
+    """The start (or, with ``end``, the last moment) of a date given as text.
+
+    Accepts ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` and ISO datetimes, so that
+    ``--since 2018 --until 2020`` means the three whole years 2018 to 2020.
+
+    Raises
+    ------
+    ValueError
+        If the text is none of these.
+    """
+    text = text.strip()
+    try:
+        if len(text) == 4 and text.isdigit():
+            first = dt.datetime(int(text), 1, 1)
+            following = first.replace(year=first.year + 1)
+        elif len(text) == 7 and text[4] == "-":
+            first = dt.datetime.strptime(text, "%Y-%m")
+            following = (first + dt.timedelta(days=32)).replace(day=1)
+        elif len(text) == 10:
+            first = dt.datetime.strptime(text, "%Y-%m-%d")
+            following = first + dt.timedelta(days=1)
+        else:
+            return dt.datetime.fromisoformat(text).replace(tzinfo=None)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date: use YYYY, YYYY-MM, YYYY-MM-DD or an ISO datetime"
+        ) from None
+    return following - dt.timedelta(microseconds=1) if end else first
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -991,6 +1038,46 @@ class Library:
         found = self._clusters(int(cluster_id))
         return found[0] if found else None
 
+    def motifs(
+        self,
+        since: dt.date | dt.datetime | None = None,
+        until: dt.date | dt.datetime | None = None,
+        clusters: Sequence[Cluster] | None = None,
+    ) -> list[Motif]:
+        """The clusters of the current clustering seen through time, as motifs.
+
+        See :mod:`leitmotiv.motifs` for bursts, periods and the recurrence score.
+        Only EXIF capture times place a photo on the timeline; photos dated by their
+        file time alone are the motif's ``undated_ids``.
+
+        Parameters
+        ----------
+        since, until : date or datetime, optional
+            Keep only the occurrences captured in ``[since, until]`` (wall-clock
+            time).  A plain ``until`` date includes that whole day.  With either
+            bound, motifs with no occurrence in the range are left out.
+        clusters : sequence of Cluster, optional
+            The result of :meth:`clusters`, when the caller has it already (saves
+            reading the clustering twice).
+
+        Returns
+        -------
+        list of Motif
+            Highest recurrence score first (empty before :meth:`build_index`).
+        """
+        from leitmotiv.motifs import Shot, find_motifs
+
+        if clusters is None:
+            clusters = self.clusters()
+        shots = [
+            (c.id, c.exemplar.id, [Shot(p.id, p.taken, p.taken_source) for p in c.members])
+            for c in clusters
+        ]
+        found = find_motifs(shots, since=_wall_clock(since), until=_wall_clock(until, end=True))
+        if since is not None or until is not None:
+            found = [m for m in found if m.periods]
+        return found
+
     def failures(self) -> list[Failure]:
         """Files that could not be added, by path."""
         with store.bound(self.db):
@@ -1095,4 +1182,12 @@ class Library:
         return self._cached_png(name, make)
 
 
-__all__ = ["Cluster", "Failure", "IndexReport", "IngestReport", "Library", "Photo"]
+__all__ = [
+    "Cluster",
+    "Failure",
+    "IndexReport",
+    "IngestReport",
+    "Library",
+    "Photo",
+    "parse_date_bound",
+]
