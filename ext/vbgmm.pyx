@@ -5,6 +5,15 @@ One pass over the samples does the E-step (Bishop, PRML 2006, eq. 10.46-10.49) a
 accumulates the M-step sufficient statistics (eq. 10.51-10.53) of the responsibilities it
 has just computed, so the ``(n, K)`` responsibility matrix is never stored.
 
+Both halves are matrix products on tiles of samples.  With the quadratic features
+``phi(x) = [1, x_a, x_a x_b (a <= b)]`` the log of the unnormalized responsibility,
+``ln rho_nk = log_const_k - nu_k (x - m_k)^T W_k (x - m_k) / 2``, is ``phi(x_n) . theta_k``,
+so all components at a tile of samples are one BLAS ``dgemm``; and the raw statistics
+``sum_n r_nk phi(x_n)`` (count, first and second moments) of the tile are a second one.
+In between, a log-sum-exp over the components runs along the samples (the tile is
+component-major), so it vectorizes, with our own branch-free exponential because libm's is
+a scalar call.
+
 The samples are cut into a fixed number of contiguous chunks; each chunk owns its own
 accumulators and the caller sums them in chunk order afterwards.  The result therefore does
 not depend on how many threads ran the chunks, which keeps fits bit-for-bit reproducible
@@ -12,125 +21,212 @@ from one machine to the next, and no locks or atomics are needed.
 """
 
 cimport openmp
-from cython.parallel cimport prange
-from libc.math cimport exp, log
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+from scipy.linalg.cython_blas cimport dgemm
 
-# Responsibilities with exp(log rho - max) below this are treated as zero: their
-# contribution to the log normaliser and to the statistics is below double rounding.
-cdef double _NEGLIGIBLE_LOG = -36.8
-cdef double _NEGLIGIBLE = 1e-16
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define VB_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+    #else
+    #define VB_CLONES
+    #endif
+
+    /* Responsibilities with exp(ln rho - max) at or below exp(VB_NEGLIGIBLE_LOG) count as
+       zero in the normaliser, and normalized ones below VB_NEGLIGIBLE are left out of the
+       statistics: both change the sums by less than rounding. */
+    #define VB_NEGLIGIBLE_LOG (-36.8)
+    #define VB_NEGLIGIBLE 1e-16
+
+    /* exp(x) for x <= 0, branch-free so that the loops calling it vectorize.  Arguments
+       below -60 are clamped there (the caller zeroes anything below -36.8 anyway).  The
+       clamp works on the bit pattern: for non-positive doubles a larger unsigned pattern
+       is a more negative number.  Then x = k ln2 + r, |r| <= ln2 / 2 (Cody-Waite, ln 2 in
+       two parts), exp(r) by its degree-13 Taylor polynomial (truncation below 1e-17
+       relative) and the factor 2^k built directly in the exponent bits. */
+    static inline double vb_exp_nonpositive(double xin) {
+        const double log2e = 1.4426950408889634;
+        const double ln2_hi = 6.93147180369123816490e-01;
+        const double ln2_lo = 1.90821492927058770002e-10;
+        const double round_shift = 6755399441055744.0;  /* 1.5 * 2^52 */
+        const uint64_t floor_bits = 0xC04E000000000000ULL;  /* -60.0 */
+        uint64_t xb;
+        double x;
+        memcpy(&xb, &xin, sizeof xb);
+        xb = xb > floor_bits ? floor_bits : xb;
+        memcpy(&x, &xb, sizeof x);
+        const double t = x * log2e + round_shift;
+        const double k = t - round_shift;
+        const double r = (x - k * ln2_hi) - k * ln2_lo;
+        double p = 1.0 / 6227020800.0;
+        p = p * r + 1.0 / 479001600.0;
+        p = p * r + 1.0 / 39916800.0;
+        p = p * r + 1.0 / 3628800.0;
+        p = p * r + 1.0 / 362880.0;
+        p = p * r + 1.0 / 40320.0;
+        p = p * r + 1.0 / 5040.0;
+        p = p * r + 1.0 / 720.0;
+        p = p * r + 1.0 / 120.0;
+        p = p * r + 1.0 / 24.0;
+        p = p * r + 1.0 / 6.0;
+        p = p * r + 0.5;
+        p = p * r + 1.0;
+        p = p * r + 1.0;
+        int64_t tb, shift_bits;
+        memcpy(&tb, &t, sizeof tb);
+        memcpy(&shift_bits, &round_shift, sizeof shift_bits);
+        const int64_t sb = (tb - shift_bits + 1023) << 52;
+        double scale;
+        memcpy(&scale, &sb, sizeof scale);
+        return p * scale;
+    }
+
+    /* Turn a component-major tile of ln rho (row k = component k, `ns` samples, rows `ld`
+       apart) into normalized responsibilities in place, negligible ones set to zero, and
+       add sum_s log sum_k rho_ks to *log_norm (sample by sample, in order).  `mx` and `tot`
+       are work space for `ns` doubles each. */
+    VB_CLONES
+    static void vb_normalize_tile(double *g, Py_ssize_t ld, Py_ssize_t ns, Py_ssize_t K,
+                                  double *mx, double *tot, double *log_norm) {
+        #pragma omp simd
+        for (Py_ssize_t s = 0; s < ns; s++) {
+            mx[s] = g[s];
+            tot[s] = 0.0;
+        }
+        for (Py_ssize_t k = 1; k < K; k++) {
+            const double *row = g + k * ld;
+            #pragma omp simd
+            for (Py_ssize_t s = 0; s < ns; s++) mx[s] = row[s] > mx[s] ? row[s] : mx[s];
+        }
+        for (Py_ssize_t k = 0; k < K; k++) {
+            double *row = g + k * ld;
+            #pragma omp simd
+            for (Py_ssize_t s = 0; s < ns; s++) {
+                const double t = row[s] - mx[s];
+                const double e = vb_exp_nonpositive(t);
+                const double v = t > VB_NEGLIGIBLE_LOG ? e : 0.0;
+                row[s] = v;
+                tot[s] += v;
+            }
+        }
+        double acc = *log_norm;
+        for (Py_ssize_t s = 0; s < ns; s++) {
+            acc += mx[s] + log(tot[s]);
+        }
+        *log_norm = acc;
+        #pragma omp simd
+        for (Py_ssize_t s = 0; s < ns; s++) tot[s] = 1.0 / tot[s];
+        for (Py_ssize_t k = 0; k < K; k++) {
+            double *row = g + k * ld;
+            #pragma omp simd
+            for (Py_ssize_t s = 0; s < ns; s++) {
+                const double r = row[s] * tot[s];
+                row[s] = r < VB_NEGLIGIBLE ? 0.0 : r;
+            }
+        }
+    }
+    """
+    void vb_normalize_tile(double *g, Py_ssize_t ld, Py_ssize_t ns, Py_ssize_t K,
+                           double *mx, double *tot, double *log_norm) noexcept nogil
+
+# Samples per matrix product: the (K, tile) block of ln rho stays in L1/L2 cache.
+cdef Py_ssize_t _TILE = 128
+
+
+def n_features(Py_ssize_t d):
+    """Number of quadratic features for dimension ``d``: 1 + d + d (d + 1) / 2."""
+    return 1 + d + d * (d + 1) // 2
 
 
 def estep_stats(
-    const double[:, ::1] X,
-    const double[:, ::1] centres,
-    const double[:, :, ::1] prec_chol,
-    const double[:, ::1] prec_centre,
-    const double[::1] log_const,
-    const double[::1] nu,
-    double[:, ::1] counts,
-    double[:, :, ::1] first,
-    double[:, :, :, ::1] second,
+    const double[:, ::1] phi,
+    const double[:, ::1] theta,
+    double[:, :, ::1] stats,
     double[::1] log_norm,
-    double[:, ::1] scratch,
-    double[:, ::1] dev,
     int n_threads,
 ):
-    """Fused E-step and sufficient statistics, parallel over chunks of samples.
+    """Fused E-step and raw sufficient statistics, parallel over chunks of samples.
 
     Parameters
     ----------
-    X : (n, d) float64
-        Samples (in the fit's standardized coordinates).
-    centres : (K, d) float64
-        Posterior means m_k; the statistics are centred on them for accuracy.
-    prec_chol : (K, d, d) float64
-        Lower-triangular P_k with W_k = P_k^T P_k, so that
-        (x - m_k)^T W_k (x - m_k) = ||P_k (x - m_k)||^2.  Only the lower triangle is read.
-    prec_centre : (K, d) float64
-        P_k m_k (lower triangle of P_k only).
-    log_const : (K,) float64
-        E[ln pi_k] + E[ln|Lambda_k|]/2 - d ln(2 pi)/2 - d/(2 beta_k).
-    nu : (K,) float64
-        Degrees of freedom nu_k.
-    counts : (C, K) float64, output
-        Per chunk: sum_n r_nk.
-    first : (C, K, d) float64, output
-        Per chunk: sum_n r_nk (x_n - m_k).
-    second : (C, K, d, d) float64, output
-        Per chunk: sum_n r_nk (x_n - m_k)(x_n - m_k)^T, lower triangle only.
+    phi : (n, F) float64
+        Quadratic features ``[1, x_a, x_a x_b (a <= b, row-major order)]`` of the samples
+        (in the fit's standardized coordinates), ``F = n_features(d)``.
+    theta : (K, F) float64
+        Coefficients with ``ln rho_nk = phi_n . theta_k``, i.e. (PRML eq. 10.46)
+        ``E[ln pi_k] + E[ln|Lambda_k|]/2 - d ln(2 pi)/2 - d/(2 beta_k)
+        - nu_k (x - m_k)^T W_k (x - m_k) / 2`` written as a quadratic form in ``x``.
+    stats : (C, K, F) float64, output
+        Per chunk: ``sum_n r_nk phi_n`` (so the count, the first moments and the upper
+        triangle of the second moments about the origin).  Responsibilities below 1e-16
+        are left out (they change the sums by less than rounding).
     log_norm : (C,) float64, output
-        Per chunk: sum_n log sum_k rho_nk.  Responsibilities below 1e-16 are left out of the
-        statistics (they change them by less than rounding).
-    scratch : (C, K) float64
-        Work space for ln rho of the current sample.
-    dev : (C, d) float64
-        Work space for x_n - m_k.
+        Per chunk: ``sum_n log sum_k rho_nk``.
     n_threads : int
         OpenMP threads.
     """
-    cdef Py_ssize_t n = X.shape[0]
-    cdef Py_ssize_t d = X.shape[1]
-    cdef Py_ssize_t K = centres.shape[0]
-    cdef Py_ssize_t C = counts.shape[0]
+    cdef Py_ssize_t n = phi.shape[0]
+    cdef Py_ssize_t F = phi.shape[1]
+    cdef Py_ssize_t K = theta.shape[0]
+    cdef Py_ssize_t C = stats.shape[0]
+    if theta.shape[1] != F or stats.shape[1] != K or stats.shape[2] != F:
+        raise ValueError("inconsistent shapes in estep_stats")
+    if log_norm.shape[0] != C or C < 1 or K < 1:
+        raise ValueError("inconsistent shapes in estep_stats")
     cdef Py_ssize_t chunk = (n + C - 1) // C
-    cdef Py_ssize_t c, i, k, a, b, start, stop
-    cdef double maha, y, best, total, inv_total, r, dev_a
+    cdef Py_ssize_t tile = _TILE if chunk > _TILE else chunk
+    cdef Py_ssize_t c, s0, start, stop, ns
+    cdef double *g
+    cdef double one = 1.0, zero = 0.0
+    cdef char trans = b"T"
+    cdef char notrans = b"N"
+    cdef int bm, bn, bk, lda, ldb, ldc
 
-    if d > 64:
-        raise ValueError("estep_stats supports at most 64 dimensions")
-
-    counts[:, :] = 0.0
-    first[:, :, :] = 0.0
-    second[:, :, :, :] = 0.0
+    stats[:, :, :] = 0.0
     log_norm[:] = 0.0
+    if n == 0:
+        return
 
-    for c in prange(C, nogil=True, schedule="static", num_threads=n_threads):
-        start = c * chunk
-        stop = start + chunk
-        if stop > n:
-            stop = n
-        for i in range(start, stop):
-            # ln rho_nk (eq. 10.46) with the Mahalanobis term as a triangular product.
-            best = -1e300
-            for k in range(K):
-                # P_k (x - m_k) = P_k x - P_k m_k saves a subtraction per matrix entry.
-                maha = 0.0
-                for a in range(d):
-                    y = -prec_centre[k, a]
-                    for b in range(a + 1):
-                        y = y + prec_chol[k, a, b] * X[i, b]
-                    maha = maha + y * y
-                r = log_const[k] - 0.5 * nu[k] * maha
-                scratch[c, k] = r
-                if r > best:
-                    best = r
-            # Log-sum-exp; scratch now holds exp(ln rho - max), one exp per pair.
-            total = 0.0
-            for k in range(K):
-                r = scratch[c, k] - best
-                if r > _NEGLIGIBLE_LOG:
-                    r = exp(r)
-                else:
-                    r = 0.0
-                scratch[c, k] = r
-                total = total + r
-            log_norm[c] += best + log(total)
-            inv_total = 1.0 / total
-            # Normalized responsibilities (eq. 10.49) straight into the statistics.
-            for k in range(K):
-                r = scratch[c, k] * inv_total
-                if r < _NEGLIGIBLE:
-                    continue
-                counts[c, k] += r
-                for a in range(d):
-                    dev[c, a] = X[i, a] - centres[k, a]
-                for a in range(d):
-                    dev_a = dev[c, a]
-                    first[c, k, a] += r * dev_a
-                    dev_a = r * dev_a
-                    for b in range(a + 1):
-                        second[c, k, a, b] += dev_a * dev[c, b]
+    with nogil, parallel(num_threads=n_threads):
+        g = <double *> malloc((K + 2) * tile * sizeof(double))
+        for c in prange(C, schedule="static"):
+            start = c * chunk
+            stop = start + chunk
+            if stop > n:
+                stop = n
+            s0 = start
+            while s0 < stop:
+                ns = stop - s0
+                if ns > tile:
+                    ns = tile
+                # Column-major view: (ns x K) ln rho = phi_tile (ns x F) theta^T (F x K),
+                # stored as the row-major component-major (K, tile) block g.
+                bm = <int> ns
+                bn = <int> K
+                bk = <int> F
+                lda = <int> F
+                ldb = <int> F
+                ldc = <int> tile
+                dgemm(&trans, &notrans, &bm, &bn, &bk, &one, <double *> &phi[s0, 0], &lda,
+                      <double *> &theta[0, 0], &ldb, &zero, g, &ldc)
+                vb_normalize_tile(g, tile, ns, K, g + K * tile, g + (K + 1) * tile,
+                                  &log_norm[c])
+                # Column-major view: stats_c^T (F x K) += phi_tile^T (F x ns) R^T (ns x K).
+                bm = <int> F
+                bn = <int> K
+                bk = <int> ns
+                lda = <int> F
+                ldb = <int> tile
+                ldc = <int> F
+                dgemm(&notrans, &notrans, &bm, &bn, &bk, &one, <double *> &phi[s0, 0], &lda,
+                      g, &ldb, &one, &stats[c, 0, 0], &ldc)
+                s0 = s0 + ns
+        free(g)
 
 
 def max_threads():

@@ -309,41 +309,63 @@ def _stats_from_resp(Z, resp):
     return N, first, second, np.zeros((resp.shape[1], Z.shape[1]))
 
 
-class _Workspace:
-    """Kernel buffers, reallocated only when the number of components changes."""
+def _quadratic_features(Z: np.ndarray) -> np.ndarray:
+    """``phi(z) = [1, z_a, z_a z_b (a <= b, row-major)]`` of every sample, shape (n, F)."""
+    n, d = Z.shape
+    upper_a, upper_b = np.triu_indices(d)
+    phi = np.empty((n, _kernels.n_features(d)))
+    phi[:, 0] = 1.0
+    phi[:, 1:1 + d] = Z
+    np.multiply(Z[:, upper_a], Z[:, upper_b], out=phi[:, 1 + d:])
+    return phi
 
-    def __init__(self, n, d):
+
+class _Workspace:
+    """Kernel buffers (reallocated only when the number of components changes) and the
+    quadratic features of the samples, which stay the same for the whole fit.
+
+    The E-step's ln rho_nk is the quadratic form ``phi(z_n) . theta_k``, and the kernel
+    returns the raw statistics ``sum_n r_nk phi(z_n)``.  Raw second moments are accurate
+    here because the data are standardized (mean 0, unit spread per column).
+    """
+
+    def __init__(self, Z):
+        n, d = Z.shape
         self.n_chunks = min(_N_CHUNKS, n)
         self.d = d
         self.k = -1
+        self.phi = _quadratic_features(Z)
+        self.upper = np.triu_indices(d)
+        self.diagonal = self.upper[0] == self.upper[1]
 
-    def run(self, Z, post: _Posterior):
+    def run(self, post: _Posterior):
         k = post.m.shape[0]
+        d, n_features = self.d, self.phi.shape[1]
         if k != self.k:
-            c, d = self.n_chunks, self.d
-            self.counts = np.empty((c, k))
-            self.first = np.empty((c, k, d))
-            self.second = np.empty((c, k, d, d))
-            self.log_norm = np.empty(c)
-            self.scratch = np.empty((c, k))
-            self.dev = np.empty((c, d))
+            self.stats = np.empty((self.n_chunks, k, n_features))
+            self.log_norm = np.empty(self.n_chunks)
             self.k = k
-        centres = np.ascontiguousarray(post.m)
-        prec_centre = np.ascontiguousarray(np.einsum("kij,kj->ki", np.tril(post.P), centres))
-        _kernels.estep_stats(
-            Z, centres, post.P, prec_centre, post.log_const, np.ascontiguousarray(post.nu),
-            self.counts, self.first, self.second, self.log_norm, self.scratch, self.dev,
-            _n_threads(),
-        )
-        second = self.second.sum(axis=0)
-        # The kernel fills the lower triangle only.
-        second = np.tril(second) + np.swapaxes(np.tril(second, -1), 1, 2)
+        # ln rho = log_const - (nu/2) (z - m)^T W (z - m) with W = P^T P and A = nu W:
+        # -(1/2) z^T A z + (A m) . z + log_const - (nu/2) ||P m||^2.
+        P = np.tril(post.P)
+        A = post.nu[:, None, None] * np.einsum("kai,kaj->kij", P, P)
+        Pm = np.einsum("kij,kj->ki", P, post.m)
+        theta = np.empty((k, n_features))
+        theta[:, 0] = post.log_const - 0.5 * post.nu * np.einsum("ki,ki->k", Pm, Pm)
+        theta[:, 1:1 + d] = np.einsum("kij,kj->ki", A, post.m)
+        quad = A[:, self.upper[0], self.upper[1]]
+        theta[:, 1 + d:] = np.where(self.diagonal, -0.5 * quad, -quad)
+        _kernels.estep_stats(self.phi, theta, self.stats, self.log_norm, _n_threads())
+        stats = self.stats.sum(axis=0)
+        second = np.empty((k, d, d))
+        second[:, self.upper[0], self.upper[1]] = stats[:, 1 + d:]
+        second[:, self.upper[1], self.upper[0]] = stats[:, 1 + d:]
         return (
             float(self.log_norm.sum()),
-            self.counts.sum(axis=0),
-            self.first.sum(axis=0),
+            stats[:, 0].copy(),
+            stats[:, 1:1 + d].copy(),
             second,
-            centres,
+            np.zeros((k, d)),
         )
 
 
@@ -358,7 +380,7 @@ class _Run:
         self.Z, self.prior, self.tol, self.max_iter = Z, prior, tol, max_iter
         self.prune_threshold = prune_threshold
         self.post = _m_step(prior, *_stats_from_resp(Z, resp), Z.shape[0], prune_threshold)
-        self.work = _Workspace(*Z.shape)
+        self.work = _Workspace(Z)
         self.trace: list[float] = []
         self.previous_k = -1
         self.done = False
@@ -366,7 +388,7 @@ class _Run:
     def step(self) -> None:
         n = self.Z.shape[0]
         k = self.post.m.shape[0]
-        log_norm, N, first, second, centres = self.work.run(self.Z, self.post)
+        log_norm, N, first, second, centres = self.work.run(self.post)
         elbo = (log_norm + self.post.kl) / n
         # Only compare bounds of the same model size: pruning changes the prior's K.
         converged = (
