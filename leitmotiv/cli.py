@@ -503,6 +503,79 @@ def demo(app, folder, no_serve, host, port, jobs):
         _serve(library, folder, host, port, threads=8)
 
 
+def _date_bound(end: bool):
+    """A click callback parsing YYYY, YYYY-MM, YYYY-MM-DD or an ISO datetime."""
+
+    def parse(ctx, param, value):
+        from leitmotiv.library import parse_date_bound
+
+        if value is None:
+            return None
+        try:
+            return parse_date_bound(value, end=end)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return parse
+
+
+@cli.command()
+@click.option(
+    "--since",
+    metavar="DATE",
+    callback=_date_bound(end=False),
+    help="Only occurrences from DATE on (YYYY, YYYY-MM or YYYY-MM-DD).",
+)
+@click.option(
+    "--until",
+    metavar="DATE",
+    callback=_date_bound(end=True),
+    help="Only occurrences up to DATE, inclusive (2020 means to the end of 2020).",
+)
+@_json_option
+@pass_app
+def motifs(app, since, until, as_json):
+    """List the motifs (clusters seen through time), the most recurrent first.
+
+    A scene photographed in many separate periods scores above a burst of
+    near-duplicates, which counts as one occurrence.  Photos dated only by their
+    file time are listed as undated, never placed on the timeline.
+    """
+    from leitmotiv.web.app import motif_json, motifs_with_photos
+
+    found, photos = motifs_with_photos(app.library, since=since, until=until)
+    rows = [
+        motif_json(m, photos, f"leitmotiv average {m.cluster_id} -o average-{m.cluster_id}.png")
+        for m in found
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        periods = ", ".join(
+            f"{p['label']}: {_count(len(p['photos']), 'photo')}" for p in row["periods"]
+        )
+        undated = f"; {len(row['undated'])} undated" if row["undated"] else ""
+        click.echo(
+            f"motif {row['cluster_id']}  score {row['score']:.2f}  "
+            f"{_recurrence(row):<9}  "
+            f"{_count(row['occurrences'], 'occurrence')} in "
+            f"{_count(len(row['periods']), row['resolution'])}: {periods or '-'}{undated}  "
+            f"(exemplar {row['exemplar']['id']} {Path(row['exemplar']['path']).name})"
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _recurrence(row: dict[str, Any]) -> str:
+    """In one word: seen in several periods, in one, or only without a capture date."""
+    if row["recurring"]:
+        return "recurring"
+    return "once" if row["periods"] else "undated"
+
+
 def _add_plugin_commands() -> None:
     from leitmotiv.plugins import get_plugin_manager
 

@@ -11,6 +11,8 @@ HTML                                      JSON
 ``/photo/<id>/model`` the mixture          ``/api/photos/<id>/model``
 ``/clusters`` (``?page``)                  ``/api/clusters``
 ``/clusters/<id>`` members (``?page``)     ``/api/clusters/<id>``
+``/motifs`` timelines (``?page``)          ``/api/motifs?since=&until=``
+``/motifs/<id>/<period>`` its photos
 ========================================  ==========================================
 
 Images: ``/photo/<id>/thumb.jpg``, ``/photo/<id>/file`` (the original),
@@ -34,10 +36,12 @@ their template folder with ``app.config["leitmotiv.templates"].add_folder(path)`
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +58,7 @@ STATIC_FILES = {"style.css": "text/css; charset=utf-8"}
 
 PHOTOS_PER_PAGE = 60
 CLUSTERS_PER_PAGE = 30
+MOTIFS_PER_PAGE = 30
 STRIP_LENGTH = 8  # members shown beside each cluster on /clusters
 API_DEFAULT_LIMIT = 100
 API_MAX_LIMIT = 1000
@@ -63,6 +68,8 @@ API_DEFAULT_TOP = 10
 # database driver raise, so it is answered with a 404 before any query.
 _MAX_ID = 2**63 - 1
 _COUNT_RE = re.compile(r"[0-9]{1,9}")  # page numbers, offsets, limits: ASCII digits only
+# Period labels of leitmotiv.motifs: a year, a month or a day.
+_PERIOD_RE = re.compile(r"[0-9]{4}(?:-[0-9]{2}){0,2}")
 
 # Thumbnails and originals change only when their file does, so they may be reused for
 # an hour; renders and averages change whenever the index is rebuilt, so the browser
@@ -199,6 +206,174 @@ def cluster_json(cluster) -> dict[str, Any]:
     }
 
 
+def motif_json(motif, photos: dict[int, Any], average: str) -> dict[str, Any]:
+    """A motif as ``/api/motifs`` and ``leitmotiv motifs --json`` show it.
+
+    Parameters
+    ----------
+    motif : leitmotiv.motifs.Motif
+    photos : dict
+        Photos by id, at least the motif's members.
+    average : str
+        How to get the motif's average image (a URL here, a command in the CLI).
+    """
+
+    def dated(photo_id: int) -> dict[str, Any]:
+        photo = photos[photo_id]
+        taken = photo.taken.isoformat() if photo.taken is not None else None
+        return {**photo_ref(photo), "taken": taken}
+
+    return {
+        "cluster_id": motif.cluster_id,
+        "score": motif.score,
+        "recurring": motif.recurring,
+        "resolution": motif.resolution,
+        "exemplar": photo_ref(photos[motif.exemplar_id]),
+        "average": average,
+        "occurrences": motif.n_occurrences,
+        "periods": [
+            {
+                "label": period.label,
+                "start": period.start.isoformat(),
+                "photos": [dated(pid) for pid in period.photo_ids],
+                "occurrences": len(period.occurrences),
+            }
+            for period in motif.periods
+        ],
+        "gaps_days": motif.gaps_days,
+        "undated": [photo_ref(photos[pid]) for pid in motif.undated_ids],
+        "members": [photo_ref(photos[pid]) for pid in motif.member_ids],
+    }
+
+
+def motifs_with_photos(library, **bounds: Any) -> tuple[list, dict[int, Any]]:
+    """The library's motifs and its clustered photos by id, reading the clusters once."""
+    clusters = library.clusters()
+    photos = {photo.id: photo for cluster in clusters for photo in cluster.members}
+    return library.motifs(clusters=clusters, **bounds), photos
+
+
+# ----------------------------------------------------------------- timelines
+
+
+def next_period(start: dt.datetime, resolution: str) -> dt.datetime:
+    """The start of the period after the one starting at ``start``."""
+    if resolution == "year":
+        return start.replace(year=start.year + 1)
+    if resolution == "month":
+        return (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return start + dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A tick of a timeline's axis: where (percent of the width) and its label."""
+
+    x: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One period of a motif on its timeline.
+
+    Attributes
+    ----------
+    x : float
+        Centre, in percent of the strip's width.
+    r : float
+        Radius in pixels; the area grows with the number of photos.
+    label : str
+        The period's label, also the last part of its URL.
+    n_photos, n_occurrences : int
+    """
+
+    x: float
+    r: float
+    label: str
+    n_photos: int
+    n_occurrences: int
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The time axis shared by every motif row, so rows can be compared by eye."""
+
+    start: dt.datetime
+    end: dt.datetime
+    ticks: list[Tick]
+
+    # Marks keep clear of the strip's ends, where a circle would be cut in half.
+    MARGIN = 3.0
+
+    def x(self, moment: dt.datetime) -> float:
+        """Position of ``moment`` in percent of the strip's width."""
+        fraction = (moment - self.start) / (self.end - self.start)
+        return self.MARGIN + (100.0 - 2 * self.MARGIN) * min(max(fraction, 0.0), 1.0)
+
+    def marks(self, motif) -> list[Mark]:
+        """One mark per period of ``motif``, at the middle of the period."""
+        out = []
+        for period in motif.periods:
+            end = next_period(period.start, motif.resolution)
+            n = len(period.photo_ids)
+            out.append(
+                Mark(
+                    x=self.x(period.start + (end - period.start) / 2),
+                    r=min(4.0 + 3.0 * math.sqrt(n), 18.0),
+                    label=period.label,
+                    n_photos=n,
+                    n_occurrences=len(period.occurrences),
+                )
+            )
+        return out
+
+
+#: At most this many labelled ticks on an axis; more would collide on a narrow screen.
+MAX_TICK_LABELS = 12
+
+
+def make_timeline(motifs: Sequence[Any]) -> Timeline | None:
+    """The axis spanning every dated period of ``motifs``; None if none is dated.
+
+    Ticks mark years when the span covers two years or more (a ten-year library
+    gets one per year, a longer one every few years), else months, else days.
+    """
+    periods = [(p.start, m.resolution) for m in motifs for p in m.periods]
+    if not periods:
+        return None
+    start = min(s for s, _ in periods)
+    end = max(next_period(s, r) for s, r in periods)
+    if end - start >= dt.timedelta(days=2 * 365):
+        unit = "year"
+    elif end - start >= dt.timedelta(days=60):
+        unit = "month"
+    else:
+        unit = "day"
+    boundaries = []
+    moment = _floor(start, unit)
+    while moment <= end:
+        if moment >= start:
+            boundaries.append(moment)
+        moment = next_period(moment, unit)
+    step = max(1, math.ceil(len(boundaries) / MAX_TICK_LABELS))
+    timeline = Timeline(start, end, [])
+    fmt = {"year": "%Y", "month": "%b %Y", "day": "%d %b"}[unit]
+    timeline.ticks.extend(
+        Tick(timeline.x(b), b.strftime(fmt)) for b in boundaries[::step] if b < end
+    )
+    return timeline
+
+
+def _floor(moment: dt.datetime, unit: str) -> dt.datetime:
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "year":
+        return day.replace(month=1, day=1)
+    if unit == "month":
+        return day.replace(day=1)
+    return day
+
+
 def file_name(photo) -> str:
     """The last component of a photo's path, as shown under thumbnails."""
     return Path(photo.path).name
@@ -281,7 +456,7 @@ def make_app(library) -> bottle.Bottle:
     """
     app = bottle.Bottle()
     templates = Templates([TEMPLATE_DIR])
-    nav: list[tuple[str, str]] = [("Photos", "/"), ("Clusters", "/clusters")]
+    nav: list[tuple[str, str]] = [("Photos", "/"), ("Clusters", "/clusters"), ("Motifs", "/motifs")]
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_FILES}
 
     def render(name: str, *, title: str, **values: Any) -> str:
@@ -461,6 +636,66 @@ def make_app(library) -> bottle.Bottle:
     @app.get("/api/clusters/<cluster_id:int>")
     def cluster_api(cluster_id):
         return cluster_json(get_cluster(cluster_id))
+
+    # ---------------------------------------------------------------- motifs
+
+    def date_bounds() -> dict[str, dt.datetime | None]:
+        """``since``/``until`` of the query string (YYYY, YYYY-MM, YYYY-MM-DD); 400 if bad."""
+        from leitmotiv.library import parse_date_bound
+
+        bounds: dict[str, dt.datetime | None] = {}
+        for name in ("since", "until"):
+            raw = request.query.get(name) or None
+            try:
+                bounds[name] = None if raw is None else parse_date_bound(raw, end=name == "until")
+            except ValueError as exc:
+                raise HTTPError(400, f"{name}: {exc}") from None
+        return bounds
+
+    @app.get("/motifs")
+    def motifs_page():
+        motifs, photos = motifs_with_photos(library)
+        page = _page(len(motifs), MOTIFS_PER_PAGE)
+        shown = motifs[page.offset : page.offset + page.size]
+        # One axis for all motifs (not only this page's), so every row reads alike.
+        timeline = make_timeline(motifs)
+        return render(
+            "motifs",
+            title="Motifs",
+            motifs=shown,
+            photos=photos,
+            page=page,
+            timeline=timeline,
+            marks={m.cluster_id: timeline.marks(m) for m in shown} if timeline else {},
+            resolution=motifs[0].resolution if motifs else "year",
+            averages=bool(shown) and drawable(library.mixture(shown[0].exemplar_id)),
+        )
+
+    @app.get("/api/motifs")
+    def motifs_api():
+        motifs, photos = motifs_with_photos(library, **date_bounds())
+        return {
+            "motifs": [
+                motif_json(m, photos, f"/clusters/{m.cluster_id}/average.png") for m in motifs
+            ]
+        }
+
+    @app.get("/motifs/<cluster_id:int>/<label>")
+    def motif_period_page(cluster_id, label):
+        motifs, photos = motifs_with_photos(library) if _PERIOD_RE.fullmatch(label) else ([], {})
+        motif = next((m for m in motifs if m.cluster_id == cluster_id), None)
+        if motif is None:
+            raise HTTPError(404, f"There is no motif {cluster_id}.")
+        period = next((p for p in motif.periods if p.label == label), None)
+        if period is None:
+            raise HTTPError(404, f"Motif {cluster_id} has no photos in {label}.")
+        return render(
+            "motif_period",
+            title=f"Motif {cluster_id} in {label}",
+            motif=motif,
+            period=period,
+            members=[photos[pid] for pid in period.photo_ids],
+        )
 
     # ---------------------------------------------------------------- images
 
