@@ -75,10 +75,15 @@ def write_dated_photos(photos_dir: Path, dest: Path) -> dict[str, str]:
     return scenes
 
 
-@pytest.fixture(scope="module")
-def dated(tmp_path_factory, photos_dir):
-    """(CLI runner arguments, {file name: scene}, open Library) of the dated library."""
-    root = tmp_path_factory.mktemp("motifs")
+def build_dated_library(root: Path, photos_dir: Path) -> tuple[list[str], dict[str, str], Library]:
+    """Write the dated photos under ``root``, add and index them through the CLI.
+
+    Returns
+    -------
+    (list of str, dict, Library)
+        The CLI arguments selecting this library, ``{file name: scene}``, and the
+        library opened (the caller closes it).
+    """
     scenes = write_dated_photos(photos_dir, root / "photos")
     config = root / "config.toml"
     config.write_text(FAST_CONFIG, encoding="utf-8")
@@ -90,7 +95,13 @@ def dated(tmp_path_factory, photos_dir):
     settings = Settings(
         library=root / "library", params={"featurizer": {"gmm": {"n_samples": 2000}}}
     )
-    library = Library.open(settings)
+    return base, scenes, Library.open(settings)
+
+
+@pytest.fixture(scope="module")
+def dated(tmp_path_factory, photos_dir):
+    """(CLI arguments, {file name: scene}, open Library) of the dated library."""
+    base, scenes, library = build_dated_library(tmp_path_factory.mktemp("motifs"), photos_dir)
     yield base, scenes, library
     library.close()
 

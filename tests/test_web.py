@@ -19,6 +19,7 @@ from wsgiref.util import setup_testing_defaults
 import numpy as np
 import pytest
 from PIL import Image
+from test_motifs_library import DATED_SCENES, build_dated_library
 
 from leitmotiv.config import Settings
 from leitmotiv.hookspecs import hookimpl
@@ -132,6 +133,9 @@ def tiles(html: str) -> list[int]:
 def test_every_page_has_the_nav_and_no_script(app, all_photos, library):
     pages = ["/", "/clusters", f"/photo/{all_photos[0].id}", f"/photo/{all_photos[0].id}/model"]
     pages.append(f"/clusters/{library.clusters()[0].id}")
+    pages.append("/motifs")
+    motif = next(m for m in library.motifs() if m.periods)
+    pages.append(f"/motifs/{motif.cluster_id}/{motif.periods[0].label}")
     pages.append("/photo/0")  # the 404 page too
     for url in pages:
         reply = call(app, url)
@@ -139,6 +143,7 @@ def test_every_page_has_the_nav_and_no_script(app, all_photos, library):
         html = reply.text
         assert '<a href="/">Photos</a>' in html or '<a href="/" aria-current="page">' in html
         assert 'href="/clusters"' in html
+        assert 'href="/motifs"' in html
         assert "<script" not in html.lower()
         assert "content-security-policy" in reply.headers
         assert reply.headers["x-content-type-options"] == "nosniff"
@@ -150,6 +155,7 @@ def test_every_page_has_the_nav_and_no_script(app, all_photos, library):
 def test_nav_marks_the_current_section(app):
     assert '<a href="/clusters" aria-current="page">' in call(app, "/clusters").text
     assert '<a href="/" aria-current="page">' in call(app, "/").text
+    assert '<a href="/motifs" aria-current="page">' in call(app, "/motifs").text
 
 
 # ------------------------------------------------------------------ photos
@@ -192,8 +198,8 @@ def test_api_photos_shape_order_and_pagination(app, library, all_photos):
     for item in body["photos"]:
         assert set(item) == PHOTO_KEYS
     taken = [p["taken"] for p in body["photos"]]
-    dated = [dt.datetime.fromisoformat(t).replace(tzinfo=None) for t in taken if t is not None]
-    assert dated == sorted(dated)
+    times = [dt.datetime.fromisoformat(t).replace(tzinfo=None) for t in taken if t is not None]
+    assert times == sorted(times)
     first_none = taken.index(None) if None in taken else len(taken)
     assert all(t is None for t in taken[first_none:])  # undated photos last
 
@@ -522,22 +528,22 @@ def test_get_changes_nothing_and_other_methods_are_refused(app, library, all_pho
 
 
 def test_plugins_add_routes_and_nav_links(library):
-    class MotifsPlugin:
+    class TrendsPlugin:
         @hookimpl
         def leitmotiv_web_routes(self, app, library):
-            app.config["leitmotiv.nav"].append(("Motifs", "/motifs"))
-            app.route("/motifs")(lambda: f"{library.count_photos()} photos")
+            app.config["leitmotiv.nav"].append(("Trends", "/trends"))
+            app.route("/trends")(lambda: f"{library.count_photos()} photos")
 
     pm = get_plugin_manager()
-    plugin = MotifsPlugin()
-    pm.register(plugin, name="test-web-motifs")
+    plugin = TrendsPlugin()
+    pm.register(plugin, name="test-web-trends")
     try:
         app = make_app(library)
     finally:
         pm.unregister(plugin)
-    assert call(app, "/motifs").text == f"{library.count_photos()} photos"
-    assert '<a href="/motifs">Motifs</a>' in call(app, "/").text
-    assert '<a href="/motifs">Motifs</a>' not in call(make_app(library), "/").text
+    assert call(app, "/trends").text == f"{library.count_photos()} photos"
+    assert '<a href="/trends">Trends</a>' in call(app, "/").text
+    assert '<a href="/trends">Trends</a>' not in call(make_app(library), "/").text
 
 
 def test_serve_listens_on_localhost_by_default():
@@ -584,3 +590,174 @@ def test_colour_only_models_are_described_not_drawn(library, by_name):
     assert call(app, f"/clusters/{cluster.id}/average.png").status == 404
     assert "average.png" not in call(app, "/clusters").text
     assert "average.png" not in call(app, f"/clusters/{cluster.id}").text
+
+
+# ------------------------------------------------------------------- motifs
+#
+# A second library whose capture dates the tests wrote into EXIF (see
+# test_motifs_library.py): dusk_lake in four years, red_marigold in one burst,
+# coffee undated, forest_path and green_hills in between; 2015 to 2025 in all.
+
+MARK_RE = re.compile(
+    r'<a class="mark" href="/motifs/(\d+)/([0-9-]+)"[^>]*>\s*<title>[^<]*</title>\s*'
+    r'<circle cx="([0-9.]+)%"'
+)
+ROW_RE = re.compile(r'<li class="motif">.*?</li>\n(?=  <li class="motif">|</ol>)', re.S)
+
+
+@pytest.fixture(scope="module")
+def dated(tmp_path_factory, photos_dir):
+    """(CLI arguments, {file name: scene}, Library) of the library with known dates."""
+    base, scenes, library = build_dated_library(tmp_path_factory.mktemp("dated"), photos_dir)
+    yield base, scenes, library
+    library.close()
+
+
+@pytest.fixture(scope="module")
+def dated_app(dated):
+    _, scenes, library = dated
+    names = {p.id: Path(p.path).name for p in library.photos()}
+    return make_app(library), library, scenes, names
+
+
+def test_motifs_page_draws_one_timeline_row_per_motif(dated_app):
+    app, library, scenes, names = dated_app
+    reply = call(app, "/motifs")
+    assert reply.status == 200
+    html = reply.text
+    rows = ROW_RE.findall(html)
+    motifs = library.motifs()
+    assert len(rows) == len(motifs) == len(DATED_SCENES)
+    by_scene = {}
+    for row, motif in zip(rows, motifs, strict=True):
+        # Each row: exemplar and average at the left, both linking to the cluster.
+        assert (
+            f'<a href="/clusters/{motif.cluster_id}"><img src="/photo/{motif.exemplar_id}/' in row
+        )
+        assert f'src="/clusters/{motif.cluster_id}/average.png"' in row
+        marks = MARK_RE.findall(row)
+        assert [label for _, label, _ in marks] == [p.label for p in motif.periods]
+        assert {int(cid) for cid, _, _ in marks} <= {motif.cluster_id}
+        xs = [float(x) for _, _, x in marks]
+        assert xs == sorted(xs) and all(0 < x < 100 for x in xs)
+        by_scene[scenes[names[motif.exemplar_id]]] = (row, xs)
+    # One shared axis with a tick per year of the ten-year span.
+    for year in range(2015, 2026):
+        assert f">{year}</text>" in html
+    # Marks sit proportionally by date: 2016, 2018, 2020, 2022 are evenly spaced.
+    lake_xs = by_scene["dusk_lake"][1]
+    steps = np.diff(lake_xs)
+    assert steps == pytest.approx([steps[0]] * 3, rel=0.01)
+    # The burst is one mark with its 4 photos; the undated scene has no mark at all.
+    burst_row = by_scene["red_marigold"][0]
+    assert len(by_scene["red_marigold"][1]) == 1 and 'text-anchor="middle">4</text>' in burst_row
+    coffee_row = by_scene["coffee"][0]
+    assert by_scene["coffee"][1] == [] and "4 undated" in coffee_row
+    assert "1 undated" in by_scene["green_hills"][0]
+    assert "score 0.00" in coffee_row and "4 occurrences in 4 years" in by_scene["dusk_lake"][0]
+    # A bigger mark for more photos.
+    radii = re.findall(r'<circle cx="[0-9.]+%" cy="26" r="([0-9.]+)"', html)
+    assert len(set(radii)) > 1
+
+
+def test_motif_period_page_lists_that_periods_photos(dated_app):
+    app, library, scenes, names = dated_app
+    for motif in library.motifs():
+        for period in motif.periods:
+            reply = call(app, f"/motifs/{motif.cluster_id}/{period.label}")
+            assert reply.status == 200
+            shown = tiles(reply.text)
+            assert shown == period.photo_ids
+            assert {scenes[names[i]] for i in shown} == {scenes[names[motif.exemplar_id]]}
+            assert f'href="/clusters/{motif.cluster_id}"' in reply.text
+            assert '<a href="/motifs" aria-current="page">' in reply.text
+    lake = next(m for m in library.motifs() if scenes[names[m.exemplar_id]] == "dusk_lake")
+    page = call(app, f"/motifs/{lake.cluster_id}/2018").text
+    assert "dusk_lake_1.jpg" in page and "2018-07-14 20:30" in page
+    assert "dusk_lake_0.jpg" not in page
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/motifs/{lake}/2019", "/motifs/{lake}/2016-07", "/motifs/{lake}/abc", "/motifs/{lake}/",
+     "/motifs/999999/2016", "/motifs/99999999999999999999999/2016", "/motifs/-1/2016",
+     "/motifs/{lake}/%3Cscript%3E", "/motifs?page=2", "/motifs?page=x"],
+)  # fmt: skip
+def test_motif_unknown_ids_and_periods_are_404_pages(dated_app, url):
+    app, library, scenes, names = dated_app
+    lake = next(m for m in library.motifs() if scenes[names[m.exemplar_id]] == "dusk_lake")
+    reply = call(app, url.format(lake=lake.cluster_id))
+    assert reply.status == 404
+    assert "<h1>404</h1>" in reply.text and 'href="/motifs"' in reply.text
+    assert "<script>" not in reply.text
+
+
+def test_motifs_api_is_the_cli_json(dated_app, dated):
+    from click.testing import CliRunner
+
+    from leitmotiv.cli import cli
+
+    app, _, scenes, _ = dated_app
+    base = dated[0]
+    api = call(app, "/api/motifs").json()["motifs"]
+    result = CliRunner().invoke(cli, [*base, "motifs", "--json"])
+    assert result.exit_code == 0, result.stderr
+    cli_rows = json.loads(result.stdout)
+    # The same data; only the way to get the average image differs (URL vs command).
+    for row in api:
+        assert row.pop("average") == f"/clusters/{row['cluster_id']}/average.png"
+        assert call(app, f"/clusters/{row['cluster_id']}/average.png").status == 200
+    for row in cli_rows:
+        row.pop("average")
+    assert api == cli_rows
+    assert scenes[Path(api[0]["exemplar"]["path"]).name] == "dusk_lake"
+    ranged = call(app, "/api/motifs?since=2018&until=2020").json()["motifs"]
+    assert {scenes[Path(r["exemplar"]["path"]).name] for r in ranged} == {
+        "dusk_lake",
+        "red_marigold",
+    }
+    assert all(p["start"][:4] in {"2018", "2019", "2020"} for r in ranged for p in r["periods"])
+    bad = call(app, "/api/motifs?until=yesterday")
+    assert bad.status == 400 and "is not a date" in bad.json()["error"]["message"]
+
+
+def test_motifs_page_escapes_file_names(app, library, hostile_photo):
+    pages, n = [], 1
+    while True:
+        reply = call(app, f"/motifs?page={n}")
+        if reply.status == 404:
+            break
+        pages.append(reply.text)
+        n += 1
+    html = "".join(pages)
+    assert "<script" not in html.lower()
+    # The hostile file is dated by its file time only: counted as undated wherever it is.
+    (motif,) = [m for m in library.motifs() if hostile_photo.id in m.member_ids]
+    assert hostile_photo.id in motif.undated_ids
+    if motif.exemplar_id == hostile_photo.id:
+        # Its file name is the part after the path's '/': "script>.jpg".
+        assert f"Exemplar of motif {motif.cluster_id}: script&gt;.jpg" in html
+
+
+def test_timeline_ticks_stay_readable():
+    from leitmotiv.motifs import Motif, Occurrence, Period
+
+    def motif(starts, resolution):
+        periods = [Period(s.strftime("%Y"), s, [Occurrence(s, s, [1])]) for s in starts]
+        return Motif(1, 1, 1.0, resolution, periods, [])
+
+    decade = webapp.make_timeline(
+        [motif([dt.datetime(2014, 1, 1), dt.datetime(2024, 1, 1)], "year")]
+    )
+    assert [t.label for t in decade.ticks] == [str(y) for y in range(2014, 2025)]
+    xs = [t.x for t in decade.ticks]
+    assert xs == sorted(xs) and xs[0] >= 0 and xs[-1] <= 100
+    century = webapp.make_timeline(
+        [motif([dt.datetime(1925, 1, 1), dt.datetime(2024, 1, 1)], "year")]
+    )
+    assert len(century.ticks) <= webapp.MAX_TICK_LABELS
+    months = webapp.make_timeline(
+        [motif([dt.datetime(2020, 1, 1), dt.datetime(2020, 9, 1)], "month")]
+    )
+    assert months.ticks[0].label == "Jan 2020"
+    assert webapp.make_timeline([motif([], "year")]) is None
