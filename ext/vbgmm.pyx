@@ -43,22 +43,27 @@ cdef extern from *:
     #define VB_NEGLIGIBLE_LOG (-36.8)
     #define VB_NEGLIGIBLE 1e-16
 
-    /* exp(x) for x <= 0, branch-free so that the loops calling it vectorize.  Arguments
-       below -60 are clamped there (the caller zeroes anything below -36.8 anyway).  The
-       clamp works on the bit pattern: for non-positive doubles a larger unsigned pattern
-       is a more negative number.  Then x = k ln2 + r, |r| <= ln2 / 2 (Cody-Waite, ln 2 in
-       two parts), exp(r) by its degree-13 Taylor polynomial (truncation below 1e-17
-       relative) and the factor 2^k built directly in the exponent bits. */
-    static inline double vb_exp_nonpositive(double xin) {
+    /* exp(x) for x <= 0 where x > VB_NEGLIGIBLE_LOG, else 0 (also for NaN), branch-free
+       so that the loops calling it vectorize (with AVX2 or AVX-512; libm's exp is a
+       scalar call).  The cut and the clamp of the argument work on the magnitude's bit
+       pattern with signed integer compares: floating-point selects kept GCC from
+       vectorizing without -ffast-math.  Then x = k ln2 + r, |r| <= ln2 / 2 (Cody-Waite,
+       ln 2 in two parts), exp(r) by its degree-13 Taylor polynomial (truncation below
+       1e-17 relative) and the factor 2^k built directly in the exponent bits; the error
+       is within a few ulp of libm. */
+    static inline double vb_exp_negligible(double xin) {
         const double log2e = 1.4426950408889634;
         const double ln2_hi = 6.93147180369123816490e-01;
         const double ln2_lo = 1.90821492927058770002e-10;
         const double round_shift = 6755399441055744.0;  /* 1.5 * 2^52 */
-        const uint64_t floor_bits = 0xC04E000000000000ULL;  /* -60.0 */
+        const int64_t limit_bits = 0x4042666666666666LL;  /* -VB_NEGLIGIBLE_LOG = 36.8 */
         uint64_t xb;
-        double x;
         memcpy(&xb, &xin, sizeof xb);
-        xb = xb > floor_bits ? floor_bits : xb;
+        int64_t mag = (int64_t) (xb & 0x7FFFFFFFFFFFFFFFULL);
+        const uint64_t keep = -(uint64_t) (mag < limit_bits);
+        mag = mag < limit_bits ? mag : limit_bits;
+        xb = (uint64_t) mag | 0x8000000000000000ULL;
+        double x;
         memcpy(&x, &xb, sizeof x);
         const double t = x * log2e + round_shift;
         const double k = t - round_shift;
@@ -77,13 +82,18 @@ cdef extern from *:
         p = p * r + 0.5;
         p = p * r + 1.0;
         p = p * r + 1.0;
-        int64_t tb, shift_bits;
+        uint64_t tb, shift_bits;
         memcpy(&tb, &t, sizeof tb);
         memcpy(&shift_bits, &round_shift, sizeof shift_bits);
-        const int64_t sb = (tb - shift_bits + 1023) << 52;
+        const uint64_t sb = (tb - shift_bits + 1023) << 52;
         double scale;
         memcpy(&scale, &sb, sizeof scale);
-        return p * scale;
+        double e = p * scale;
+        uint64_t eb;
+        memcpy(&eb, &e, sizeof eb);
+        eb &= keep;
+        memcpy(&e, &eb, sizeof e);
+        return e;
     }
 
     /* Turn a component-major tile of ln rho (row k = component k, `ns` samples, rows `ld`
@@ -107,9 +117,7 @@ cdef extern from *:
             double *row = g + k * ld;
             #pragma omp simd
             for (Py_ssize_t s = 0; s < ns; s++) {
-                const double t = row[s] - mx[s];
-                const double e = vb_exp_nonpositive(t);
-                const double v = t > VB_NEGLIGIBLE_LOG ? e : 0.0;
+                const double v = vb_exp_negligible(row[s] - mx[s]);
                 row[s] = v;
                 tot[s] += v;
             }
