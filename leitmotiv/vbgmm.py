@@ -121,17 +121,26 @@ def _kmeans_plusplus(Z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     sq_norms = np.einsum("ij,ij->i", Z, Z)
     chosen = [int(rng.integers(n))]
     closest = np.maximum(sq_norms - 2.0 * Z @ Z[chosen[0]] + sq_norms[chosen[0]], 0.0)
+    # Work arrays reused by every round (fresh ones cost more than the arithmetic);
+    # candidate = min(closest, max(||z||^2 - 2 Z[picks] Z^T + ||z_pick||^2, 0)).
+    candidate = np.empty((trials, n))
+    cumulative = np.empty(n)
     for _ in range(1, k):
         potential = closest.sum()
         if not potential > 0.0:
             break
-        picks = np.searchsorted(np.cumsum(closest), rng.random(trials) * potential)
+        np.cumsum(closest, out=cumulative)
+        picks = np.searchsorted(cumulative, rng.random(trials) * potential)
         picks = np.minimum(picks, n - 1)
-        dist = sq_norms[None, :] - 2.0 * (Z[picks] @ Z.T) + sq_norms[picks, None]
-        candidate = np.minimum(closest[None, :], np.maximum(dist, 0.0))
+        np.matmul(Z[picks], Z.T, out=candidate)
+        candidate *= 2.0
+        np.subtract(sq_norms[None, :], candidate, out=candidate)
+        candidate += sq_norms[picks, None]
+        np.maximum(candidate, 0.0, out=candidate)
+        np.minimum(closest[None, :], candidate, out=candidate)
         best = int(np.argmin(candidate.sum(axis=1)))
         chosen.append(int(picks[best]))
-        closest = candidate[best]
+        closest = candidate[best].copy()
     return np.asarray(chosen)
 
 
@@ -139,9 +148,12 @@ def _lloyd(Z: np.ndarray, centres: np.ndarray, steps: int) -> np.ndarray:
     """A few Lloyd iterations from ``centres``; returns the final labels."""
     k = centres.shape[0]
     centres = centres.copy()
+    # Buffers reused across the steps: a fresh (n, k) array each step costs page faults.
+    dist = np.empty((Z.shape[0], k))
+    columns = np.ascontiguousarray(Z.T)
     for step in range(steps + 1):
         # ||z||^2 is the same for every centre, so it does not affect the argmin.
-        dist = Z @ centres.T
+        np.matmul(Z, centres.T, out=dist)
         dist *= -2.0
         dist += np.einsum("ij,ij->i", centres, centres)
         labels = np.argmin(dist, axis=1)
@@ -150,7 +162,7 @@ def _lloyd(Z: np.ndarray, centres: np.ndarray, steps: int) -> np.ndarray:
         counts = np.bincount(labels, minlength=k)
         # bincount per column is much faster than np.add.at for the cluster sums.
         sums = np.column_stack(
-            [np.bincount(labels, weights=Z[:, j], minlength=k) for j in range(Z.shape[1])]
+            [np.bincount(labels, weights=column, minlength=k) for column in columns]
         )
         filled = counts > 0
         # An emptied cluster keeps its old centre; the fit prunes it if it stays empty.
