@@ -179,3 +179,29 @@ def test_edited_copies_find_their_original(few_models):
     for b in range(3):
         edits = {3 + 3 * b + j for j in range(3)}
         assert edits <= set(indices[b].tolist())
+
+
+def test_refine_added_estimates_only_new_pairs_and_merges(few_models):
+    js = JensenShannon()
+    n_old, wide_k, k = 9, 6, 3
+    cheap = JensenShannon(n_samples=64).pairwise(few_models)
+    np.fill_diagonal(cheap, np.inf)
+    emb = candidates.embed(few_models)
+    wide, wide_d = candidates.candidate_pairs(emb[:n_old], wide_k)
+    ref_idx, ref_est = candidates.refine(few_models[:n_old], wide, k, js, n_samples=64)
+    all_wide, _, _ = candidates.candidates_for(emb[n_old:], emb[:n_old], wide, wide_d, wide_k)
+    idx, est, changed = candidates.refine_added(
+        few_models, all_wide, ref_idx, ref_est, n_old, k, js, n_samples=64
+    )
+    n = len(few_models)
+    for i in range(n):
+        if i >= n_old:
+            pool = set(all_wide[i].tolist())
+        else:
+            pool = set(ref_idx[i].tolist()) | {j for j in all_wide[i].tolist() if j >= n_old}
+        pool = np.array(sorted(pool))
+        best = pool[np.lexsort((pool, cheap[i, pool]))[:k]]
+        np.testing.assert_array_equal(idx[i], best)
+        np.testing.assert_allclose(est[i], cheap[i, best], rtol=1e-9)
+    expect = [i for i in range(n_old) if not np.array_equal(idx[i], ref_idx[i])]
+    np.testing.assert_array_equal(np.sort(changed), expect)
