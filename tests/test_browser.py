@@ -1,5 +1,5 @@
 """End to end in headless Chromium: the CLI builds a library, ``leitmotiv serve`` runs
-as a subprocess, and a browser clicks through the photos and the clusters.
+as a subprocess, and a browser clicks through the photos, the clusters and the motifs.
 
 Screenshots of each page go to ``tests/artifacts/`` (git-ignored) for a human to look at.
 Skipped, with the reason, when Chromium or its driver is not installed.
@@ -7,6 +7,8 @@ Skipped, with the reason, when Chromium or its driver is not installed.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_motifs_library import build_dated_library
 
 pytestmark = pytest.mark.browser
 
@@ -47,17 +50,40 @@ def _wait_until_up(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"leitmotiv serve did not answer on {url} in {START_TIMEOUT} s")
 
 
+def _require_browser() -> None:
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        pytest.skip(f"headless browser tests need {CHROMIUM} and {CHROMEDRIVER}")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, photos_dir):
     """URL of ``leitmotiv serve`` on a free port, over a library built by the CLI."""
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.skip(f"headless browser tests need {CHROMIUM} and {CHROMEDRIVER}")
+    _require_browser()
     root = tmp_path_factory.mktemp("browser")
     config = root / "config.toml"
     config.write_text("[params.featurizer.gmm]\nn_samples = 2000\n", encoding="utf-8")
     base = ["-c", str(config), "--library", str(root / "library")]
     subprocess.run(_leitmotiv(*base, "add-directory", str(photos_dir)), check=True)
     subprocess.run(_leitmotiv(*base, "build-index"), check=True)
+    with _serving(root, base) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def dated_server(tmp_path_factory, photos_dir):
+    """Like ``server``, over the library whose capture dates the tests wrote (2015-2025):
+    a lake in four separate years, a burst of flowers, an undated scene and two more."""
+    _require_browser()
+    root = tmp_path_factory.mktemp("browser-dated")
+    base, scenes, library = build_dated_library(root, photos_dir)
+    library.close()
+    with _serving(root, base) as (url, *_):
+        yield url, scenes
+
+
+@contextlib.contextmanager
+def _serving(root: Path, base: list[str]):
+    """Run ``leitmotiv serve`` for the library of ``base``; yield (url, process, log)."""
     port = _free_port()
     # Output goes to a file, not a pipe nobody drains, which could fill and stall it.
     log = root / "serve.log"
@@ -177,13 +203,14 @@ def test_keyboard_reaches_the_nav_and_the_photos(server, browser):
     url, *_ = server
     browser.get(url)
     focused = []
-    for _ in range(5):
+    for _ in range(6):
         ActionChains(browser).send_keys(Keys.TAB).perform()
         active = browser.switch_to.active_element
         focused.append(active.get_attribute("href") or active.text)
-    # skip link, brand, Photos, Clusters, then the first photo
+    # skip link, brand, Photos, Clusters, Motifs, then the first photo
     assert focused[2] == url and focused[3] == url + "clusters"
-    assert "/photo/" in focused[4]
+    assert focused[4] == url + "motifs"
+    assert "/photo/" in focused[5]
     outline = browser.switch_to.active_element.value_of_css_property("outline-style")
     assert outline != "none"  # the focus is visible
     browser.switch_to.active_element.send_keys(Keys.ENTER)
@@ -195,3 +222,54 @@ def test_unknown_photo_is_a_404_page(server, browser):
     browser.get(url + "photo/999999")
     assert browser.title.startswith("404")
     assert "There is no photo 999999." in browser.page_source
+
+
+def test_motifs_timeline_then_a_period(dated_server, browser):
+    """The motifs page over a ten-year library, then a click on one period's mark."""
+    from selenium.webdriver.common.by import By
+
+    url, scenes = dated_server
+    browser.get(url)
+    browser.find_element(By.CSS_SELECTOR, "header nav").find_element(By.LINK_TEXT, "Motifs").click()
+    assert browser.current_url == url + "motifs"
+    assert browser.title.startswith("Motifs")
+    rows = browser.find_elements(By.CSS_SELECTOR, ".motifs .motif")
+    assert len(rows) == 5
+    # The lake seen in four separate years comes first, the afternoon's burst after
+    # the scenes seen in several years, the undated scene last and without marks.
+    exemplars = [
+        scenes[r.find_element(By.CSS_SELECTOR, ".exemplar img").get_attribute("alt").split(": ")[1]]
+        for r in rows
+    ]
+    assert exemplars == ["dusk_lake", "forest_path", "green_hills", "red_marigold", "coffee"]
+    assert len(rows[0].find_elements(By.CSS_SELECTOR, "a.mark")) == 4
+    assert len(rows[3].find_elements(By.CSS_SELECTOR, "a.mark")) == 1
+    assert rows[4].find_elements(By.CSS_SELECTOR, "a.mark") == []
+    assert "4 undated" in rows[4].text
+    ticks = _names(browser.find_elements(By.CSS_SELECTOR, "svg.timeline .tick-label"))
+    assert [str(y) for y in range(2015, 2026)] == ticks[: len(range(2015, 2026))]
+    # The marks are laid out left to right in date order, at even steps for 2016-2022.
+    lefts = [m.rect["x"] for m in rows[0].find_elements(By.CSS_SELECTOR, "a.mark circle")]
+    assert lefts == sorted(lefts)
+    steps = [b - a for a, b in itertools.pairwise(lefts)]
+    assert max(steps) - min(steps) < 3  # pixels
+    _screenshot(browser, "motifs")  # docs/motifs.png is a copy of it, for README.md
+    average = rows[0].find_element(By.CSS_SELECTOR, ".average img")
+    assert browser.execute_script("return arguments[0].naturalWidth", average) > 0
+
+    mark = rows[0].find_elements(By.CSS_SELECTOR, "a.mark")[1]
+    assert mark.get_attribute("aria-label") == "2018: 1 photo"
+    mark.click()
+    assert browser.current_url.endswith("/2018")
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Motif ")
+    names = _names(browser.find_elements(By.CSS_SELECTOR, ".grid .tile-link .name"))
+    assert names == ["dusk_lake_1.jpg"]
+    assert {scenes[n] for n in names} == {"dusk_lake"}
+    _screenshot(browser, "motif_period")
+
+    # The burst's single mark lists its four photos.
+    browser.back()
+    rows = browser.find_elements(By.CSS_SELECTOR, ".motifs .motif")
+    rows[3].find_element(By.CSS_SELECTOR, "a.mark").click()
+    names = _names(browser.find_elements(By.CSS_SELECTOR, ".grid .tile-link .name"))
+    assert sorted(names) == [f"red_marigold_{k}.jpg" for k in range(4)]

@@ -25,7 +25,11 @@
     </div>
     <div class="motif-time">
       <h2><a href="/clusters/{{m.cluster_id}}">Motif {{m.cluster_id}}</a>
+%   if n_periods:
         <span class="count">score {{'%.2f' % m.score}} · {{m.n_occurrences}} occurrence{{'' if m.n_occurrences == 1 else 's'}} in {{n_periods}} {{m.resolution}}{{'' if n_periods == 1 else 's'}} · {{len(m.member_ids)}} photo{{'' if len(m.member_ids) == 1 else 's'}}</span>
+%   else:
+        <span class="count">score {{'%.2f' % m.score}} · no capture date · {{len(m.member_ids)}} photo{{'' if len(m.member_ids) == 1 else 's'}}</span>
+%   end
 %   if m.undated_ids:
         <span class="undated" title="Dated by file time only, so not placed on the timeline">{{len(m.undated_ids)}} undated</span>
 %   end
