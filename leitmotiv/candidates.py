@@ -48,7 +48,8 @@ Because no embedding tested reaches 0.95 on distinct real photos by itself,
 :func:`refine` adds a second, still cheap stage: a wide candidate list from the
 embedding (e.g. 100) is re-ranked by the divergence estimated with few Monte Carlo
 samples (128 instead of 1000, about a tenth of the cost per pair), and the best ``k``
-are kept for the exact divergence.
+are kept for the exact divergence.  With a wide list of 100 and ``k = 30`` this
+recalled 0.97 of the exact top-10 on both sets above (0.94 with 64 samples).
 
 Search
 ------
@@ -405,8 +406,9 @@ def sparse_distances(
 
     Pairs are grouped by row: one ``divergence.cross([row], its columns)`` per row, so
     no pair is computed that was not asked for (a block of rows against the union of
-    their columns would compute about ``block`` times too many).  For the default
-    divergence a row's call costs about as much per pair as a large block does.
+    their columns would compute about ``block`` times too many).  Rows run on a pool of
+    threads, each call single-threaded; for the default divergence that costs about
+    0.5-0.7 ms per pair on a busy 2-core machine, as a large block does per pair.
 
     Parameters
     ----------
@@ -427,7 +429,8 @@ def sparse_distances(
     Returns
     -------
     rows, cols : ndarray of int64
-        ``rows < cols`` is not guaranteed; each undirected pair appears once.
+        Each undirected pair once, sorted by ``(row, col)``: from a table, at the row
+        that listed it first; from explicit pairs, as ``rows < cols``.
     values : ndarray of float64
     """
     mixtures = list(mixtures)
