@@ -151,11 +151,59 @@ def n_features(Py_ssize_t d):
     return 1 + d + d * (d + 1) // 2
 
 
+cdef void _coefficients(const double[:, :, ::1] P, const double[:, ::1] m,
+                        const double[::1] nu, const double[::1] log_const,
+                        double[:, ::1] theta) noexcept nogil:
+    """theta_k with phi(x) . theta_k = log_const_k - nu_k ||P_k (x - m_k)||^2 / 2.
+
+    With A = nu P^T P (P lower triangular, only its lower triangle is read) the quadratic
+    form is -x^T A x / 2 + (A m) . x + log_const - nu ||P m||^2 / 2; the constant uses
+    ||P m||^2 directly rather than m^T A m.
+    """
+    cdef Py_ssize_t K = P.shape[0], d = P.shape[1]
+    cdef Py_ssize_t k, a, i, j, f
+    cdef double acc, y, quad
+    cdef double A[64 * 64]
+    for k in range(K):
+        quad = 0.0
+        for a in range(d):
+            y = 0.0
+            for j in range(a + 1):
+                y = y + P[k, a, j] * m[k, j]
+            quad = quad + y * y
+        theta[k, 0] = log_const[k] - 0.5 * nu[k] * quad
+        for i in range(d):
+            for j in range(i, d):
+                acc = 0.0
+                for a in range(j, d):
+                    acc = acc + P[k, a, i] * P[k, a, j]
+                A[i * d + j] = nu[k] * acc
+                A[j * d + i] = nu[k] * acc
+        f = 1 + d
+        for i in range(d):
+            acc = 0.0
+            for j in range(d):
+                acc = acc + A[i * d + j] * m[k, j]
+            theta[k, 1 + i] = acc
+            theta[k, f] = -0.5 * A[i * d + i]
+            f = f + 1
+            for j in range(i + 1, d):
+                theta[k, f] = -A[i * d + j]
+                f = f + 1
+
+
 def estep_stats(
     const double[:, ::1] phi,
-    const double[:, ::1] theta,
+    const double[:, :, ::1] prec_chol,
+    const double[:, ::1] centres,
+    const double[::1] nu,
+    const double[::1] log_const,
+    double[:, ::1] theta,
     double[:, :, ::1] stats,
     double[::1] log_norm,
+    double[::1] counts,
+    double[:, ::1] first,
+    double[:, :, ::1] second,
     int n_threads,
 ):
     """Fused E-step and raw sufficient statistics, parallel over chunks of samples.
@@ -165,76 +213,122 @@ def estep_stats(
     phi : (n, F) float64
         Quadratic features ``[1, x_a, x_a x_b (a <= b, row-major order)]`` of the samples
         (in the fit's standardized coordinates), ``F = n_features(d)``.
-    theta : (K, F) float64
-        Coefficients with ``ln rho_nk = phi_n . theta_k``, i.e. (PRML eq. 10.46)
-        ``E[ln pi_k] + E[ln|Lambda_k|]/2 - d ln(2 pi)/2 - d/(2 beta_k)
-        - nu_k (x - m_k)^T W_k (x - m_k) / 2`` written as a quadratic form in ``x``.
-    stats : (C, K, F) float64, output
-        Per chunk: ``sum_n r_nk phi_n`` (so the count, the first moments and the upper
-        triangle of the second moments about the origin).  Responsibilities below 1e-16
-        are left out (they change the sums by less than rounding).
-    log_norm : (C,) float64, output
+    prec_chol : (K, d, d) float64
+        Lower-triangular P_k with W_k = P_k^T P_k, so that
+        (x - m_k)^T W_k (x - m_k) = ||P_k (x - m_k)||^2.  Only the lower triangle is read.
+    centres : (K, d) float64
+        Posterior means m_k.
+    nu : (K,) float64
+        Degrees of freedom nu_k.
+    log_const : (K,) float64
+        E[ln pi_k] + E[ln|Lambda_k|]/2 - d ln(2 pi)/2 - d/(2 beta_k).
+    theta : (K, F) float64, output
+        Coefficients with ``ln rho_nk = phi_n . theta_k`` (PRML eq. 10.46), i.e.
+        ``log_const_k - nu_k ||P_k (x_n - m_k)||^2 / 2`` as a quadratic form in ``x_n``.
+    stats : (C, K, F) float64, work space
+        Per chunk: ``sum_n r_nk phi_n``.  Responsibilities below 1e-16 are left out (they
+        change the sums by less than rounding).
+    log_norm : (C,) float64, work space
         Per chunk: ``sum_n log sum_k rho_nk``.
+    counts : (K,) float64, output
+        ``sum_n r_nk``.
+    first : (K, d) float64, output
+        ``sum_n r_nk x_n``.
+    second : (K, d, d) float64, output
+        ``sum_n r_nk x_n x_n^T`` (both triangles).
     n_threads : int
         OpenMP threads.
+
+    Returns
+    -------
+    float
+        ``sum_n log sum_k rho_nk``.  All sums over chunks run in chunk order.
     """
     cdef Py_ssize_t n = phi.shape[0]
     cdef Py_ssize_t F = phi.shape[1]
-    cdef Py_ssize_t K = theta.shape[0]
+    cdef Py_ssize_t K = prec_chol.shape[0]
+    cdef Py_ssize_t d = prec_chol.shape[1]
     cdef Py_ssize_t C = stats.shape[0]
-    if theta.shape[1] != F or stats.shape[1] != K or stats.shape[2] != F:
+    if d > 64 or F != 1 + d + d * (d + 1) // 2 or prec_chol.shape[2] != d:
         raise ValueError("inconsistent shapes in estep_stats")
-    if log_norm.shape[0] != C or C < 1 or K < 1:
+    if (centres.shape[0] != K or centres.shape[1] != d or nu.shape[0] != K
+            or log_const.shape[0] != K or theta.shape[0] != K or theta.shape[1] != F
+            or stats.shape[1] != K or stats.shape[2] != F or log_norm.shape[0] != C
+            or counts.shape[0] != K or first.shape[0] != K or first.shape[1] != d
+            or second.shape[0] != K or second.shape[1] != d or second.shape[2] != d
+            or C < 1 or K < 1):
         raise ValueError("inconsistent shapes in estep_stats")
     cdef Py_ssize_t chunk = (n + C - 1) // C
     cdef Py_ssize_t tile = _TILE if chunk > _TILE else chunk
-    cdef Py_ssize_t c, s0, start, stop, ns
+    cdef Py_ssize_t c, s0, start, stop, ns, k, a, b, f
     cdef double *g
-    cdef double one = 1.0, zero = 0.0
+    cdef double one = 1.0, zero = 0.0, total = 0.0, v
     cdef char trans = b"T"
     cdef char notrans = b"N"
     cdef int bm, bn, bk, lda, ldb, ldc
 
-    stats[:, :, :] = 0.0
-    log_norm[:] = 0.0
-    if n == 0:
-        return
+    with nogil:
+        _coefficients(prec_chol, centres, nu, log_const, theta)
+        stats[:, :, :] = 0.0
+        log_norm[:] = 0.0
 
-    with nogil, parallel(num_threads=n_threads):
-        g = <double *> malloc((K + 2) * tile * sizeof(double))
-        for c in prange(C, schedule="static"):
-            start = c * chunk
-            stop = start + chunk
-            if stop > n:
-                stop = n
-            s0 = start
-            while s0 < stop:
-                ns = stop - s0
-                if ns > tile:
-                    ns = tile
-                # Column-major view: (ns x K) ln rho = phi_tile (ns x F) theta^T (F x K),
-                # stored as the row-major component-major (K, tile) block g.
-                bm = <int> ns
-                bn = <int> K
-                bk = <int> F
-                lda = <int> F
-                ldb = <int> F
-                ldc = <int> tile
-                dgemm(&trans, &notrans, &bm, &bn, &bk, &one, <double *> &phi[s0, 0], &lda,
-                      <double *> &theta[0, 0], &ldb, &zero, g, &ldc)
-                vb_normalize_tile(g, tile, ns, K, g + K * tile, g + (K + 1) * tile,
-                                  &log_norm[c])
-                # Column-major view: stats_c^T (F x K) += phi_tile^T (F x ns) R^T (ns x K).
-                bm = <int> F
-                bn = <int> K
-                bk = <int> ns
-                lda = <int> F
-                ldb = <int> tile
-                ldc = <int> F
-                dgemm(&notrans, &notrans, &bm, &bn, &bk, &one, <double *> &phi[s0, 0], &lda,
-                      g, &ldb, &one, &stats[c, 0, 0], &ldc)
-                s0 = s0 + ns
-        free(g)
+    if n > 0:
+        with nogil, parallel(num_threads=n_threads):
+            g = <double *> malloc((K + 2) * tile * sizeof(double))
+            for c in prange(C, schedule="static"):
+                start = c * chunk
+                stop = start + chunk
+                if stop > n:
+                    stop = n
+                s0 = start
+                while s0 < stop:
+                    ns = stop - s0
+                    if ns > tile:
+                        ns = tile
+                    # Column-major view: (ns x K) ln rho = phi_tile (ns x F) theta^T
+                    # (F x K), stored as the row-major component-major (K, tile) block g.
+                    bm = <int> ns
+                    bn = <int> K
+                    bk = <int> F
+                    lda = <int> F
+                    ldb = <int> F
+                    ldc = <int> tile
+                    dgemm(&trans, &notrans, &bm, &bn, &bk, &one, <double *> &phi[s0, 0],
+                          &lda, &theta[0, 0], &ldb, &zero, g, &ldc)
+                    vb_normalize_tile(g, tile, ns, K, g + K * tile, g + (K + 1) * tile,
+                                      &log_norm[c])
+                    # Column-major view: stats_c^T (F x K) += phi_tile^T (F x ns) R^T (ns x K).
+                    bm = <int> F
+                    bn = <int> K
+                    bk = <int> ns
+                    lda = <int> F
+                    ldb = <int> tile
+                    ldc = <int> F
+                    dgemm(&notrans, &notrans, &bm, &bn, &bk, &one, <double *> &phi[s0, 0],
+                          &lda, g, &ldb, &one, &stats[c, 0, 0], &ldc)
+                    s0 = s0 + ns
+            free(g)
+
+    with nogil:
+        # Chunk sums in chunk order, then unpacked into counts, first and second moments.
+        for c in range(1, C):
+            log_norm[0] += log_norm[c]
+            for k in range(K):
+                for f in range(F):
+                    stats[0, k, f] += stats[c, k, f]
+        total = log_norm[0]
+        for k in range(K):
+            counts[k] = stats[0, k, 0]
+            for a in range(d):
+                first[k, a] = stats[0, k, 1 + a]
+            f = 1 + d
+            for a in range(d):
+                for b in range(a, d):
+                    v = stats[0, k, f]
+                    second[k, a, b] = v
+                    second[k, b, a] = v
+                    f = f + 1
+    return total
 
 
 def max_threads():

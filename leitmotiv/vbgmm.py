@@ -336,9 +336,9 @@ class _Workspace:
     """Kernel buffers (reallocated only when the number of components changes) and the
     quadratic features of the samples, which stay the same for the whole fit.
 
-    The E-step's ln rho_nk is the quadratic form ``phi(z_n) . theta_k``, and the kernel
-    returns the raw statistics ``sum_n r_nk phi(z_n)``.  Raw second moments are accurate
-    here because the data are standardized (mean 0, unit spread per column).
+    The kernel writes ln rho_nk as the quadratic form ``phi(z_n) . theta_k`` and returns
+    the raw statistics ``sum_n r_nk phi(z_n)`` (moments about the origin, accurate here
+    because the data are standardized: mean 0, unit spread per column).
     """
 
     def __init__(self, Z):
@@ -347,38 +347,22 @@ class _Workspace:
         self.d = d
         self.k = -1
         self.phi = _quadratic_features(Z)
-        self.upper = np.triu_indices(d)
-        self.diagonal = self.upper[0] == self.upper[1]
 
     def run(self, post: _Posterior):
         k = post.m.shape[0]
         d, n_features = self.d, self.phi.shape[1]
         if k != self.k:
+            self.theta = np.empty((k, n_features))
             self.stats = np.empty((self.n_chunks, k, n_features))
             self.log_norm = np.empty(self.n_chunks)
             self.k = k
-        # ln rho = log_const - (nu/2) (z - m)^T W (z - m) with W = P^T P and A = nu W:
-        # -(1/2) z^T A z + (A m) . z + log_const - (nu/2) ||P m||^2.
-        P = np.tril(post.P)
-        A = post.nu[:, None, None] * np.einsum("kai,kaj->kij", P, P)
-        Pm = np.einsum("kij,kj->ki", P, post.m)
-        theta = np.empty((k, n_features))
-        theta[:, 0] = post.log_const - 0.5 * post.nu * np.einsum("ki,ki->k", Pm, Pm)
-        theta[:, 1:1 + d] = np.einsum("kij,kj->ki", A, post.m)
-        quad = A[:, self.upper[0], self.upper[1]]
-        theta[:, 1 + d:] = np.where(self.diagonal, -0.5 * quad, -quad)
-        _kernels.estep_stats(self.phi, theta, self.stats, self.log_norm, _n_threads())
-        stats = self.stats.sum(axis=0)
-        second = np.empty((k, d, d))
-        second[:, self.upper[0], self.upper[1]] = stats[:, 1 + d:]
-        second[:, self.upper[1], self.upper[0]] = stats[:, 1 + d:]
-        return (
-            float(self.log_norm.sum()),
-            stats[:, 0].copy(),
-            stats[:, 1:1 + d].copy(),
-            second,
-            np.zeros((k, d)),
+        counts, first, second = np.empty(k), np.empty((k, d)), np.empty((k, d, d))
+        log_norm = _kernels.estep_stats(
+            self.phi, post.P, np.ascontiguousarray(post.m), np.ascontiguousarray(post.nu),
+            post.log_const, self.theta, self.stats, self.log_norm, counts, first, second,
+            _n_threads(),
         )
+        return log_norm, counts, first, second, np.zeros((k, d))
 
 
 class _Run:
