@@ -174,6 +174,16 @@ def run(n: int, bases, per_fit, args) -> None:
         "preference = median edge)",
         flush=True,
     )
+    t = time.perf_counter()
+    preference = -candidates.sample_median_distance(models[:n_old], js)
+    sampled = SparseAffinityPropagation(preference=preference).cluster_graph(
+        n_old, rows, cols, values
+    )
+    print(
+        f"sparse clustering    {time.perf_counter() - t:8.1f} s  ({len(sampled.exemplars):,} "
+        f"clusters, preference = -median of 2000 random pairs = {preference:.3f})",
+        flush=True,
+    )
     # Incremental: the last 1 % arrive.
     t = time.perf_counter()
     all_wide, _, _ = candidates.candidates_for(emb[n_old:], emb[:n_old], wide, wide_d, args.wide)

@@ -25,6 +25,7 @@ edge, so results are deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -296,6 +297,14 @@ class SparseAffinityPropagation(Clusterer):
         Returns
         -------
         Clustering
+
+        Notes
+        -----
+        The ``"median"`` preference here is the median over the graph's edges, which
+        for a k-NN graph is a near-neighbour distance: measured on separated synthetic
+        groups it gives two to four times as many clusters as dense affinity
+        propagation.  For the dense default's scale pass a number, e.g. minus
+        :func:`leitmotiv.candidates.sample_median_distance`.
         """
         n = int(n)
         if n < 0:
@@ -320,10 +329,19 @@ class SparseAffinityPropagation(Clusterer):
         return Clustering(labels, exemplars)
 
     def cluster(self, distances: np.ndarray) -> Clustering:
-        """Cluster from a dense symmetric distance matrix via its k-NN graph."""
+        """Cluster from a dense symmetric distance matrix via its k-NN graph.
+
+        A ``"median"`` or ``"min"`` preference is taken over all pairs of the matrix,
+        as the dense clusterer does, not over the graph's edges: the edges are the
+        nearest pairs only, and their median splits groups (see :meth:`cluster_graph`).
+        """
         distances = np.asarray(distances, dtype=np.float64)
         n = len(distances)
         if distances.shape != (n, n):
             raise ValueError(f"distances must be square, got shape {distances.shape}")
         rows, cols, values = knn_graph(distances, self.n_neighbors)
-        return self.cluster_graph(n, rows, cols, values)
+        clusterer = self
+        if isinstance(self.preference, str) and n >= 2:
+            pairs = -distances[np.triu_indices(n, 1)]
+            clusterer = dataclasses.replace(self, preference=self._preference(pairs))
+        return clusterer.cluster_graph(n, rows, cols, values)

@@ -205,3 +205,12 @@ def test_refine_added_estimates_only_new_pairs_and_merges(few_models):
         np.testing.assert_allclose(est[i], cheap[i, best], rtol=1e-9)
     expect = [i for i in range(n_old) if not np.array_equal(idx[i], ref_idx[i])]
     np.testing.assert_array_equal(np.sort(changed), expect)
+
+
+def test_sample_median_distance(few_models):
+    js = JensenShannon(n_samples=100)
+    dense = js.pairwise(few_models)
+    median = candidates.sample_median_distance(few_models, js, n_pairs=400)
+    lo, hi = np.quantile(dense[np.triu_indices(len(dense), 1)], [0.3, 0.7])
+    assert lo <= median <= hi
+    assert candidates.sample_median_distance(few_models[:1], js) == 0.0

@@ -52,12 +52,16 @@ def test_knn_graph_recovers_separated_groups():
     # groups; the median over all pairs (estimated from a sample in practice) does not.
     D, truth = _blobs(6, 15, 1, spread=0.4, scale=8.0, grid=True)
     preference = -float(np.median(D[np.triu_indices(len(D), 1)]))
-    result = SparseAffinityPropagation(preference=preference, n_neighbors=10).cluster(D)
+    rows, cols, values = knn_graph(D, 10)
+    ap = SparseAffinityPropagation(preference=preference)
+    result = ap.cluster_graph(len(D), rows, cols, values)
     assert adjusted_rand_score(truth, result.labels) >= 0.9
-    # With groups smaller than k, the edge minimum is a between-group distance.
+    # From a dense matrix the default takes that median itself.
     D, truth = _blobs(10, 8, 2, spread=0.4, scale=8.0, grid=True)
-    result = SparseAffinityPropagation(preference="min", n_neighbors=10).cluster(D)
+    result = SparseAffinityPropagation(n_neighbors=10).cluster(D)
     assert adjusted_rand_score(truth, result.labels) >= 0.9
+    dense = AffinityPropagation().cluster(D)
+    assert adjusted_rand_score(dense.labels, result.labels) >= 0.9
 
 
 def test_labels_and_exemplars_are_consistent_and_deterministic():
