@@ -22,6 +22,7 @@ from one machine to the next, and no locks or atomics are needed.
 
 cimport openmp
 from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY, log, sqrt
 from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm
 
@@ -329,6 +330,59 @@ def estep_stats(
                     second[k, b, a] = v
                     f = f + 1
     return total
+
+
+def cholesky_inverse(const double[:, :, ::1] A, double[:, :, ::1] P, double[::1] logdet):
+    """Inverse Cholesky factors of a stack of small symmetric positive definite matrices.
+
+    For each ``A_k = L_k L_k^T`` (only the lower triangle of ``A_k`` is read) writes the
+    lower-triangular ``P_k = L_k^{-1}`` (zeros above the diagonal), so that
+    ``A_k^{-1} = P_k^T P_k``, and ``logdet[k] = ln |A_k^{-1}| = -2 sum_j ln L_k[j, j]``.
+    One call replaces NumPy's batched Cholesky and inverse, whose per-call overhead
+    dominates for a few dozen 5 x 5 matrices.
+
+    Returns False (leaving the outputs partly written) if some ``A_k`` is not numerically
+    positive definite.
+    """
+    cdef Py_ssize_t K = A.shape[0], d = A.shape[1]
+    cdef Py_ssize_t k, i, j, p
+    cdef double acc, diag_sum
+    cdef double L[64 * 64]
+    cdef bint ok = True
+    if d > 64 or A.shape[2] != d or P.shape[0] != K or P.shape[1] != d or P.shape[2] != d:
+        raise ValueError("inconsistent shapes in cholesky_inverse")
+    if logdet.shape[0] != K:
+        raise ValueError("inconsistent shapes in cholesky_inverse")
+    with nogil:
+        for k in range(K):
+            diag_sum = 0.0
+            for j in range(d):
+                acc = A[k, j, j]
+                for p in range(j):
+                    acc = acc - L[j * d + p] * L[j * d + p]
+                if not acc > 0.0 or acc == INFINITY:
+                    ok = False
+                    break
+                L[j * d + j] = sqrt(acc)
+                diag_sum = diag_sum + log(L[j * d + j])
+                for i in range(j + 1, d):
+                    acc = A[k, i, j]
+                    for p in range(j):
+                        acc = acc - L[i * d + p] * L[j * d + p]
+                    L[i * d + j] = acc / L[j * d + j]
+            if not ok:
+                break
+            logdet[k] = -2.0 * diag_sum
+            for j in range(d):
+                for i in range(j):
+                    P[k, i, j] = 0.0
+                P[k, j, j] = 1.0 / L[j * d + j]
+                for i in range(j + 1, d):
+                    acc = 0.0
+                    for p in range(j, i):
+                        acc = acc + L[i * d + p] * P[k, p, j]
+                    P[k, i, j] = -acc / L[i * d + i]
+    return ok
 
 
 def max_threads():

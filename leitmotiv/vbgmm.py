@@ -248,11 +248,12 @@ class _Posterior:
         shrink = prior.beta0 * N / self.beta
         W_inv = prior.W0_inv + NS + shrink[:, None, None] * dm[:, :, None] * dm[:, None, :]
         W_inv = 0.5 * (W_inv + np.swapaxes(W_inv, 1, 2))
-        chol = np.linalg.cholesky(W_inv)
-        # W = P^T P with P = chol^{-1}, lower triangular.
-        self.P = np.ascontiguousarray(np.linalg.inv(chol))
+        # W = P^T P with P = chol(W^{-1})^{-1}, lower triangular.
+        self.P = np.empty_like(W_inv)
+        logdet_W = np.empty(W_inv.shape[0])
+        if not _kernels.cholesky_inverse(W_inv, self.P, logdet_W):
+            raise np.linalg.LinAlgError("Matrix is not positive definite")
         self.W_inv = W_inv
-        logdet_W = -2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
         i = np.arange(1, d + 1)
         self.E_logdet = (
             np.sum(digamma(0.5 * (self.nu[:, None] + 1.0 - i)), axis=1) + d * np.log(2.0) + logdet_W
