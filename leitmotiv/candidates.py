@@ -206,8 +206,14 @@ def _exact_top(
     exclude: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank candidate columns in float64 and keep the ``k`` best by (distance, index)."""
-    diff = queries[:, None, :].astype(np.float64) - base[candidates].astype(np.float64)
-    dist = np.sqrt(np.einsum("bkd,bkd->bk", diff, diff))
+    dist = np.empty(candidates.shape)
+    # Sub-blocks keep the gathered (rows, candidates, D) float64 array small.
+    step = max(1, 4_000_000 // max(1, candidates.shape[1] * base.shape[1]))
+    for a in range(0, len(queries), step):
+        diff = queries[a : a + step, None, :].astype(np.float64) - base[
+            candidates[a : a + step]
+        ].astype(np.float64)
+        dist[a : a + step] = np.sqrt(np.einsum("bkd,bkd->bk", diff, diff))
     if exclude is not None:
         dist[candidates == exclude[:, None]] = np.inf
     order = np.lexsort((candidates, dist), axis=-1)[:, :k]
