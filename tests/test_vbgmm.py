@@ -163,6 +163,65 @@ def test_equivariant_under_change_of_units():
 
 
 # --------------------------------------------------------------------------------------
+# Kernels against direct NumPy
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "d", "k", "chunks"), [(500, 3, 7, 16), (37, 5, 4, 16), (9, 1, 3, 9)])
+def test_estep_kernel_matches_direct_computation(n, d, k, chunks):
+    from leitmotiv._ext import vbgmm as kernels
+
+    rng = np.random.default_rng(n + d + k)
+    Z = rng.normal(size=(n, d))
+    P = np.tril(rng.normal(size=(k, d, d)))
+    P[:, np.arange(d), np.arange(d)] = rng.uniform(0.5, 2.0, size=(k, d))
+    m = rng.normal(size=(k, d))
+    nu = rng.uniform(d, 50.0, size=k)
+    log_const = rng.normal(size=k)
+    # Direct: ln rho = log_const - nu ||P (z - m)||^2 / 2, normalized row by row.
+    y = np.einsum("kab,nkb->nka", P, Z[:, None, :] - m[None])
+    log_rho = log_const - 0.5 * nu * np.einsum("nka,nka->nk", y, y)
+    norm = logsumexp(log_rho, axis=1)
+    resp = np.exp(log_rho - norm[:, None])
+    resp[resp < 1e-16] = 0.0
+
+    phi = vbgmm._quadratic_features(Z)
+    features = phi.shape[1]
+    results = []
+    for threads in (1, 2):
+        counts, first, second = np.empty(k), np.empty((k, d)), np.empty((k, d, d))
+        total = kernels.estep_stats(
+            phi, P, m, nu, log_const, np.empty((k, features)), np.empty((chunks, k, features)),
+            np.empty(chunks), counts, first, second, threads,
+        )
+        results.append((total, counts, first, second))
+    total, counts, first, second = results[0]
+    assert total == pytest.approx(norm.sum(), rel=1e-12)
+    np.testing.assert_allclose(counts, resp.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(first, resp.T @ Z, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(
+        second, np.einsum("nk,na,nb->kab", resp, Z, Z), rtol=1e-11, atol=1e-11
+    )
+    for a, b in zip(results[0], results[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cholesky_inverse_matches_numpy():
+    from leitmotiv._ext import vbgmm as kernels
+
+    rng = np.random.default_rng(3)
+    for d in (1, 2, 5):
+        M = rng.normal(size=(6, d, d))
+        A = M @ np.swapaxes(M, 1, 2) + 0.1 * np.eye(d)
+        P, logdet = np.empty_like(A), np.empty(6)
+        assert kernels.cholesky_inverse(A, P, logdet)
+        np.testing.assert_allclose(P, np.linalg.inv(np.linalg.cholesky(A)), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(logdet, -np.linalg.slogdet(A)[1], rtol=1e-12, atol=1e-13)
+    not_definite = np.array([[[1.0, 2.0], [2.0, 1.0]]])
+    assert not kernels.cholesky_inverse(not_definite, np.empty_like(not_definite), np.empty(1))
+
+
+# --------------------------------------------------------------------------------------
 # Against scikit-learn on real photo features
 # --------------------------------------------------------------------------------------
 
