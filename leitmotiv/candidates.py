@@ -345,8 +345,12 @@ def candidates_for(
         rows = np.arange(n_old + start, n_old + stop)
         idx, dist = _block_top(new[start:stop], emb, base_sq, k, rows)
         indices[rows], distances[rows] = idx, dist
-        diff = old[:, None, :].astype(np.float64) - new[None, start:stop, :].astype(np.float64)
-        to_new[:, start:stop] = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
+        # Same float64 formula as the search, in slices of old rows (bounded memory).
+        step = max(1, 4_000_000 // max(1, (stop - start) * old.shape[1]))
+        fresh = new[None, start:stop, :].astype(np.float64)
+        for a in range(0, n_old, step):
+            diff = old[a : a + step, None, :].astype(np.float64) - fresh
+            to_new[a : a + step, start:stop] = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
     # Old photos: merge the old list with the new photos, keep k by (distance, index).
     # Only rows a new photo beats (or that had room) can change.
     kth = distances[:n_old, k - 1]
@@ -437,7 +441,7 @@ def sparse_distances(
     -------
     rows, cols : ndarray of int64
         Each undirected pair once, sorted by ``(row, col)``: from a table, at the row
-        that listed it first; from explicit pairs, as ``rows < cols``.
+        that listed it first; from explicit pairs, at the endpoint with more pairs.
     values : ndarray of float64
     """
     mixtures = list(mixtures)
@@ -449,7 +453,14 @@ def sparse_distances(
         if valid is not None:
             keep &= np.asarray(valid, dtype=bool).reshape(-1)
         key = np.unique(lo[keep] * n + hi[keep])
-        rows, cols = key // n, key % n
+        lo, hi = key // n, key % n
+        # Group each pair under its endpoint with more pairs, so that e.g. the pairs of
+        # a few added photos make a few wide calls rather than many one-pair calls.
+        degree = np.bincount(np.concatenate([lo, hi]), minlength=n)
+        flip = degree[hi] > degree[lo]
+        rows, cols = np.where(flip, hi, lo), np.where(flip, lo, hi)
+        order = np.lexsort((cols, rows))
+        rows, cols = rows[order], cols[order]
     else:
         rows, cols = unique_pairs(pairs)
     values = np.empty(len(rows))
@@ -665,7 +676,7 @@ def refine_added(
     if n_samples is not None and "n_samples" in getattr(divergence, "params", {}):
         cheap = dataclasses.replace(divergence, n_samples=int(n_samples))
     pr, pc, pv = sparse_distances(mixtures, (old_rows, added), cheap, n_jobs=n_jobs)
-    keys = pr * n + pc  # explicit pairs come back as (smaller, larger) = (old, added)
+    keys = np.minimum(pr, pc) * n + np.maximum(pr, pc)  # old < added
     order = np.argsort(keys)
     found = pv[order][np.searchsorted(keys[order], old_rows * n + added)]
     # Merge per touched old row: its stored list plus the added photos it admitted.
