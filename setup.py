@@ -10,7 +10,8 @@ extensions = [
     Extension(
         f"leitmotiv._ext.{name}",
         [f"ext/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=["ext", np.get_include()],
+        depends=["ext/fastmath.h"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3", "-fopenmp"],
         extra_link_args=["-fopenmp"],

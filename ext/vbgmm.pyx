@@ -28,15 +28,7 @@ from scipy.linalg.cython_blas cimport dgemm
 
 cdef extern from *:
     """
-    #include <math.h>
-    #include <stdint.h>
-    #include <string.h>
-
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    #define VB_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
-    #else
-    #define VB_CLONES
-    #endif
+    #include "fastmath.h"
 
     /* Responsibilities with exp(ln rho - max) at or below exp(VB_NEGLIGIBLE_LOG) count as
        zero in the normaliser, and normalized ones below VB_NEGLIGIBLE are left out of the
@@ -45,51 +37,16 @@ cdef extern from *:
     #define VB_NEGLIGIBLE 1e-16
 
     /* exp(x) for x <= 0 where x > VB_NEGLIGIBLE_LOG, else 0 (also for NaN), branch-free
-       so that the loops calling it vectorize (with AVX2 or AVX-512; libm's exp is a
-       scalar call).  The cut and the clamp of the argument work on the magnitude's bit
-       pattern with signed integer compares: floating-point selects kept GCC from
-       vectorizing without -ffast-math.  Then x = k ln2 + r, |r| <= ln2 / 2 (Cody-Waite,
-       ln 2 in two parts), exp(r) by its degree-13 Taylor polynomial (truncation below
-       1e-17 relative) and the factor 2^k built directly in the exponent bits; the error
-       is within a few ulp of libm. */
-    static inline double vb_exp_negligible(double xin) {
-        const double log2e = 1.4426950408889634;
-        const double ln2_hi = 6.93147180369123816490e-01;
-        const double ln2_lo = 1.90821492927058770002e-10;
-        const double round_shift = 6755399441055744.0;  /* 1.5 * 2^52 */
+       so that the loops calling it vectorize: the cut is a mask built from the
+       magnitude's bit pattern with an integer compare (a floating-point select kept GCC
+       from vectorizing without -ffast-math). */
+    static inline double vb_exp_negligible(double x) {
         const int64_t limit_bits = 0x4042666666666666LL;  /* -VB_NEGLIGIBLE_LOG = 36.8 */
         uint64_t xb;
-        memcpy(&xb, &xin, sizeof xb);
-        int64_t mag = (int64_t) (xb & 0x7FFFFFFFFFFFFFFFULL);
+        memcpy(&xb, &x, sizeof xb);
+        const int64_t mag = (int64_t) (xb & 0x7FFFFFFFFFFFFFFFULL);
         const uint64_t keep = -(uint64_t) (mag < limit_bits);
-        mag = mag < limit_bits ? mag : limit_bits;
-        xb = (uint64_t) mag | 0x8000000000000000ULL;
-        double x;
-        memcpy(&x, &xb, sizeof x);
-        const double t = x * log2e + round_shift;
-        const double k = t - round_shift;
-        const double r = (x - k * ln2_hi) - k * ln2_lo;
-        double p = 1.0 / 6227020800.0;
-        p = p * r + 1.0 / 479001600.0;
-        p = p * r + 1.0 / 39916800.0;
-        p = p * r + 1.0 / 3628800.0;
-        p = p * r + 1.0 / 362880.0;
-        p = p * r + 1.0 / 40320.0;
-        p = p * r + 1.0 / 5040.0;
-        p = p * r + 1.0 / 720.0;
-        p = p * r + 1.0 / 120.0;
-        p = p * r + 1.0 / 24.0;
-        p = p * r + 1.0 / 6.0;
-        p = p * r + 0.5;
-        p = p * r + 1.0;
-        p = p * r + 1.0;
-        uint64_t tb, shift_bits;
-        memcpy(&tb, &t, sizeof tb);
-        memcpy(&shift_bits, &round_shift, sizeof shift_bits);
-        const uint64_t sb = (tb - shift_bits + 1023) << 52;
-        double scale;
-        memcpy(&scale, &sb, sizeof scale);
-        double e = p * scale;
+        double e = lm_exp_nonpositive(-fabs(x));
         uint64_t eb;
         memcpy(&eb, &e, sizeof eb);
         eb &= keep;
@@ -101,7 +58,7 @@ cdef extern from *:
        apart) into normalized responsibilities in place, negligible ones set to zero, and
        add sum_s log sum_k rho_ks to *log_norm (sample by sample, in order).  `mx` and `tot`
        are work space for `ns` doubles each. */
-    VB_CLONES
+    LM_CLONES
     static void vb_normalize_tile(double *g, Py_ssize_t ld, Py_ssize_t ns, Py_ssize_t K,
                                   double *mx, double *tot, double *log_norm) {
         #pragma omp simd
