@@ -400,6 +400,25 @@ def failures(app, as_json):
         click.echo(f"{row['path']}: {row['reason']}")
 
 
+def _png_options(func):
+    """The ``-o/--output`` PNG file and ``--size`` options of the rendering commands."""
+    func = click.option(
+        "--size",
+        type=click.IntRange(min=1),
+        default=256,
+        show_default=True,
+        help="Long side of the image, in pixels.",
+    )(func)
+    return click.option(
+        "-o",
+        "--output",
+        "out",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="PNG file to write.",
+    )(func)
+
+
 def _write_png(data: bytes, out: Path) -> None:
     try:
         out.write_bytes(data)
@@ -410,21 +429,7 @@ def _write_png(data: bytes, out: Path) -> None:
 
 @cli.command()
 @click.argument("photo")
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="PNG file to write.",
-)
-@click.option(
-    "--size",
-    type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Long side of the image, in pixels.",
-)
+@_png_options
 @pass_app
 def render(app, photo, out, size):
     """Render PHOTO's model back to an image (its expected colour at every pixel)."""
@@ -437,21 +442,7 @@ def render(app, photo, out, size):
 
 @cli.command()
 @click.argument("cluster", type=int)
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="PNG file to write.",
-)
-@click.option(
-    "--size",
-    type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Long side of the image, in pixels.",
-)
+@_png_options
 @pass_app
 def average(app, cluster, out, size):
     """Render the average model of CLUSTER's photos (see `leitmotiv clusters`)."""
