@@ -74,6 +74,8 @@ __all__ = [
     "NORMALIZATIONS",
     "Features",
     "GmmFeaturizer",
+    "as_rgb01",
+    "blur_image",
     "sample_features",
 ]
 
@@ -146,8 +148,24 @@ def _check_params(
         )
 
 
-def _as_rgb01(image: np.ndarray) -> np.ndarray:
-    """An (H, W, 3) uint8 (or float in [0, 1]) image as float32 in [0, 1]."""
+def as_rgb01(image: np.ndarray) -> np.ndarray:
+    """An RGB image as float32 in [0, 1], checked.
+
+    Parameters
+    ----------
+    image : ndarray, shape (height, width, 3)
+        uint8, or float in [0, 1] (values outside are clipped).
+
+    Returns
+    -------
+    ndarray, shape (height, width, 3), float32
+
+    Raises
+    ------
+    ValueError
+        If the image is empty, not (height, width, 3), of another dtype, or a float
+        image with non-finite values.
+    """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"image must be a non-empty (height, width, 3) array, got {image.shape}")
@@ -160,7 +178,22 @@ def _as_rgb01(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"image must be uint8 or float in [0, 1], got dtype {image.dtype}")
 
 
-def _blur(rgb01: np.ndarray, blur: float) -> np.ndarray:
+def blur_image(rgb01: np.ndarray, blur: float) -> np.ndarray:
+    """Gaussian blur of an image with sigma ``blur`` times its long side.
+
+    Parameters
+    ----------
+    rgb01 : ndarray, shape (height, width, 3), float32
+        As returned by :func:`as_rgb01`.
+    blur : float
+        Standard deviation as a fraction of the long side.  Below 0.3 pixel the
+        kernel is narrower than a pixel and the image is returned unchanged (the same
+        object).
+
+    Returns
+    -------
+    ndarray, shape (height, width, 3), float32
+    """
     sigma = blur * max(rgb01.shape[:2])
     if sigma < _MIN_SIGMA:
         return rgb01
@@ -255,7 +288,7 @@ def sample_features(
     Features
     """
     _check_params(n_samples, blur, colour_space, normalization)
-    rgb01 = _blur(_as_rgb01(rgb), float(blur))
+    rgb01 = blur_image(as_rgb01(rgb), float(blur))
     height, width = rgb01.shape[:2]
     rng = np.random.default_rng(seed)
     # Uniform over the image area: a uniformly chosen pixel, jittered over its extent,

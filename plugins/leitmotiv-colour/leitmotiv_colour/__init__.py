@@ -39,10 +39,10 @@ import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-import cv2
 import numpy as np
 
 from leitmotiv.colour import SPACES, from_rgb, to_rgb
+from leitmotiv.features import COLOUR_NORMALIZATION, as_rgb01, blur_image
 from leitmotiv.hookspecs import hookimpl
 from leitmotiv.implementation import Featurizer
 
@@ -51,9 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ColourFeaturizer", "colour_normalization", "leitmotiv_featurizers"]
 __version__ = "0.1.0"
-
-# Below this the Gaussian kernel is narrower than a pixel and blurring changes nothing.
-_MIN_SIGMA = 0.3
 
 
 def colour_normalization(colour_space: str) -> tuple[np.ndarray, np.ndarray]:
@@ -70,24 +67,8 @@ def colour_normalization(colour_space: str) -> tuple[np.ndarray, np.ndarray]:
     """
     # leitmotiv's own constants, so that a colour distance means the same in this
     # model as in the colour part of the built-in (x, y, colour) model.
-    from leitmotiv.features import COLOUR_NORMALIZATION
-
     reference, scale = COLOUR_NORMALIZATION[colour_space]
     return np.asarray(reference, dtype=np.float64), np.asarray(scale, dtype=np.float64)
-
-
-def _as_rgb01(image: np.ndarray) -> np.ndarray:
-    """An (H, W, 3) uint8 (or float in [0, 1]) image as float32 in [0, 1]."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image must be a non-empty (height, width, 3) array, got {image.shape}")
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / np.float32(255.0)
-    if np.issubdtype(image.dtype, np.floating):
-        if not np.all(np.isfinite(image)):
-            raise ValueError("image has non-finite values")
-        return np.clip(image, 0.0, 1.0).astype(np.float32)
-    raise ValueError(f"image must be uint8 or float in [0, 1], got dtype {image.dtype}")
 
 
 @dataclass(frozen=True)
@@ -162,18 +143,8 @@ class ColourFeaturizer(Featurizer):
         ndarray, shape (n_samples, 3)
             ``(colour - reference) * scale`` (see :func:`colour_normalization`).
         """
-        rgb01 = _as_rgb01(image)
+        rgb01 = blur_image(as_rgb01(image), self.blur)
         height, width = rgb01.shape[:2]
-        sigma = self.blur * max(height, width)
-        if sigma >= _MIN_SIGMA:
-            # REFLECT_101 copes with kernels wider than the image (a 1x1 photo).
-            rgb01 = cv2.GaussianBlur(
-                np.ascontiguousarray(rgb01),
-                (0, 0),
-                sigmaX=sigma,
-                sigmaY=sigma,
-                borderType=cv2.BORDER_REFLECT_101,
-            )
         # Pixels drawn uniformly (with replacement) weigh every colour by the area it
         # covers, whatever the size, orientation or framing of the photo.
         rng = np.random.default_rng(seed)
