@@ -41,7 +41,7 @@ import hashlib
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -438,6 +438,19 @@ def _bytes_response(data: bytes | None, content_type: str, cache_control: str) -
     return HTTPResponse(body=data, status=200, headers=headers)
 
 
+def _png_response(draw: Callable[[], bytes | None]) -> HTTPResponse:
+    """The PNG ``draw()`` renders, revalidated on every use; 404 if it gives none.
+
+    A model without the pixel transform (a colour-only featurizer) cannot be rendered:
+    the library says so with a ValueError, which is a missing image here.
+    """
+    try:
+        data = draw()
+    except ValueError:
+        data = None
+    return _bytes_response(data, "image/png", _CACHE_REVALIDATE)
+
+
 # ----------------------------------------------------------------- the factory
 
 
@@ -704,26 +717,15 @@ def make_app(library) -> bottle.Bottle:
         photo = get_photo(photo_id)
         return _bytes_response(library.thumbnail(photo.id), "image/jpeg", _CACHE_STABLE)
 
-    # A model without the pixel transform (a colour-only featurizer) cannot be
-    # rendered: the library says so with a ValueError, which is a missing image here.
-
     @app.get("/photo/<photo_id:int>/render.png")
     def render_png(photo_id):
         photo = get_photo(photo_id)
-        try:
-            data = library.render(photo.id)
-        except ValueError:
-            data = None
-        return _bytes_response(data, "image/png", _CACHE_REVALIDATE)
+        return _png_response(lambda: library.render(photo.id))
 
     @app.get("/clusters/<cluster_id:int>/average.png")
     def average_png(cluster_id):
         cluster = get_cluster(cluster_id)
-        try:
-            data = library.average(cluster.id)
-        except ValueError:
-            data = None
-        return _bytes_response(data, "image/png", _CACHE_REVALIDATE)
+        return _png_response(lambda: library.average(cluster.id))
 
     @app.get("/photo/<photo_id:int>/file")
     def original(photo_id):
