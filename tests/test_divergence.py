@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import random_mixture, scipy_log_pdf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate
-from scipy.special import logsumexp
 from scipy.stats import multivariate_normal, norm
 
 from leitmotiv._ext import divergence as kernels
@@ -24,21 +24,6 @@ from leitmotiv.divergence import (
     quadratic_coefficients,
 )
 from leitmotiv.mixture import Mixture
-
-
-def random_mixture(rng, k, d, scale=1.0, ridge=0.05):
-    a = rng.standard_normal((k, d, d)) * 0.5
-    covs = a @ a.transpose(0, 2, 1) + ridge * np.eye(d)
-    w = rng.random(k) + 0.1
-    return Mixture(w / w.sum(), scale * rng.standard_normal((k, d)), covs)
-
-
-def scipy_log_pdf(m: Mixture, X: np.ndarray) -> np.ndarray:
-    terms = [
-        np.log(m.weights[k]) + multivariate_normal(m.means[k], m.covariances[k]).logpdf(X)
-        for k in range(m.n_components)
-    ]
-    return logsumexp(np.reshape(terms, (m.n_components, -1)), axis=0)
 
 
 def brute_force_js(p, q, n, seed):

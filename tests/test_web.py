@@ -507,24 +507,22 @@ def test_static_whitelist(app):
 
 def test_get_changes_nothing_and_other_methods_are_refused(app, library, all_photos):
     photo = all_photos[5]
-    before = (
-        library.count_photos(),
-        [(c.id, [m.id for m in c.members]) for c in library.clusters()],
-        library.similar(photo.id),
-        sorted(p.name for p in library.folder.rglob("*") if p.suffix != ".png"),
-    )
+
+    def state():
+        return (
+            library.count_photos(),
+            [(c.id, [m.id for m in c.members]) for c in library.clusters()],
+            library.similar(photo.id),
+            sorted(p.name for p in library.folder.rglob("*") if p.suffix != ".png"),
+        )
+
+    before = state()
     for url in ["/", f"/photo/{photo.id}", f"/photo/{photo.id}/model", "/clusters", "/api/photos"]:
         assert call(app, url).status == 200
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         assert call(app, f"/photo/{photo.id}", method=method).status == 405
         assert call(app, "/api/photos", method=method).status == 405
-    after = (
-        library.count_photos(),
-        [(c.id, [m.id for m in c.members]) for c in library.clusters()],
-        library.similar(photo.id),
-        sorted(p.name for p in library.folder.rglob("*") if p.suffix != ".png"),
-    )
-    assert before == after
+    assert state() == before
 
 
 def test_plugins_add_routes_and_nav_links(library):
