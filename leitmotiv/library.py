@@ -814,16 +814,21 @@ class Library:
         report.seconds = time.perf_counter() - start
         return report
 
-    def _current_run(self, keys: tuple[int, int, int]):
+    @staticmethod
+    def _runs_of(keys: tuple[int, int, int]):
+        """SQL condition: the cluster runs of this (featurizer, divergence, clusterer)."""
         featurizer_id, divergence_id, clusterer_id = keys
         return (
+            (store.ClusterRun.featurizer == featurizer_id)
+            & (store.ClusterRun.divergence == divergence_id)
+            & (store.ClusterRun.clusterer == clusterer_id)
+        )
+
+    def _current_run(self, keys: tuple[int, int, int]):
+        is_current = store.ClusterRun.is_current == True  # noqa: E712 - SQL expression
+        return (
             store.ClusterRun.select()
-            .where(
-                (store.ClusterRun.featurizer == featurizer_id)
-                & (store.ClusterRun.divergence == divergence_id)
-                & (store.ClusterRun.clusterer == clusterer_id)
-                & (store.ClusterRun.is_current == True)  # noqa: E712 - SQL expression
-            )
+            .where(self._runs_of(keys) & is_current)
             .order_by(store.ClusterRun.id.desc())
             .first()
         )
@@ -872,10 +877,7 @@ class Library:
             # Older runs of this configuration are dropped in the same transaction:
             # readers see either the old run or the new one, never a mix.
             store.ClusterRun.delete().where(
-                (store.ClusterRun.featurizer == featurizer_id)
-                & (store.ClusterRun.divergence == divergence_id)
-                & (store.ClusterRun.clusterer == clusterer_id)
-                & (store.ClusterRun.id != run.id)
+                self._runs_of(keys) & (store.ClusterRun.id != run.id)
             ).execute()
             store.ClusterRun.update(is_current=True).where(store.ClusterRun.id == run.id).execute()
         return len(exemplars)
