@@ -74,7 +74,7 @@ VARIANTS = [
         {"colour_weight": 0.0, "symmetries": "none"},
     ),
     ("colour space RGB", "gmm", {"colour_space": "rgb"}, "js", {}),
-    ("colour space YUV", "gmm", {"colour_space": "yuv"}, "js", {}),
+    ("colour space Lab", "gmm", {"colour_space": "lab"}, "js", {}),
     ("blur 0.005", "gmm", {"blur": 0.005}, "js", {}),
     ("blur 0.02", "gmm", {"blur": 0.02}, "js", {}),
     ("2000 samples", "gmm", {"n_samples": 2000}, "js", {}),

@@ -258,11 +258,17 @@ def _whitening(
     return offset, np.tril(matrix)
 
 
+#: The default colour space, chosen by ``benchmarks/quality.py``: on both shared photo
+#: sets YUV ranked better than Lab (N-S 3.99 vs 3.99 on mild edits, 3.64 vs 3.55 on
+#: hard re-shoots; ARI 1.00 vs 0.99 and 0.91 vs 0.87), and RGB also beat Lab.
+DEFAULT_COLOUR_SPACE = "yuv"
+
+
 def sample_features(
     rgb: np.ndarray,
     n_samples: int = 5000,
     blur: float = 0.01,
-    colour_space: str = "lab",
+    colour_space: str = DEFAULT_COLOUR_SPACE,
     normalization: str = "common",
     seed: int = 0,
 ) -> Features:
@@ -331,7 +337,7 @@ class GmmFeaturizer(Featurizer):
 
     n_samples: int = 5000
     blur: float = 0.01
-    colour_space: str = "lab"
+    colour_space: str = DEFAULT_COLOUR_SPACE
     normalization: str = "common"
     max_components: int = 50
     weight_concentration: float = 0.01

@@ -68,8 +68,8 @@ def colour_view(mixture: Mixture) -> Mixture:
 
     The marginal of a Gaussian mixture over some coordinates keeps the weights and
     takes the matching blocks of the means and covariances.  It is then mapped by the
-    affine transform that gives it zero mean and identity covariance (a small ridge
-    keeps a single-colour photo's palette invertible).
+    affine transform that gives it zero mean and identity covariance (a ridge of 1e-6
+    of each variance, with a tiny floor, keeps a single-colour palette invertible).
     """
     view = _colour_views.get(mixture)
     if view is None:
@@ -77,7 +77,7 @@ def colour_view(mixture: Mixture) -> Mixture:
         covs = mixture.covariances[:, _COLOUR, _COLOUR]
         marginal = Mixture(mixture.weights, means, covs)
         mean, cov = marginal.moments()
-        cov = cov + np.eye(3) * (_COLOUR_RIDGE * max(np.trace(cov) / 3, 1e-12))
+        cov = cov + np.diag(_COLOUR_RIDGE * np.diag(cov) + 1e-12)
         whitening = np.linalg.inv(np.linalg.cholesky(cov))
         view = marginal.transformed(whitening, -whitening @ mean)
         _colour_views[mixture] = view
