@@ -39,7 +39,7 @@ characteristic function, palette weight 3 (default)     0.95        0.92
 
 The probe (Hellinger) embedding suffers from the variance of importance sampling of
 peaked 5-D densities; the characteristic function is closed form and smooth.  The
-palette weight is larger than the divergence's 0.4 because the kernel discrepancy of
+palette weight is larger than the divergence's (0.2) because the kernel discrepancy of
 whitened palettes is small in absolute terms.  For reference, the Monte Carlo divergence
 itself, re-estimated with another seed, recalls 0.90 of its own top-10 in 10 and 0.99 in
 30: the order within the top-10 is partly estimator noise.
