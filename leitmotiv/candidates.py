@@ -67,14 +67,13 @@ candidates, whose distances are then recomputed in float64 and sorted by
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from leitmotiv.divergence import n_threads, one_blas_thread
 from leitmotiv.implementation import Divergence
 from leitmotiv.mixture import Mixture
 from leitmotiv.photo_distance import colour_view
@@ -91,21 +90,6 @@ __all__ = [
     "sparse_distances",
     "unique_pairs",
 ]
-
-
-def _threads(n_jobs: int) -> int:
-    """Worker threads for ``n_jobs`` (-1: all cores usable by this process)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on every platform
-        cpus = os.cpu_count() or 1
-    if n_jobs is None or n_jobs == 0:
-        return 1
-    return max(1, cpus + 1 + n_jobs) if n_jobs < 0 else int(n_jobs)
-
-
-def _one_blas_thread():
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 #: Extra candidates taken from the float32 search before the exact float64 re-ranking;
@@ -486,7 +470,7 @@ def sparse_distances(
     # each call single-threaded (the kernels release the GIL).  BLAS is pinned to one
     # thread for the whole run so the calls' own pinning cannot race.
     chunks = [range(g, min(g + block, len(starts))) for g in range(0, len(starts), block)]
-    with _one_blas_thread(), ThreadPoolExecutor(_threads(n_jobs)) as pool:
+    with one_blas_thread(), ThreadPoolExecutor(n_threads(n_jobs)) as pool:
         for chunk, _ in zip(chunks, pool.map(run, chunks), strict=True):
             if progress is not None:
                 progress(int(stops[chunk[-1]]), len(rows))

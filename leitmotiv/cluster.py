@@ -11,6 +11,32 @@ import numpy as np
 from leitmotiv.implementation import Clusterer, Clustering
 
 
+def check_parameters(damping: float, preference: str | float) -> None:
+    """Refuse a damping outside [0.5, 1) or an unknown preference rule."""
+    if not 0.5 <= damping < 1.0:
+        raise ValueError(f"damping must be in [0.5, 1), got {damping}")
+    if isinstance(preference, str) and preference not in ("median", "min"):
+        raise ValueError(f"preference must be 'median', 'min' or a number, got {preference!r}")
+
+
+def preference_value(preference: str | float, similarities: np.ndarray) -> float:
+    """The self-similarity for a preference setting.
+
+    Parameters
+    ----------
+    preference : "median", "min" or float
+    similarities : ndarray, 1-D
+        The similarities between distinct items the rule is relative to.
+    """
+    if isinstance(preference, str) and similarities.size == 0:
+        return 0.0
+    if preference == "median":
+        return float(np.median(similarities))
+    if preference == "min":
+        return float(np.min(similarities))
+    return float(preference)
+
+
 @dataclass(frozen=True)
 class AffinityPropagation(Clusterer):
     """Affinity propagation (Frey and Dueck, 2007) on a precomputed distance matrix.
@@ -35,20 +61,11 @@ class AffinityPropagation(Clusterer):
     convergence_iter: int = 30
 
     def __post_init__(self) -> None:
-        if not 0.5 <= self.damping < 1.0:
-            raise ValueError(f"damping must be in [0.5, 1), got {self.damping}")
-        if isinstance(self.preference, str) and self.preference not in ("median", "min"):
-            raise ValueError(
-                f"preference must be 'median', 'min' or a number, got {self.preference!r}"
-            )
+        check_parameters(self.damping, self.preference)
 
     def _preference(self, similarity: np.ndarray) -> float:
         off_diagonal = similarity[~np.eye(len(similarity), dtype=bool)]
-        if self.preference == "median":
-            return float(np.median(off_diagonal))
-        if self.preference == "min":
-            return float(np.min(off_diagonal))
-        return float(self.preference)
+        return preference_value(self.preference, off_diagonal)
 
     def cluster(self, distances: np.ndarray) -> Clustering:
         """Cluster items from their symmetric distance matrix, shape (N, N).

@@ -99,12 +99,13 @@ def _controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _one_blas_thread():
+def one_blas_thread():
     """Context keeping BLAS single-threaded: our own threads each run one tile."""
     return _controller().limit(limits=1, user_api="blas")
 
 
-def _n_threads(n_jobs: int) -> int:
+def n_threads(n_jobs: int) -> int:
+    """Threads for ``n_jobs``: -1 all usable cores, -2 all but one, 0 or None one."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on every platform
@@ -137,8 +138,8 @@ def log_density_matrix(X: np.ndarray, mixtures: Sequence[Mixture], n_jobs: int =
     if not mixtures:
         return np.empty((X.shape[0], 0))
     theta, offsets = _stack_theta(mixtures)
-    with _one_blas_thread():
-        return _kernels.log_density_matrix(X, theta, offsets, _n_threads(n_jobs))
+    with one_blas_thread():
+        return _kernels.log_density_matrix(X, theta, offsets, n_threads(n_jobs))
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,7 +200,7 @@ def prepare(mixture: Mixture, n_samples: int = 1000, seed: int = 0) -> PreparedM
         # Same kernel and same coefficients as the cross terms, so a mixture
         # compared with an identical one gives exactly zero.
         theta, offsets = _stack_theta([mixture])
-        with _one_blas_thread():
+        with one_blas_thread():
             own = _kernels.log_density_matrix(X, theta, offsets, 1)[:, 0]
         X.flags.writeable = False
         own.flags.writeable = False
@@ -225,8 +226,8 @@ def _half(rows, cols, n_samples, seed, n_jobs):
     own = np.ascontiguousarray(np.concatenate([p.own_log_pdf for p in prepared]))
     theta, offsets = _stack_theta(cols)
     # One BLAS thread per tile: the parallelism is across tiles, in our own threads.
-    with _one_blas_thread():
-        return _kernels.js_half_sums(X, own, int(n_samples), theta, offsets, _n_threads(n_jobs))
+    with one_blas_thread():
+        return _kernels.js_half_sums(X, own, int(n_samples), theta, offsets, n_threads(n_jobs))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from leitmotiv.cluster import check_parameters, preference_value
 from leitmotiv.implementation import Clusterer, Clustering
 
 __all__ = ["SparseAffinityPropagation", "knn_graph", "sparse_affinity_propagation"]
@@ -263,23 +264,12 @@ class SparseAffinityPropagation(Clusterer):
     n_neighbors: int = 30
 
     def __post_init__(self) -> None:
-        if not 0.5 <= self.damping < 1.0:
-            raise ValueError(f"damping must be in [0.5, 1), got {self.damping}")
-        if isinstance(self.preference, str) and self.preference not in ("median", "min"):
-            raise ValueError(
-                f"preference must be 'median', 'min' or a number, got {self.preference!r}"
-            )
+        check_parameters(self.damping, self.preference)
         if int(self.n_neighbors) < 1:
             raise ValueError(f"n_neighbors must be at least 1, got {self.n_neighbors}")
 
     def _preference(self, similarities: np.ndarray) -> float:
-        if isinstance(self.preference, str) and similarities.size == 0:
-            return 0.0
-        if self.preference == "median":
-            return float(np.median(similarities))
-        if self.preference == "min":
-            return float(np.min(similarities))
-        return float(self.preference)
+        return preference_value(self.preference, similarities)
 
     def cluster_graph(
         self, n: int, rows: np.ndarray, cols: np.ndarray, values: np.ndarray
