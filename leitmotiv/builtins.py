@@ -21,5 +21,6 @@ def leitmotiv_divergences():
 @hookimpl
 def leitmotiv_clusterers():
     from leitmotiv.cluster import AffinityPropagation
+    from leitmotiv.sparse_cluster import SparseAffinityPropagation
 
-    return [AffinityPropagation]
+    return [AffinityPropagation, SparseAffinityPropagation]

@@ -73,10 +73,11 @@ def test_featurizer_plugin_from_config_refits_every_photo_once(library, tmp_path
     assert run(lib, "build-index", "--json", config=config)["refit"] == 0
 
 
-def test_clusterer_plugin_groups_the_scenes(library):
+@pytest.mark.parametrize("clusterer", ["hdbscan", "affinity-sparse"])
+def test_other_clusterers_group_the_scenes(library, clusterer):
     lib, config = library
-    run(lib, "--clusterer", "hdbscan", "build-index", "--json", config=config)
-    clusters = run(lib, "--clusterer", "hdbscan", "clusters", "--json", config=config)
+    run(lib, "--clusterer", clusterer, "build-index", "--json", config=config)
+    clusters = run(lib, "--clusterer", clusterer, "clusters", "--json", config=config)
     grouped = [c for c in clusters if len(c["members"]) > 1]
     assert grouped, clusters
     for cluster in grouped:
