@@ -258,9 +258,9 @@ def _whitening(
     return offset, np.tril(matrix)
 
 
-#: The default colour space, chosen by ``benchmarks/quality.py``: on both shared photo
-#: sets YUV ranked better than Lab (N-S 3.99 vs 3.99 on mild edits, 3.64 vs 3.55 on
-#: hard re-shoots; ARI 1.00 vs 0.99 and 0.91 vs 0.87), and RGB also beat Lab.
+#: The default colour space, chosen by ``benchmarks/quality.py``: YUV ranked best of
+#: the three on both shared photo sets (hard set N-S 3.62 against 3.51 for Lab and
+#: 3.54 for RGB; see README.md), and Lab was behind in every run.
 DEFAULT_COLOUR_SPACE = "yuv"
 
 

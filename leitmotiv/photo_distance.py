@@ -109,6 +109,9 @@ class JensenShannon(Divergence):
         Seed of the samples (common random numbers: each mixture is sampled once).
     colour_weight : float
         Weight ``w`` of the whitened palette term; 0 compares the spatial models only.
+    palette_samples : int
+        Monte Carlo samples per palette; the palette term carries a small weight, so
+        it tolerates a noisier estimate than the spatial one.
     symmetries : {"none", "mirror", "dihedral"}
         Frame symmetries the spatial term is minimized over: none; the left-right
         mirror; or the mirror and both quarter turns.
@@ -124,10 +127,13 @@ class JensenShannon(Divergence):
     seed: int = 0
     colour_weight: float = 0.2
     symmetries: str = "none"
+    palette_samples: int = 250
 
     def __post_init__(self) -> None:
         if int(self.n_samples) < 10:
             raise ValueError(f"n_samples must be at least 10, got {self.n_samples}")
+        if int(self.palette_samples) < 10:
+            raise ValueError(f"palette_samples must be at least 10, got {self.palette_samples}")
         if not self.colour_weight >= 0:
             raise ValueError(f"colour_weight must be >= 0, got {self.colour_weight}")
         if self.symmetries not in SYMMETRIES:
@@ -158,7 +164,7 @@ class JensenShannon(Divergence):
             palette = js_cross(
                 [colour_view(m) for m in rows],
                 [colour_view(m) for m in cols],
-                self.n_samples,
+                self.palette_samples,
                 self.seed,
                 n_jobs,
             )
@@ -188,7 +194,9 @@ class JensenShannon(Divergence):
             spatial = np.minimum(spatial, np.minimum(quarter, quarter.T))
         distance = np.sqrt(spatial)
         if photos and self.colour_weight > 0:
-            palette = js_matrix([colour_view(m) for m in mixtures], n, seed, n_jobs)
+            palette = js_matrix(
+                [colour_view(m) for m in mixtures], self.palette_samples, seed, n_jobs
+            )
             distance = distance + self.colour_weight * np.sqrt(palette)
         np.fill_diagonal(distance, 0.0)
         return distance
