@@ -44,7 +44,6 @@ from leitmotiv.transform import FeatureTransform
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
 GOAL_P99_MS = 50.0
-CHUNK = 1000  # rows per INSERT: 5 columns x 1000 stays under SQLite's variable limit
 
 
 def _small_model() -> Mixture:
@@ -86,8 +85,8 @@ def build_synthetic_library(folder: Path, n_photos: int, seed: int = 0) -> None:
             }
             for i in range(n_photos)
         ]
-        for s in range(0, n_photos, CHUNK):
-            store.Photo.insert_many(photos[s : s + CHUNK]).execute()
+        for s in range(0, n_photos, store.INSERT_CHUNK):
+            store.Photo.insert_many(photos[s : s + store.INSERT_CHUNK]).execute()
         ids = [pid for (pid,) in store.Photo.select(store.Photo.id).tuples()]
         models = [
             {
@@ -101,8 +100,8 @@ def build_synthetic_library(folder: Path, n_photos: int, seed: int = 0) -> None:
             }
             for pid in ids
         ]
-        for s in range(0, len(models), CHUNK):
-            store.Model.insert_many(models[s : s + CHUNK]).execute()
+        for s in range(0, len(models), store.INSERT_CHUNK):
+            store.Model.insert_many(models[s : s + store.INSERT_CHUNK]).execute()
         ids.sort()
         rows = []
         high = float(np.sqrt(np.log(2.0)))
@@ -110,18 +109,8 @@ def build_synthetic_library(folder: Path, n_photos: int, seed: int = 0) -> None:
             values = rng.uniform(0.0, high, len(ids) - i - 1)
             pairs = zip(ids[i + 1 :], values, strict=True)
             rows.extend((a, b, featurizer, divergence, float(v)) for b, v in pairs)
-            if len(rows) >= 50 * CHUNK or i == len(ids) - 1:
-                for s in range(0, len(rows), CHUNK):
-                    store.Distance.insert_many(
-                        rows[s : s + CHUNK],
-                        fields=[
-                            store.Distance.photo_a,
-                            store.Distance.photo_b,
-                            store.Distance.featurizer,
-                            store.Distance.divergence,
-                            store.Distance.value,
-                        ],
-                    ).execute()
+            if len(rows) >= 50 * store.INSERT_CHUNK or i == len(ids) - 1:
+                store.insert_distances(rows)
                 rows = []
     library.close()
 

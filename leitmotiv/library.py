@@ -66,8 +66,6 @@ from leitmotiv.motifs import Motif
 
 log = logging.getLogger(__name__)
 
-#: Rows per INSERT when storing distances (SQLite allows 32766 bound variables).
-INSERT_CHUNK = 1000
 
 #: Query rows per block of the distance computation; each block is one transaction.
 DISTANCE_BLOCK = 64
@@ -719,18 +717,7 @@ class Library:
     ) -> None:
         """Insert ``(photo_a, photo_b, value)`` rows (a < b) in one transaction."""
         with store.bound(self.db), self.db.atomic():
-            for start in range(0, len(rows), INSERT_CHUNK):
-                chunk = rows[start : start + INSERT_CHUNK]
-                store.Distance.insert_many(
-                    [(a, b, featurizer_id, divergence_id, v) for a, b, v in chunk],
-                    fields=[
-                        store.Distance.photo_a,
-                        store.Distance.photo_b,
-                        store.Distance.featurizer,
-                        store.Distance.divergence,
-                        store.Distance.value,
-                    ],
-                ).on_conflict_ignore().execute()
+            store.insert_distances([(a, b, featurizer_id, divergence_id, v) for a, b, v in rows])
 
     def build_index(self, jobs: int = 0, progress: bool | None = None) -> IndexReport:
         """Compute the missing distances and recluster the library.
@@ -869,9 +856,9 @@ class Library:
             for c, exemplar in enumerate(exemplars):
                 cluster = store.Cluster.create(run=run.id, exemplar=int(ids[exemplar]))
                 members.extend((cluster.id, int(ids[i])) for i in np.flatnonzero(labels == c))
-            for s in range(0, len(members), INSERT_CHUNK):
+            for s in range(0, len(members), store.INSERT_CHUNK):
                 store.ClusterMember.insert_many(
-                    members[s : s + INSERT_CHUNK],
+                    members[s : s + store.INSERT_CHUNK],
                     fields=[store.ClusterMember.cluster, store.ClusterMember.photo],
                 ).execute()
             # Older runs of this configuration are dropped in the same transaction:

@@ -274,3 +274,22 @@ def key_id(key: str) -> int:
         return found.id
     ImplementationKey.insert(key=key).on_conflict_ignore().execute()
     return ImplementationKey.get(ImplementationKey.key == key).id
+
+
+#: Rows per INSERT: 5 columns x 1000 rows stays under SQLite's bound-variable limit.
+INSERT_CHUNK = 1000
+
+
+def insert_distances(rows: list[tuple[int, int, int, int, float]]) -> None:
+    """Insert ``(photo_a, photo_b, featurizer_id, divergence_id, value)`` rows (a < b)
+    in chunks, ignoring pairs already stored; the caller owns the transaction."""
+    fields = [
+        Distance.photo_a,
+        Distance.photo_b,
+        Distance.featurizer,
+        Distance.divergence,
+        Distance.value,
+    ]
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        Distance.insert_many(chunk, fields=fields).on_conflict_ignore().execute()
