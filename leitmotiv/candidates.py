@@ -276,6 +276,29 @@ def candidate_pairs(
     return indices, distances
 
 
+def _merge_lists(
+    indices: np.ndarray,
+    distances: np.ndarray,
+    rows: np.ndarray,
+    extra: np.ndarray,
+    extra_dist: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """Merge ``extra`` candidates into the lists of ``rows`` in place, keeping ``k`` by
+    ``(distance, index)``; returns the rows whose list changed."""
+    k = indices.shape[1]
+    cand = np.concatenate([indices[rows], extra], axis=1)
+    dist = np.concatenate([distances[rows], extra_dist], axis=1)
+    dist[cand < 0] = np.inf
+    order = np.lexsort((np.where(cand < 0, n, cand), dist), axis=-1)[:, :k]
+    new_idx = np.take_along_axis(cand, order, axis=1)
+    new_dist = np.take_along_axis(dist, order, axis=1)
+    new_idx[~np.isfinite(new_dist)] = -1
+    differs = (new_idx != indices[rows]).any(axis=1)
+    indices[rows], distances[rows] = new_idx, new_dist
+    return rows[differs]
+
+
 def candidates_for(
     new_embeddings: np.ndarray,
     old_embeddings: np.ndarray,
@@ -283,7 +306,8 @@ def candidates_for(
     old_distances: np.ndarray,
     k: int,
     *,
-    block: int = 1024,
+    block: int = 256,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Update the candidate lists when photos are added, without a rebuild.
 
@@ -292,7 +316,8 @@ def candidates_for(
     and each old photo's list is merged with its distances to the new photos (the
     transpose of the same products), so an old photo that a new one enters is updated
     and all others are unchanged.  The result equals :func:`candidate_pairs` on the
-    concatenated embeddings.
+    concatenated embeddings.  Memory is ``O(N k + block N)``: old lists are merged one
+    block of new photos at a time, which gives the same lists as merging all at once.
 
     Parameters
     ----------
@@ -300,10 +325,13 @@ def candidates_for(
     old_embeddings : ndarray, shape (N_old, D)
     old_indices, old_distances : ndarray, shape (N_old, k_old)
         The old photos' lists, as returned by :func:`candidate_pairs` with the same
-        ``k`` (a shorter list, as for a tiny library, is padded here).
+        ``k``; a shorter list (a tiny library, or a photo removed since) is padded
+        with -1 and ``inf``.
     k : int
     block : int
         New rows per matrix product.
+    progress : callable, optional
+        Called as ``progress(done_new_rows, N_new)`` after each block.
 
     Returns
     -------
@@ -324,41 +352,32 @@ def candidates_for(
     width = min(old_indices.shape[1] if old_indices.ndim == 2 else 0, k)
     indices[:n_old, :width] = old_indices[:, :width]
     distances[:n_old, :width] = old_distances[:, :width]
+    distances[indices < 0] = np.inf
     if k == 0:
         return indices, distances, np.zeros(0, dtype=np.int64)
-    # The new photos' own lists, and the distances from every old photo to them.
-    to_new = np.empty((n_old, n_new))
+    changed = np.zeros(n_old, dtype=bool)
     for start in range(0, n_new, block):
         stop = min(start + block, n_new)
         rows = np.arange(n_old + start, n_old + stop)
         idx, dist = _block_top(new[start:stop], emb, base_sq, k, rows)
         indices[rows], distances[rows] = idx, dist
-        # Same float64 formula as the search, in slices of old rows (bounded memory).
+        # The distances from every old photo to this block: the same float64 formula
+        # as the search, in slices of old rows (bounded memory).
+        to_new = np.empty((n_old, stop - start))
         step = max(1, 4_000_000 // max(1, (stop - start) * old.shape[1]))
         fresh = new[None, start:stop, :].astype(np.float64)
         for a in range(0, n_old, step):
             diff = old[a : a + step, None, :].astype(np.float64) - fresh
-            to_new[a : a + step, start:stop] = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
-    # Old photos: merge the old list with the new photos, keep k by (distance, index).
-    # Only rows a new photo beats (or that had room) can change.
-    kth = distances[:n_old, k - 1]
-    touched = np.flatnonzero((to_new < kth[:, None]).any(axis=1) | ~np.isfinite(kth))
-    if touched.size:
-        cand = np.concatenate(
-            [indices[touched], np.broadcast_to(np.arange(n_old, n), (touched.size, n_new))],
-            axis=1,
-        )
-        dist = np.concatenate([distances[touched], to_new[touched]], axis=1)
-        dist[cand < 0] = np.inf
-        order = np.lexsort((np.where(cand < 0, n, cand), dist), axis=-1)[:, :k]
-        new_idx = np.take_along_axis(cand, order, axis=1)
-        new_dist = np.take_along_axis(dist, order, axis=1)
-        differs = (new_idx != indices[touched]).any(axis=1)
-        indices[touched], distances[touched] = new_idx, new_dist
-        changed = touched[differs]
-    else:
-        changed = np.zeros(0, dtype=np.int64)
-    return indices, distances, changed.astype(np.int64)
+            to_new[a : a + step] = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
+        # Only rows a new photo beats (or that have room) can change.
+        kth = distances[:n_old, k - 1]
+        touched = np.flatnonzero((to_new < kth[:, None]).any(axis=1) | ~np.isfinite(kth))
+        if touched.size:
+            extra = np.broadcast_to(rows, (touched.size, rows.size))
+            changed[_merge_lists(indices, distances, touched, extra, to_new[touched], n)] = True
+        if progress is not None:
+            progress(stop, n_new)
+    return indices, distances, np.flatnonzero(changed).astype(np.int64)
 
 
 # ------------------------------------------------------------- exact distances
@@ -475,15 +494,58 @@ def sparse_distances(
             if progress is not None:
                 progress(int(stops[chunk[-1]]), len(rows))
     return rows, cols, values
-    bounds = np.flatnonzero(np.diff(rows)) + 1
-    starts = np.concatenate([[0], bounds])
-    stops = np.concatenate([bounds, [len(rows)]])
-    for g, (a, b) in enumerate(zip(starts, stops, strict=True)):
-        row = mixtures[rows[a]]
-        values[a:b] = divergence.cross([row], [mixtures[j] for j in cols[a:b]], n_jobs=n_jobs)[0]
-        if progress is not None and ((g + 1) % block == 0 or b == len(rows)):
-            progress(int(b), len(rows))
-    return rows, cols, values
+
+
+def _cheap(divergence: Divergence, n_samples: int | None) -> Divergence:
+    """``divergence`` with ``n_samples`` Monte Carlo samples, if it has that parameter."""
+    if n_samples is not None and "n_samples" in getattr(divergence, "params", {}):
+        return dataclasses.replace(divergence, n_samples=int(n_samples))
+    return divergence
+
+
+def _estimate(
+    mixtures: Sequence[Mixture],
+    pairs: tuple[np.ndarray, np.ndarray],
+    divergence: Divergence,
+    *,
+    n_jobs: int = -1,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each undirected pair of ``pairs`` estimated once (negative entries skipped).
+
+    Returns
+    -------
+    keys, values : ndarray
+        ``min * N + max`` of each pair, sorted, and the pair's divergence.
+    """
+    r, c = pairs
+    n = max(len(mixtures), 1)
+    rows, cols, values = sparse_distances(
+        mixtures, (r, c), divergence, n_jobs=n_jobs, progress=progress, valid=(r >= 0) & (c >= 0)
+    )
+    keys = np.minimum(rows, cols) * n + np.maximum(rows, cols)
+    order = np.argsort(keys)
+    return keys[order], values[order]
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray, n: int):
+    """Values of the pairs ``(a, b)`` from :func:`_estimate`; inf for padding or self."""
+    want = np.minimum(a, b) * n + np.maximum(a, b)
+    pos = np.clip(np.searchsorted(keys, want), 0, max(len(keys) - 1, 0))
+    found = values[pos] if len(keys) else np.full(want.shape, np.inf)
+    return np.where((a >= 0) & (b >= 0) & (a != b), found, np.inf)
+
+
+def _rank(
+    table: np.ndarray, row_ids: np.ndarray, keys: np.ndarray, values: np.ndarray, k: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of ``table`` re-ranked by the estimates, its best ``k`` kept."""
+    est = _lookup(keys, values, np.broadcast_to(row_ids[:, None], table.shape), table, n)
+    rank = np.lexsort((np.where(table < 0, n, table), est), axis=-1)[:, :k]
+    out_idx = np.take_along_axis(table, rank, axis=1)
+    out_est = np.take_along_axis(est, rank, axis=1)
+    out_idx[~np.isfinite(out_est)] = -1
+    return out_idx, out_est
 
 
 def refine(
@@ -537,32 +599,14 @@ def refine(
     k = max(0, min(int(k), table.shape[1] if table.ndim == 2 else 0))
     if table.size == 0 or k == 0:
         return (np.full((len(table), k), -1, dtype=np.int64), np.full((len(table), k), np.inf))
-    cheap = divergence
-    if n_samples is not None and "n_samples" in getattr(divergence, "params", {}):
-        cheap = dataclasses.replace(divergence, n_samples=int(n_samples))
-    # Each undirected pair once, then looked up from both ends.
-    source = np.repeat(row_ids, table.shape[1])
-    pair_rows, pair_cols, values = sparse_distances(
+    keys, values = _estimate(
         mixtures,
-        (source, table.reshape(-1)),
-        cheap,
+        (np.repeat(row_ids, table.shape[1]), table.reshape(-1)),
+        _cheap(divergence, n_samples),
         n_jobs=n_jobs,
         progress=progress,
-        valid=table.reshape(-1) >= 0,
     )
-    keys = np.minimum(pair_rows, pair_cols) * n + np.maximum(pair_rows, pair_cols)
-    order = np.argsort(keys)
-    keys, values = keys[order], values[order]
-    lo = np.minimum(row_ids[:, None], table)
-    hi = np.maximum(row_ids[:, None], table)
-    want = lo * n + hi
-    pos = np.clip(np.searchsorted(keys, want), 0, max(len(keys) - 1, 0))
-    est = np.where((table >= 0) & (table != row_ids[:, None]), values[pos], np.inf)
-    rank = np.lexsort((np.where(table < 0, n, table), est), axis=-1)[:, :k]
-    out_idx = np.take_along_axis(table, rank, axis=1)
-    out_est = np.take_along_axis(est, rank, axis=1)
-    out_idx[~np.isfinite(out_est)] = -1
-    return out_idx, out_est
+    return _rank(table, row_ids, keys, values, k, n)
 
 
 def search(
@@ -612,6 +656,7 @@ def refine_added(
     *,
     n_samples: int | None = 128,
     n_jobs: int = -1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Update re-ranked lists after photos were added, estimating only new pairs.
 
@@ -633,7 +678,7 @@ def refine_added(
     n_old : int
     k : int
     divergence : Divergence
-    n_samples, n_jobs :
+    n_samples, n_jobs, progress :
         As for :func:`refine`.
 
     Returns
@@ -653,38 +698,33 @@ def refine_added(
     if n == n_old or k == 0:
         return indices, estimates, np.zeros(0, dtype=np.int64)
     new_rows = np.arange(n_old, n)
-    indices[new_rows], estimates[new_rows] = refine(
-        mixtures, wide_indices, k, divergence, n_samples=n_samples, rows=new_rows, n_jobs=n_jobs
-    )
     old_rows, slot = np.nonzero(wide_indices[:n_old] >= n_old)
+    added = wide_indices[old_rows, slot]
+    # One estimation pass over the added photos' wide lists and the (old, added) pairs
+    # the old lists admitted: a pair found from both ends is estimated once.
+    new_table = wide_indices[new_rows]
+    keys, values = _estimate(
+        mixtures,
+        (
+            np.concatenate([np.repeat(new_rows, new_table.shape[1]), old_rows]),
+            np.concatenate([new_table.reshape(-1), added]),
+        ),
+        _cheap(divergence, n_samples),
+        n_jobs=n_jobs,
+        progress=progress,
+    )
+    indices[new_rows], estimates[new_rows] = _rank(new_table, new_rows, keys, values, k, n)
     if old_rows.size == 0:
         return indices, estimates, np.zeros(0, dtype=np.int64)
-    added = wide_indices[old_rows, slot]
-    cheap = divergence
-    if n_samples is not None and "n_samples" in getattr(divergence, "params", {}):
-        cheap = dataclasses.replace(divergence, n_samples=int(n_samples))
-    pr, pc, pv = sparse_distances(mixtures, (old_rows, added), cheap, n_jobs=n_jobs)
-    keys = np.minimum(pr, pc) * n + np.maximum(pr, pc)  # old < added
-    order = np.argsort(keys)
-    found = pv[order][np.searchsorted(keys[order], old_rows * n + added)]
     # Merge per touched old row: its stored list plus the added photos it admitted.
     touched, first = np.unique(old_rows, return_index=True)
     counts = np.diff(np.r_[first, old_rows.size])
-    width = k + counts.max()
-    cand = np.full((touched.size, width), -1, dtype=np.int64)
-    est = np.full((touched.size, width), np.inf)
-    cand[:, :k] = indices[touched]
-    est[:, :k] = estimates[touched]
-    pos = k + np.arange(old_rows.size) - np.repeat(first, counts)
-    where = np.repeat(np.arange(touched.size), counts)
-    cand[where, pos] = added
-    est[where, pos] = found
-    rank = np.lexsort((np.where(cand < 0, n, cand), est), axis=-1)[:, :k]
-    new_idx = np.take_along_axis(cand, rank, axis=1)
-    new_est = np.take_along_axis(est, rank, axis=1)
-    differs = (new_idx != indices[touched]).any(axis=1)
-    indices[touched], estimates[touched] = new_idx, new_est
-    return indices, estimates, touched[differs].astype(np.int64)
+    extra = np.full((touched.size, counts.max()), -1, dtype=np.int64)
+    pos = np.arange(old_rows.size) - np.repeat(first, counts)
+    extra[np.repeat(np.arange(touched.size), counts), pos] = added
+    extra_est = _lookup(keys, values, np.broadcast_to(touched[:, None], extra.shape), extra, n)
+    changed = _merge_lists(indices, estimates, touched, extra, extra_est, n)
+    return indices, estimates, changed.astype(np.int64)
 
 
 def sample_median_distance(
