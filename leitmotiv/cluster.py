@@ -102,3 +102,28 @@ class AffinityPropagation(Clusterer):
             # Not converged: the honest fallback is one cluster per photo.
             return Clustering(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64))
         return Clustering(labels.astype(np.int64), exemplars)
+
+    def cluster_graph(
+        self,
+        n: int,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        values: np.ndarray,
+        typical: float | None = None,
+    ) -> Clustering:
+        """Cluster from a sparse distance graph: the same message passing on its edges.
+
+        Delegates to :class:`leitmotiv.sparse_cluster.SparseAffinityPropagation` with
+        this clusterer's settings, so a library that outgrows the dense index keeps
+        its clusterer.  With ``typical`` (the median distance of random pairs) the
+        ``"median"`` preference keeps the dense scale.
+        """
+        from leitmotiv.sparse_cluster import SparseAffinityPropagation
+
+        sparse = SparseAffinityPropagation(
+            preference=self.preference,
+            damping=self.damping,
+            max_iter=self.max_iter,
+            convergence_iter=self.convergence_iter,
+        )
+        return sparse.cluster_graph(n, rows, cols, values, typical)

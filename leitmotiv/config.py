@@ -9,13 +9,17 @@ The config file is TOML, by default ``<user config dir>/leitmotiv/config.toml``
     divergence = "js"
     clusterer = "affinity"
     jobs = 2                               # 0 or absent: all cores
+    index = "auto"                         # "dense", "sparse" or "auto" (by dense_limit)
+    dense_limit = 2000                     # auto: all pairs up to this many photos
+    neighbours = 50                        # sparse index: exact distances per photo
 
     [params.featurizer.gmm]                # parameters of one implementation
     n_samples = 3000
 
 Environment variables: ``LEITMOTIV_LIBRARY``, ``LEITMOTIV_DATABASE``,
 ``LEITMOTIV_FEATURIZER``, ``LEITMOTIV_DIVERGENCE``, ``LEITMOTIV_CLUSTERER``,
-``LEITMOTIV_JOBS``.
+``LEITMOTIV_JOBS``, ``LEITMOTIV_INDEX``, ``LEITMOTIV_DENSE_LIMIT``,
+``LEITMOTIV_NEIGHBOURS``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,19 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_IMPLEMENTATIONS = {"featurizer": "gmm", "divergence": "js", "clusterer": "affinity"}
-_KEYS = ("library", "database", "featurizer", "divergence", "clusterer", "jobs", "params")
+_KEYS = (
+    "library",
+    "database",
+    "featurizer",
+    "divergence",
+    "clusterer",
+    "jobs",
+    "index",
+    "dense_limit",
+    "neighbours",
+    "params",
+)
+_INDEX_METHODS = ("auto", "dense", "sparse")
 
 
 class ConfigError(ValueError):
@@ -72,6 +88,14 @@ class Settings:
         Names of the chosen implementations.
     jobs : int
         Worker processes; 0 means all cores.
+    index : str
+        ``"dense"`` (every pair of photos gets a distance), ``"sparse"`` (each photo
+        and its ``neighbours`` candidates only, see :mod:`leitmotiv.sparse_index`) or
+        ``"auto"``: dense up to ``dense_limit`` photos.
+    dense_limit : int
+        Photos up to which ``"auto"`` indexes densely.
+    neighbours : int
+        Candidates per photo of the sparse index.
     params : dict
         ``params[kind][name]`` is a dict of parameters for that implementation.
     """
@@ -82,6 +106,9 @@ class Settings:
     divergence: str = DEFAULT_IMPLEMENTATIONS["divergence"]
     clusterer: str = DEFAULT_IMPLEMENTATIONS["clusterer"]
     jobs: int = 0
+    index: str = "auto"
+    dense_limit: int = 2000
+    neighbours: int = 50
     params: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def params_for(self, kind: str) -> dict[str, Any]:
@@ -98,13 +125,21 @@ def _coerce(values: Mapping[str, Any], origin: str) -> dict[str, Any]:
             raise ConfigError(f"{origin}: unknown setting {key!r}; known: {', '.join(_KEYS)}")
         if key == "library":
             out[key] = Path(os.path.expanduser(str(value))).resolve()
-        elif key == "jobs":
+        elif key in ("jobs", "dense_limit", "neighbours"):
             try:
                 out[key] = int(value)
             except (TypeError, ValueError):
-                raise ConfigError(f"{origin}: jobs must be an integer, got {value!r}") from None
-            if out[key] < 0:
-                raise ConfigError(f"{origin}: jobs must be 0 (all cores) or more, got {value}")
+                raise ConfigError(f"{origin}: {key} must be an integer, got {value!r}") from None
+            least = 0 if key == "jobs" else 1
+            if out[key] < least:
+                what = "0 (all cores) or more" if key == "jobs" else "at least 1"
+                raise ConfigError(f"{origin}: {key} must be {what}, got {value}")
+        elif key == "index":
+            if value not in _INDEX_METHODS:
+                raise ConfigError(
+                    f"{origin}: index must be one of {', '.join(_INDEX_METHODS)}, got {value!r}"
+                )
+            out[key] = str(value)
         elif key == "params":
             if not isinstance(value, Mapping) or not all(
                 isinstance(v, Mapping) for v in value.values()
@@ -159,10 +194,7 @@ def load_settings(
         merged.update(read_config_file(Path(config_path)))
     elif user_config_path().is_file():
         merged.update(read_config_file(user_config_path()))
-    env_values = {
-        key: environ.get(f"LEITMOTIV_{key.upper()}")
-        for key in ("library", "database", "featurizer", "divergence", "clusterer", "jobs")
-    }
+    env_values = {key: environ.get(f"LEITMOTIV_{key.upper()}") for key in _KEYS if key != "params"}
     merged.update(_coerce(env_values, "environment"))
     merged.update(_coerce(dict(overrides or {}), "command line"))
     return replace(Settings(), **merged)

@@ -140,3 +140,34 @@ class Clusterer(Implementation):
     def cluster(self, distances: np.ndarray) -> Clustering:
         """Cluster from a symmetric (N, N) distance matrix with a zero diagonal."""
         raise NotImplementedError
+
+    def cluster_graph(
+        self,
+        n: int,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        values: np.ndarray,
+        typical: float | None = None,
+    ) -> Clustering:
+        """Cluster from the distances on the edges of a sparse graph (large libraries).
+
+        Parameters
+        ----------
+        n : int
+            Number of items; an item without edges forms its own cluster.
+        rows, cols, values : ndarray, shape (E,)
+            Edges and their distances, each undirected edge once or from both ends.
+        typical : float, optional
+            The median distance between random pairs of items, for clusterers whose
+            scale is set by all pairs (the graph holds only near ones).
+
+        Raises
+        ------
+        NotImplementedError
+            For clusterers that need every pairwise distance (the default here).
+        """
+        raise NotImplementedError(
+            f"the clusterer {self.name!r} needs every pairwise distance; index densely "
+            "(--index dense) or choose a clusterer that works on a sparse graph, "
+            "e.g. --clusterer affinity-sparse"
+        )

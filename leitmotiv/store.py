@@ -120,6 +120,27 @@ class Distance(BaseModel):
         constraints = (pw.Check("photo_a_id < photo_b_id"),)
 
 
+class Neighbours(BaseModel):
+    """A photo's candidate lists for the pruned index of a large library.
+
+    ``search`` names the divergence and the search parameters the lists were made for
+    (see :mod:`leitmotiv.sparse_index`).  Blobs are little-endian arrays: ``embedding``
+    float32; ``wide`` the embedding neighbours' photo ids (int64) then their embedding
+    distances (float64); ``candidates`` the re-ranked photo ids then their estimated
+    divergences.
+    """
+
+    photo = pw.ForeignKeyField(Photo, on_delete="CASCADE", column_name="photo_id")
+    featurizer = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    search = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    embedding = pw.BlobField()
+    wide = pw.BlobField()
+    candidates = pw.BlobField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("photo", "featurizer", "search")
+
+
 class ClusterRun(BaseModel):
     """One clustering of the library; the current run of a configuration is the one
     with ``is_current`` set (exactly one per configuration once committed)."""
@@ -164,6 +185,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     Photo,
     Model,
     Distance,
+    Neighbours,
     ClusterRun,
     Cluster,
     ClusterMember,
@@ -172,14 +194,19 @@ MODELS: tuple[type[BaseModel], ...] = (
 
 
 def _create_initial_schema(db: pw.Database) -> None:
-    db.create_tables(MODELS[1:], safe=True)
+    db.create_tables([m for m in MODELS[1:] if m is not Neighbours], safe=True)
 
 
 #: ``(version, migration)`` in order.  A migration takes the database and brings the
 #: schema from the previous version to its own; later ones use ``playhouse.migrate``
 #: (``SchemaMigrator.from_database(db)``) to alter tables in place.
+def _add_neighbours(db: pw.Database) -> None:
+    db.create_tables([Neighbours], safe=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (1, _create_initial_schema),
+    (2, _add_neighbours),
 ]
 
 #: The version a freshly migrated database has.

@@ -39,6 +39,23 @@ def test_migration_version_is_recorded_once(db, tmp_path):
     again.close()
 
 
+def test_a_version_1_library_gains_the_candidate_lists_table(tmp_path):
+    old = store.connect(None, tmp_path)
+    with old.bind_ctx(store.MODELS):
+        old.create_tables([store.SchemaVersion])
+        store.MIGRATIONS[0][1](old)  # the schema as version 1 wrote it
+        store.SchemaVersion.create(version=1)
+        _photo()
+    assert "neighbours" not in old.get_tables()
+    old.close()
+    db = store.open_database(None, tmp_path)
+    with store.bound(db):
+        assert store.schema_version(db) == 2
+        assert "neighbours" in db.get_tables()
+        assert store.Photo.select().count() == 1  # nothing lost
+    db.close()
+
+
 def test_a_newer_schema_is_refused(db, tmp_path):
     store.SchemaVersion.update(version=store.SCHEMA_VERSION + 1).execute()
     with pytest.raises(RuntimeError, match="newer"):

@@ -1,0 +1,149 @@
+"""Exact distances of many photo pairs, in chunks: the unit of work of build-index.
+
+A chunk is an array of photo-id pairs ``(a, b)`` with ``a < b``.  Computing a chunk
+needs only the models of its photos, and storing it is one transaction, so an
+interrupted build keeps every finished chunk and the same chunk can run in this process
+or on a Dask worker (:mod:`leitmotiv.distributed`).
+
+Memory stays bounded on large libraries because each chunk computes on *fresh copies*
+of its models: the divergence's per-model caches (Monte Carlo samples and their
+densities, about 70 kB a photo for the default) are keyed by the model object and die
+with the chunk.  To keep the copies few, :func:`plan_chunks` orders the pairs so that a
+chunk covers one neighbourhood of the embedding.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import numpy as np
+import peewee as pw
+
+from leitmotiv import store
+from leitmotiv.candidates import sparse_distances
+from leitmotiv.implementation import Divergence
+from leitmotiv.mixture import Mixture
+
+__all__ = ["compute_chunk", "load_models", "plan_chunks", "save_chunk"]
+
+#: Pairs per chunk: a few seconds of work, a few thousand cached models at most.
+CHUNK_PAIRS = 16384
+
+
+def plan_chunks(
+    pairs: np.ndarray,
+    positions: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    size: int = CHUNK_PAIRS,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Split photo pairs into chunks of at most ``size``, neighbourhood by neighbourhood.
+
+    Parameters
+    ----------
+    pairs : ndarray, shape (M, 2), int64
+        Photo-id pairs.
+    positions : ndarray, shape (M, 2), optional
+        The pairs' rows in ``embeddings``.
+    embeddings : ndarray, shape (N, D), optional
+        Photo embeddings.  With them, photos are bucketed by the nearest of
+        ``N / 2048`` random landmark photos and the pairs are ordered by the bucket of
+        their first photo, so a chunk's photos mostly share a neighbourhood; without,
+        pairs keep their order.
+    size : int
+    seed : int
+        Seed of the landmarks.
+
+    Returns
+    -------
+    list of ndarray, shape (m, 2)
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if embeddings is not None and positions is not None and len(pairs):
+        emb = np.asarray(embeddings, dtype=np.float32)
+        rng = np.random.default_rng(seed)
+        n_landmarks = max(1, len(emb) // 2048)
+        marks = emb[rng.choice(len(emb), size=n_landmarks, replace=False)]
+        bucket = np.empty(len(emb), dtype=np.int64)
+        marks_sq = np.einsum("ld,ld->l", marks, marks)
+        for s in range(0, len(emb), 8192):
+            block = emb[s : s + 8192]
+            bucket[s : s + 8192] = np.argmin(marks_sq[None, :] - 2.0 * block @ marks.T, axis=1)
+        first = np.asarray(positions, dtype=np.int64).reshape(-1, 2)[:, 0]
+        order = np.lexsort((pairs[:, 1], pairs[:, 0], bucket[first]))
+        pairs = pairs[order]
+    return [pairs[s : s + size] for s in range(0, len(pairs), max(1, int(size)))]
+
+
+def compute_chunk(
+    pairs: np.ndarray,
+    models: Mapping[int, Mixture],
+    divergence: Divergence,
+    n_jobs: int = -1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The divergence of every pair of a chunk.
+
+    Parameters
+    ----------
+    pairs : ndarray, shape (m, 2)
+        Photo-id pairs, ``a < b``, each once.
+    models : mapping of photo id to Mixture
+    divergence : Divergence
+    n_jobs : int
+        Threads; -1 for all cores.
+
+    Returns
+    -------
+    pairs : ndarray, shape (m, 2)
+        The same pairs, sorted.
+    values : ndarray, shape (m,)
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    photos = np.unique(pairs)
+    # Fresh objects: the divergence's caches attach to these and are freed with them.
+    local = [copy.copy(models[int(p)]) for p in photos]
+    rows, cols, values = sparse_distances(
+        local,
+        (np.searchsorted(photos, pairs[:, 0]), np.searchsorted(photos, pairs[:, 1])),
+        divergence,
+        n_jobs=n_jobs,
+    )
+    a, b = photos[np.minimum(rows, cols)], photos[np.maximum(rows, cols)]
+    order = np.lexsort((b, a))
+    return np.stack([a[order], b[order]], axis=1), values[order]
+
+
+def save_chunk(
+    db: pw.Database,
+    pairs: np.ndarray,
+    values: np.ndarray,
+    featurizer_id: int,
+    divergence_id: int,
+) -> None:
+    """Store a computed chunk in one transaction (pairs already stored are kept)."""
+    rows = [
+        (int(a), int(b), featurizer_id, divergence_id, float(v))
+        for (a, b), v in zip(pairs, values, strict=True)
+    ]
+    with store.bound(db), db.atomic():
+        store.insert_distances(rows)
+
+
+def load_models(db: pw.Database, featurizer_id: int, photo_ids: np.ndarray) -> dict[int, Mixture]:
+    """The stored models of ``photo_ids`` for one featurizer."""
+    out: dict[int, Mixture] = {}
+    wanted = [int(p) for p in np.unique(photo_ids)]
+    with store.bound(db):
+        for s in range(0, len(wanted), store.INSERT_CHUNK):
+            query = (
+                store.Model.select(store.Model.photo, store.Model.mixture)
+                .where(
+                    (store.Model.featurizer == featurizer_id)
+                    & store.Model.photo.in_(wanted[s : s + store.INSERT_CHUNK])
+                )
+                .tuples()
+            )
+            for photo_id, blob in query.iterator():
+                out[photo_id] = Mixture.from_bytes(bytes(blob))
+    return out

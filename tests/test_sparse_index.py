@@ -1,0 +1,223 @@
+"""The sparse index of large libraries through :class:`leitmotiv.library.Library`.
+
+The shared photos stand in for a large library: with ``index = "sparse"`` and a few
+candidates per photo the pruned path runs on real models, and the dense index of the
+same models is the reference.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from leitmotiv import pair_jobs, sparse_index, store
+from leitmotiv.config import Settings
+from leitmotiv.implementation import Clusterer, Clustering
+from leitmotiv.library import Library
+
+FAST = {"featurizer": {"gmm": {"n_samples": 2000}}}
+
+
+def settings(folder: Path, **values) -> Settings:
+    return Settings(library=folder, params=FAST, **values)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, photos_dir) -> Path:
+    """A library folder with the 160 shared photos fitted, not indexed."""
+    folder = tmp_path_factory.mktemp("fitted") / "library"
+    with Library.open(settings(folder)) as lib:
+        report = lib.add([photos_dir], progress=False)
+    assert report.added == 160 and report.failed == 0
+    return folder
+
+
+def copy_of(fitted: Path, where: Path) -> Path:
+    shutil.copytree(fitted, where)
+    return where
+
+
+def groups_of(lib: Library, groups: dict[str, str]) -> dict[int, str]:
+    return {p.id: groups[Path(p.path).name] for p in lib.photos()}
+
+
+def stored_distances(lib: Library) -> dict[tuple[int, int], float]:
+    with store.bound(lib.db):
+        rows = store.Distance.select(
+            store.Distance.photo_a, store.Distance.photo_b, store.Distance.value
+        ).tuples()
+        return {(a, b): v for a, b, v in rows}
+
+
+def neighbour_lists(lib: Library) -> dict[int, tuple[bytes, bytes]]:
+    with store.bound(lib.db):
+        rows = store.Neighbours.select(
+            store.Neighbours.photo, store.Neighbours.wide, store.Neighbours.candidates
+        ).tuples()
+        return {p: (bytes(w), bytes(c)) for p, w, c in rows}
+
+
+def top(distances: dict[tuple[int, int], float], photo: int, n: int) -> set[int]:
+    mine = [(v, b if a == photo else a) for (a, b), v in distances.items() if photo in (a, b)]
+    return {other for _, other in sorted(mine)[:n]}
+
+
+def test_sparse_index_finds_each_photos_nearest_and_clusters_the_scenes(fitted, tmp_path, groups):
+    from sklearn.metrics import adjusted_rand_score
+
+    folder = copy_of(fitted, tmp_path / "lib")
+    with Library.open(settings(folder, index="sparse", neighbours=30)) as lib:
+        report = lib.build_index(progress=False)
+        assert report.method == "sparse"
+        assert report.n_photos == 160 and report.new_lists == 160
+        # At most k pairs per photo (pairs found from both ends count once), not 12,720.
+        assert 160 * 15 <= report.pairs_computed <= 160 * 30
+        sparse = stored_distances(lib)
+        assert len(sparse) == report.pairs_computed
+        clusters = lib.clusters()
+        group = groups_of(lib, groups)
+        label = {m.id: c for c, cl in enumerate(clusters) for m in cl.members}
+        ids = sorted(group)
+        ari = adjusted_rand_score([group[i] for i in ids], [label[i] for i in ids])
+        assert ari >= 0.9, ari
+    # The dense index of the same models: every pair, the reference top-10.
+    with Library.open(settings(folder, index="dense")) as lib:
+        report = lib.build_index(progress=False)
+        assert report.method == "dense"
+        assert report.pairs_computed == 160 * 159 // 2 - len(sparse)
+        dense = stored_distances(lib)
+    for pair, value in sparse.items():
+        assert dense[pair] == value  # stored once, reused by the dense index
+    recall = np.mean([len(top(sparse, p, 10) & top(dense, p, 10)) / 10 for p in ids])
+    assert recall >= 0.95, recall
+
+
+def test_adding_photos_updates_the_lists_without_a_rebuild(tmp_path, photos_dir):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = sorted(p.name for p in photos_dir.glob("*.jpg"))
+    for name in names[1::4]:
+        shutil.copy2(photos_dir / name, photos / name)
+    folder = tmp_path / "lib"
+    sparse = settings(folder, index="sparse", neighbours=10)
+    with Library.open(sparse) as lib:
+        lib.add([photos], progress=False)
+        first = lib.build_index(progress=False)
+        assert first.n_photos == 40 and first.new_lists == 40
+    for name in names:
+        shutil.copy2(photos_dir / name, photos / name)
+    with Library.open(sparse) as lib:
+        assert lib.add([photos], progress=False).added == 120
+    scratch = copy_of(folder, tmp_path / "scratch")
+    with Library.open(sparse) as lib:
+        second = lib.build_index(progress=False)
+        assert second.n_photos == 160 and second.new_lists == 120
+        assert 0 < second.changed_lists <= 40
+        incremental = stored_distances(lib)
+        lists = neighbour_lists(lib)
+    # The same library indexed from scratch.
+    with Library.open(settings(scratch, index="sparse", neighbours=10)) as lib:
+        with store.bound(lib.db):
+            store.Neighbours.delete().execute()
+            store.Distance.delete().execute()
+        rebuilt = lib.build_index(progress=False)
+        assert rebuilt.new_lists == 160
+        scratch_lists = neighbour_lists(lib)
+        scratch_pairs = stored_distances(lib)
+    # Nearly the same candidates; the incremental index also keeps the old pairs.
+    same = np.mean([lists[p][1] == scratch_lists[p][1] for p in lists])
+    assert same >= 0.9, same
+    assert len(set(scratch_pairs) & set(incremental)) >= 0.95 * len(scratch_pairs)
+    assert second.pairs_computed < rebuilt.pairs_computed
+
+
+def test_an_interrupted_sparse_build_resumes_to_the_same_index(fitted, tmp_path, monkeypatch):
+    whole = copy_of(fitted, tmp_path / "whole")
+    broken = copy_of(fitted, tmp_path / "broken")
+    monkeypatch.setattr(sparse_index, "BATCH", 50)
+    monkeypatch.setattr(pair_jobs, "CHUNK_PAIRS", 100)
+    with Library.open(settings(whole, index="sparse", neighbours=8)) as lib:
+        lib.build_index(progress=False)
+        expected_lists = neighbour_lists(lib)
+        expected = stored_distances(lib)
+        expected_clusters = [sorted(m.id for m in c.members) for c in lib.clusters()]
+
+    write = sparse_index._write
+    calls = []
+
+    def write_then_die(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed during the third batch
+        calls.append(1)
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(sparse_index, "_write", write_then_die)
+    with Library.open(settings(broken, index="sparse", neighbours=8)) as lib:
+        with pytest.raises(KeyboardInterrupt):
+            lib.build_index(progress=False)
+        assert len(neighbour_lists(lib)) == 100  # two batches of 50 committed
+        assert stored_distances(lib) == {}
+    monkeypatch.setattr(sparse_index, "_write", write)
+
+    compute = pair_jobs.compute_chunk
+    chunks = []
+
+    def compute_then_die(*args, **kwargs):
+        if len(chunks) == 3:
+            raise KeyboardInterrupt
+        chunks.append(1)
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(pair_jobs, "compute_chunk", compute_then_die)
+    with Library.open(settings(broken, index="sparse", neighbours=8)) as lib:
+        with pytest.raises(KeyboardInterrupt):
+            lib.build_index(progress=False)
+        assert neighbour_lists(lib) == expected_lists
+        assert len(stored_distances(lib)) == 300  # three chunks of 100 committed
+        assert lib.clusters() == []
+    monkeypatch.setattr(pair_jobs, "compute_chunk", compute)
+
+    with Library.open(settings(broken, index="sparse", neighbours=8)) as lib:
+        report = lib.build_index(progress=False)
+        assert report.new_lists == 0 and report.changed_lists == 0
+        assert report.pairs_computed == len(expected) - 300
+        assert stored_distances(lib) == expected
+        assert [sorted(m.id for m in c.members) for c in lib.clusters()] == expected_clusters
+        # Nothing left to do: the next build computes nothing and keeps the clusters.
+        again = lib.build_index(progress=False)
+        assert again.pairs_computed == 0 and again.new_lists == 0
+
+
+def test_auto_switches_to_sparse_above_the_dense_limit(fitted, tmp_path):
+    folder = copy_of(fitted, tmp_path / "lib")
+    with Library.open(settings(folder, dense_limit=100, neighbours=6)) as lib:
+        assert lib.index_method(100) == "dense"
+        assert lib.index_method(101) == "sparse"
+        report = lib.build_index(progress=False)
+        assert report.method == "sparse" and report.pairs_computed <= 160 * 6
+        assert report.peak_memory_mib > 0
+
+
+@dataclass(frozen=True)
+class AllPairsOnly(Clusterer):
+    """A clusterer without a sparse-graph method."""
+
+    name: ClassVar[str] = "all-pairs-only"
+
+    def cluster(self, distances: np.ndarray) -> Clustering:
+        n = len(distances)
+        return Clustering(np.zeros(n, dtype=np.int64), np.zeros(1, dtype=np.int64))
+
+
+def test_a_clusterer_that_needs_all_pairs_is_refused_before_any_work(fitted, tmp_path):
+    folder = copy_of(fitted, tmp_path / "lib")
+    with Library.open(settings(folder, index="sparse")) as lib:
+        lib.clusterer = AllPairsOnly()
+        with pytest.raises(ValueError, match=r"all-pairs-only.*needs every pairwise distance"):
+            lib.build_index(progress=False)
+        assert neighbour_lists(lib) == {} and stored_distances(lib) == {}
