@@ -9,6 +9,7 @@ only with ``--debug``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -197,6 +198,15 @@ def _json_option(func):
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
 
 
+def _dask_option(func):
+    return click.option(
+        "--dask",
+        metavar="ADDRESS",
+        help="Run the work on Dask: a scheduler address (tcp://host:8786) or 'local' for "
+        "a local cluster of --jobs worker processes. Needs leitmotiv[dask].",
+    )(func)
+
+
 def _jobs(app: AppContext, jobs: int | None) -> int:
     return app.settings.jobs if jobs is None else jobs
 
@@ -244,14 +254,15 @@ def _photo_or_usage_error(app: AppContext, text: str, param: str = "PHOTO"):
 @cli.command("add-image")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_jobs_option
+@_dask_option
 @_json_option
 @pass_app
-def add_image(app, paths, jobs, as_json):
+def add_image(app, paths, jobs, dask, as_json):
     """Add photo files to the library (unchanged files are skipped)."""
     for path in paths:
         if path.is_dir():
             raise click.BadParameter(f"{path} is a folder; use add-directory", param_hint="PATH")
-    report = app.library.add(paths, recursive=False, jobs=_jobs(app, jobs))
+    report = app.library.add(paths, recursive=False, jobs=_jobs(app, jobs), dask=dask)
     _report_ingest(report, as_json)
 
 
@@ -264,22 +275,42 @@ def add_image(app, paths, jobs, as_json):
 )
 @click.option("--no-recursive", is_flag=True, help="Do not walk sub-folders.")
 @_jobs_option
+@_dask_option
 @_json_option
 @pass_app
-def add_directory(app, folders, no_recursive, jobs, as_json):
+def add_directory(app, folders, no_recursive, jobs, dask, as_json):
     """Add the photos in folders (and their sub-folders) to the library, incrementally."""
-    report = app.library.add(folders, recursive=not no_recursive, jobs=_jobs(app, jobs))
+    report = app.library.add(folders, recursive=not no_recursive, jobs=_jobs(app, jobs), dask=dask)
     _report_ingest(report, as_json)
 
 
-# A `--dask` option (running the pair blocks on a Dask cluster) is added by a later change.
 @cli.command("build-index")
+@click.option(
+    "--index",
+    "method",
+    type=click.Choice(["auto", "dense", "sparse"]),
+    help="dense: every pair; sparse: each photo and its --neighbours candidates; "
+    "auto (default): dense up to the dense_limit setting (2000 photos).",
+)
+@click.option(
+    "--neighbours",
+    type=click.IntRange(min=1),
+    help="Candidates per photo of the sparse index (default: the setting, 50).",
+)
 @_jobs_option
+@_dask_option
 @_json_option
 @pass_app
-def build_index(app, jobs, as_json):
-    """Compute the missing distances and recluster the library."""
-    report = app.library.build_index(jobs=_jobs(app, jobs))
+def build_index(app, method, neighbours, jobs, dask, as_json):
+    """Compute the missing distances and recluster the library.
+
+    Every step commits as it goes: an interrupted build resumes where it stopped.
+    """
+    changes = {"index": method, "neighbours": neighbours}
+    app.settings = dataclasses.replace(
+        app.settings, **{k: v for k, v in changes.items() if v is not None}
+    )
+    report = app.library.build_index(jobs=_jobs(app, jobs), dask=dask)
     if as_json:
         emit_json(
             {
@@ -289,12 +320,20 @@ def build_index(app, jobs, as_json):
                 "refit": report.refit,
                 "failed": report.failed,
                 "seconds": round(report.seconds, 3),
+                "method": report.method,
+                "new_lists": report.new_lists,
+                "changed_lists": report.changed_lists,
+                "candidate_seconds": round(report.candidate_seconds, 3),
+                "distance_seconds": round(report.distance_seconds, 3),
+                "cluster_seconds": round(report.cluster_seconds, 3),
+                "peak_memory_mib": round(report.peak_memory_mib, 1),
             }
         )
     else:
         click.echo(
-            f"indexed {report.n_photos} photos: {report.pairs_computed} new pairs, "
-            f"{report.n_clusters} clusters in {report.seconds:.1f} s"
+            f"indexed {report.n_photos} photos ({report.method}): {report.pairs_computed} "
+            f"new pairs, {report.n_clusters} clusters in {report.seconds:.1f} s, "
+            f"peak memory {report.peak_memory_mib:.0f} MiB"
             + (f" ({report.failed} photos could not be refitted)" if report.failed else "")
         )
     if report.failed:

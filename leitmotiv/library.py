@@ -42,13 +42,16 @@ one is complete.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import io
+import itertools
 import logging
 import multiprocessing as mp
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -60,7 +63,7 @@ from typing import Any
 import numpy as np
 import peewee as pw
 
-from leitmotiv import ingest, store
+from leitmotiv import ingest, pair_jobs, store
 from leitmotiv.config import Settings
 from leitmotiv.motifs import Motif
 
@@ -146,7 +149,10 @@ class IngestReport:
 class IndexReport:
     """What :meth:`Library.build_index` did: new pairs computed, photos indexed,
     clusters found, wall time; ``refit`` photos were fitted first and ``failed`` of
-    those could not be read; ``distance_seconds`` and ``cluster_seconds`` split the time."""
+    those could not be read; ``method`` is ``"dense"`` or ``"sparse"``; for a sparse
+    index ``new_lists`` photos got candidate lists and ``changed_lists`` older lists
+    changed; ``candidate_seconds``, ``distance_seconds`` and ``cluster_seconds`` split
+    the time; ``peak_memory_mib`` is the process's peak resident memory so far."""
 
     pairs_computed: int = 0
     n_photos: int = 0
@@ -154,8 +160,13 @@ class IndexReport:
     seconds: float = 0.0
     refit: int = 0
     failed: int = 0
+    method: str = "dense"
+    new_lists: int = 0
+    changed_lists: int = 0
+    candidate_seconds: float = 0.0
     distance_seconds: float = 0.0
     cluster_seconds: float = 0.0
+    peak_memory_mib: float = 0.0
 
 
 def resolve_jobs(jobs: int) -> int:
@@ -166,6 +177,11 @@ def resolve_jobs(jobs: int) -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _show_progress(progress: bool | None) -> bool:
@@ -542,6 +558,8 @@ class Library:
         recursive: bool = True,
         jobs: int = 0,
         progress: bool | None = None,
+        *,
+        dask: str | None = None,
     ) -> IngestReport:
         """Add photos (files, or folders to walk) to the library, incrementally.
 
@@ -555,6 +573,9 @@ class Library:
             Worker processes; 0 means one per core.
         progress : bool or None
             Show progress bars on standard error; None shows them on a terminal only.
+        dask : str, optional
+            Fit on Dask: a scheduler address or ``"local"`` (see
+            :mod:`leitmotiv.distributed`); the paths must be readable by the workers.
 
         Returns
         -------
@@ -621,7 +642,7 @@ class Library:
         else:
             to_fit.extend((path, "added") for path in new)
 
-        with _Workers(jobs) as workers:
+        with self._workers(jobs, dask) as workers:
             tasks = [(path,) for path in to_hash]
             for found in workers.run(ingest.hash_file, tasks, "checking", show):
                 if isinstance(found, ingest.FileFailure):
@@ -651,7 +672,7 @@ class Library:
         report.seconds = time.perf_counter() - start
         return report
 
-    def _refit_missing(self, jobs: int, progress: bool) -> IngestReport:
+    def _refit_missing(self, workers: Any, progress: bool) -> IngestReport:
         """Fit the photos that lack a model for the current featurizer (files present)."""
         report = IngestReport()
         featurizer_id = self._key_ids()[0]
@@ -666,8 +687,7 @@ class Library:
                 .tuples()
             ]
         todo = [(path, "updated") for path in paths if os.path.exists(path)]
-        with _Workers(jobs) as workers:
-            self._fit(todo, workers, report, progress, featurizer_id)
+        self._fit(todo, workers, report, progress, featurizer_id)
         return report
 
     # -- index --------------------------------------------------------------------
@@ -719,87 +739,298 @@ class Library:
         with store.bound(self.db), self.db.atomic():
             store.insert_distances([(a, b, featurizer_id, divergence_id, v) for a, b, v in rows])
 
-    def build_index(self, jobs: int = 0, progress: bool | None = None) -> IndexReport:
+    def index_method(self, n_photos: int) -> str:
+        """``"dense"`` or ``"sparse"``: how a library of ``n_photos`` is indexed."""
+        if self.settings.index == "auto":
+            return "dense" if n_photos <= self.settings.dense_limit else "sparse"
+        return self.settings.index
+
+    def _check_clusterer(self, method: str) -> None:
+        """Refuse, before any work, a clusterer that cannot use the sparse graph."""
+        from leitmotiv.implementation import Clusterer
+
+        if method == "sparse" and type(self.clusterer).cluster_graph is Clusterer.cluster_graph:
+            try:
+                self.clusterer.cluster_graph(0, *(np.zeros(0),) * 3)
+            except NotImplementedError as exc:
+                raise ValueError(str(exc)) from None
+
+    @contextlib.contextmanager
+    def _workers(self, jobs: int, dask: str | None) -> Iterator[Any]:
+        """The process pool of this machine, or a Dask cluster's workers."""
+        if dask is None:
+            with _Workers(jobs) as workers:
+                yield workers
+        else:
+            from leitmotiv.distributed import DaskWorkers, dask_client
+
+            with dask_client(dask, resolve_jobs(jobs)) as client:
+                yield DaskWorkers(client)
+
+    def build_index(
+        self, jobs: int = 0, progress: bool | None = None, *, dask: str | None = None
+    ) -> IndexReport:
         """Compute the missing distances and recluster the library.
 
         Photos lacking a model for the current featurizer are fitted first.  Only
         pairs without a stored distance for the current (featurizer, divergence) are
-        computed: adding k photos to an indexed library of n computes k·n + k(k-1)/2
-        pairs.  The clustering is redone only if the set of photos, a distance or the
-        clusterer changed.
+        computed.  A dense index (libraries up to ``settings.dense_limit`` photos by
+        default) has every pair: adding k photos to n computes k·n + k(k-1)/2 pairs.
+        A sparse index has each photo's ``settings.neighbours`` candidates (see
+        :mod:`leitmotiv.sparse_index`): adding photos updates the stored candidate
+        lists and computes only the pairs they gained.  The clustering is redone only
+        if the set of photos, a distance or the clusterer changed.  Every step commits
+        as it goes, so an interrupted build resumes where it stopped.
 
         Parameters
         ----------
         jobs : int
             Worker processes for refits and threads for the divergence; 0 means all
-            cores.
+            cores (with ``dask="local"``: worker processes of the local cluster).
         progress : bool or None
-            Progress bars on standard error; None shows them on a terminal only.
+            Progress bars with the time left on standard error; None shows them on a
+            terminal only.
+        dask : str, optional
+            Run the fits and the distance chunks on Dask: a scheduler address
+            (``"tcp://host:8786"``) or ``"local"`` (see :mod:`leitmotiv.distributed`).
 
         Returns
         -------
         IndexReport
-        """
-        from tqdm import tqdm
 
+        Raises
+        ------
+        ValueError
+            If the index is sparse and the clusterer needs every pairwise distance.
+        """
         start = time.perf_counter()
         show = _show_progress(progress)
-        refits = self._refit_missing(jobs, show)
-        report = IndexReport(refit=refits.updated, failed=refits.failed)
-        featurizer_id, divergence_id, clusterer_id = self._key_ids()
-        ids, mixtures = self._indexed(featurizer_id)
-        n = len(ids)
-        report.n_photos = n
-        distances = self._stored_distances(ids, featurizer_id, divergence_id)
-        missing = np.isnan(distances)
-        # Rows to compute: repeatedly the photo with the most missing pairs, so that
-        # k new photos in an indexed library give exactly k rows.
-        todo = []
-        count = missing.sum(axis=1)
-        remaining = missing.copy()
-        while count.max(initial=0) > 0:
-            i = int(np.argmax(count))
-            todo.append(i)
-            count -= remaining[:, i]
-            count[i] = 0
-            remaining[i, :] = remaining[:, i] = False
-        t0 = time.perf_counter()
-        n_threads = resolve_jobs(jobs)
-        with tqdm(
-            total=int(missing.sum()) // 2, desc="distances", unit="pair", disable=not show
-        ) as bar:
-            for s in range(0, len(todo), DISTANCE_BLOCK):
-                block = todo[s : s + DISTANCE_BLOCK]
-                cols = np.flatnonzero(missing[block].any(axis=0))
-                values = self.divergence.cross(
-                    [mixtures[i] for i in block], [mixtures[j] for j in cols], n_jobs=n_threads
-                )
-                rows = []
-                for r, i in enumerate(block):
-                    for c, j in enumerate(cols):
-                        if missing[i, j]:
-                            v = float(values[r, c])
-                            distances[i, j] = distances[j, i] = v
-                            missing[i, j] = missing[j, i] = False
-                            a, b = sorted((int(ids[i]), int(ids[j])))
-                            rows.append((a, b, v))
-                self._store_distances(rows, featurizer_id, divergence_id)
-                report.pairs_computed += len(rows)
-                bar.update(len(rows))
-        report.distance_seconds = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        report.n_clusters = self._recluster(
-            ids, distances, (featurizer_id, divergence_id, clusterer_id), report.pairs_computed
-        )
-        report.cluster_seconds = time.perf_counter() - t1
+        keys = self._key_ids()
+        with store.bound(self.db):
+            self._check_clusterer(self.index_method(self.count_photos()))
+        with self._workers(jobs, dask) as workers:
+            refits = self._refit_missing(workers, show)
+            report = IndexReport(refit=refits.updated, failed=refits.failed)
+            ids, mixtures = self._indexed(keys[0])
+            report.n_photos = len(ids)
+            report.method = self.index_method(len(ids))
+            self._check_clusterer(report.method)
+            if report.method == "dense":
+                self._index_dense(ids, mixtures, keys, jobs, show, workers, dask, report)
+            else:
+                self._index_sparse(ids, mixtures, keys, jobs, show, workers, dask, report)
         if report.pairs_computed:
             # Fresh statistics let the query planner pick the photo indexes for
             # `similar` rather than the low-selectivity configuration index (measured:
             # 65 ms -> 1.6 ms per query on 1,000 photos with SQLite).
             with store.bound(self.db):
                 self.db.execute_sql("ANALYZE")
+        report.peak_memory_mib = peak_memory_mib()
         report.seconds = time.perf_counter() - start
         return report
+
+    def _remote_chunks(
+        self, chunks: list[np.ndarray], workers: Any, show: bool
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Compute and store chunks of pairs on Dask workers; yield (pairs, values)."""
+        from leitmotiv.distributed import compute_chunk_remote
+
+        featurizer_id, divergence_id, _ = self._key_ids()
+        spec = (self.divergence.name, dict(self.divergence.params))
+        tasks = [
+            (self.settings.database, str(self.folder), featurizer_id, divergence_id, spec, chunk)
+            for chunk in chunks
+        ]
+        yield from workers.run(
+            compute_chunk_remote,
+            tasks,
+            "distances",
+            show,
+            unit="pair",
+            weight=lambda task: len(task[-1]),
+            per_file=False,
+        )
+
+    def _index_dense(self, ids, mixtures, keys, jobs, show, workers, dask, report) -> None:
+        """Every missing pair, by blocks of rows; clustering on the full matrix."""
+        from tqdm import tqdm
+
+        featurizer_id, divergence_id, _ = keys
+        distances = self._stored_distances(ids, featurizer_id, divergence_id)
+        missing = np.isnan(distances)
+        t0 = time.perf_counter()
+        if dask is not None:
+            i, j = np.nonzero(np.triu(missing, 1))
+            chunks = pair_jobs.plan_chunks(
+                np.stack([ids[i], ids[j]], axis=1), size=pair_jobs.CHUNK_PAIRS
+            )
+            for pairs, values in self._remote_chunks(chunks, workers, show):
+                report.pairs_computed += len(values)
+                p, q = np.searchsorted(ids, pairs[:, 0]), np.searchsorted(ids, pairs[:, 1])
+                distances[p, q] = distances[q, p] = values
+        else:
+            # Rows to compute: repeatedly the photo with the most missing pairs, so that
+            # k new photos in an indexed library give exactly k rows.
+            todo = []
+            count = missing.sum(axis=1)
+            remaining = missing.copy()
+            while count.max(initial=0) > 0:
+                i = int(np.argmax(count))
+                todo.append(i)
+                count -= remaining[:, i]
+                count[i] = 0
+                remaining[i, :] = remaining[:, i] = False
+            n_threads = resolve_jobs(jobs)
+            with tqdm(
+                total=int(missing.sum()) // 2, desc="distances", unit="pair", disable=not show
+            ) as bar:
+                for s in range(0, len(todo), DISTANCE_BLOCK):
+                    block = todo[s : s + DISTANCE_BLOCK]
+                    cols = np.flatnonzero(missing[block].any(axis=0))
+                    values = self.divergence.cross(
+                        [mixtures[i] for i in block],
+                        [mixtures[j] for j in cols],
+                        n_jobs=n_threads,
+                    )
+                    rows = []
+                    for r, i in enumerate(block):
+                        for c, j in enumerate(cols):
+                            if missing[i, j]:
+                                v = float(values[r, c])
+                                distances[i, j] = distances[j, i] = v
+                                missing[i, j] = missing[j, i] = False
+                                a, b = sorted((int(ids[i]), int(ids[j])))
+                                rows.append((a, b, v))
+                    self._store_distances(rows, featurizer_id, divergence_id)
+                    report.pairs_computed += len(rows)
+                    bar.update(len(rows))
+        report.distance_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        report.n_clusters = self._recluster(
+            ids, keys, report.pairs_computed, lambda: self.clusterer.cluster(distances)
+        )
+        report.cluster_seconds = time.perf_counter() - t1
+
+    def _stored_edges(
+        self, ids: np.ndarray, featurizer_id: int, divergence_id: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stored distances among ``ids`` (ascending) as (positions, positions, values),
+        read in batches so memory stays that of the arrays."""
+        found_a, found_b, found_v = [], [], []
+        with store.bound(self.db):
+            query = (
+                store.Distance.select(
+                    store.Distance.photo_a, store.Distance.photo_b, store.Distance.value
+                )
+                .where(
+                    (store.Distance.featurizer == featurizer_id)
+                    & (store.Distance.divergence == divergence_id)
+                )
+                .tuples()
+                .iterator()
+            )
+            while batch := list(itertools.islice(query, 200_000)):
+                arr = np.asarray(batch, dtype=np.float64)
+                a, b = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+                p = np.searchsorted(ids, a).clip(0, max(len(ids) - 1, 0))
+                q = np.searchsorted(ids, b).clip(0, max(len(ids) - 1, 0))
+                keep = (ids[p] == a) & (ids[q] == b) if len(ids) else np.zeros(len(a), bool)
+                found_a.append(p[keep])
+                found_b.append(q[keep])
+                found_v.append(arr[keep, 2])
+        if not found_a:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_v)
+
+    def _index_sparse(self, ids, mixtures, keys, jobs, show, workers, dask, report) -> None:
+        """Candidate lists, the exact distance of each photo and its candidates, and
+        clustering on that graph; no N x N array anywhere."""
+        from tqdm import tqdm
+
+        from leitmotiv import candidates, sparse_index
+
+        featurizer_id, divergence_id, _ = keys
+        n_threads = resolve_jobs(jobs)
+        k = self.settings.neighbours
+        params = sparse_index.SearchParameters(k=k, wide=max(100, 2 * k), batch=sparse_index.BATCH)
+        t0 = time.perf_counter()
+        with store.bound(self.db):
+            graph = sparse_index.update_candidates(
+                self.db,
+                ids,
+                mixtures,
+                self.divergence,
+                featurizer_id,
+                params,
+                n_jobs=n_threads,
+                progress=show,
+            )
+        report.new_lists, report.changed_lists = graph.new, graph.changed
+        report.candidate_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        rows, cols, values = self._stored_edges(ids, featurizer_id, divergence_id)
+        r, c = candidates.unique_pairs(graph.indices)
+        lo, hi = np.minimum(r, c), np.maximum(r, c)
+        n = max(len(ids), 1)
+        missing = ~np.isin(lo * n + hi, np.minimum(rows, cols) * n + np.maximum(rows, cols))
+        lo, hi = lo[missing], hi[missing]
+        chunks = pair_jobs.plan_chunks(
+            np.stack([ids[lo], ids[hi]], axis=1),
+            np.stack([lo, hi], axis=1),
+            graph.embeddings,
+            size=pair_jobs.CHUNK_PAIRS,
+        )
+        del graph
+        if dask is not None:
+            computed = self._remote_chunks(chunks, workers, show)
+        else:
+            computed = self._local_chunks(chunks, ids, mixtures, n_threads, show)
+        new_rows, new_cols, new_values = [rows], [cols], [values]
+        for pairs, chunk_values in computed:
+            new_rows.append(np.searchsorted(ids, pairs[:, 0]))
+            new_cols.append(np.searchsorted(ids, pairs[:, 1]))
+            new_values.append(chunk_values)
+            report.pairs_computed += len(chunk_values)
+        report.distance_seconds = time.perf_counter() - t1
+        rows, cols = np.concatenate(new_rows), np.concatenate(new_cols)
+        values = np.concatenate(new_values)
+        t2 = time.perf_counter()
+
+        def cluster():
+            with tqdm(total=1, desc="clustering", disable=not show) as bar:
+                typical = candidates.sample_median_distance(
+                    mixtures, self.divergence, n_jobs=n_threads
+                )
+                clustering = self.clusterer.cluster_graph(len(ids), rows, cols, values, typical)
+                bar.update()
+            return clustering
+
+        report.n_clusters = self._recluster(ids, keys, report.pairs_computed, cluster)
+        report.cluster_seconds = time.perf_counter() - t2
+
+    def _local_chunks(
+        self,
+        chunks: list[np.ndarray],
+        ids: np.ndarray,
+        mixtures: list[Any],
+        n_threads: int,
+        show: bool,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Compute and store chunks of pairs in this process; yield (pairs, values)."""
+        from tqdm import tqdm
+
+        featurizer_id, divergence_id, _ = self._key_ids()
+        total = sum(len(chunk) for chunk in chunks)
+        with tqdm(total=total, desc="distances", unit="pair", disable=not show) as bar:
+            for chunk in chunks:
+                photos = np.unique(chunk)
+                models = {int(p): mixtures[int(np.searchsorted(ids, p))] for p in photos}
+                pairs, values = pair_jobs.compute_chunk(
+                    chunk, models, self.divergence, n_jobs=n_threads
+                )
+                pair_jobs.save_chunk(self.db, pairs, values, featurizer_id, divergence_id)
+                yield pairs, values
+                bar.update(len(values))
 
     @staticmethod
     def _runs_of(keys: tuple[int, int, int]):
@@ -821,9 +1052,14 @@ class Library:
         )
 
     def _recluster(
-        self, ids: np.ndarray, distances: np.ndarray, keys: tuple[int, int, int], new_pairs: int
+        self,
+        ids: np.ndarray,
+        keys: tuple[int, int, int],
+        new_pairs: int,
+        cluster: Callable[[], Any],
     ) -> int:
-        """Cluster and store the run as current (unless nothing changed); its size."""
+        """Cluster (by calling ``cluster``) and store the run as current, unless nothing
+        changed since the current run; the number of clusters."""
         featurizer_id, divergence_id, clusterer_id = keys
         with store.bound(self.db):
             current = self._current_run(keys)
@@ -842,7 +1078,7 @@ class Library:
         if len(ids) == 1:
             labels, exemplars = np.zeros(1, dtype=int), np.zeros(1, dtype=int)
         else:
-            clustering = self.clusterer.cluster(distances)
+            clustering = cluster()
             labels, exemplars = clustering.labels, clustering.exemplars
         with store.bound(self.db), self.db.atomic():
             run = store.ClusterRun.create(
