@@ -1,4 +1,4 @@
-"""Benchmark of the scalable index path at 10k-100k photos (issue 9).
+"""Benchmark of the sparse index at 10k-100k photos (issue 9), through the library.
 
 Models
 ------
@@ -26,32 +26,35 @@ excluded from the index goal), so the models are *derived*:
      0.5 (g^(1/3) - 1)``), in model units (1/80);
    - weight jitter: each weight times ``exp(N(0, 0.1^2))``, renormalized.
 
-Steps timed
------------
-embedding (:func:`leitmotiv.candidates.embed`); candidate graph: exact brute-force
-search of ``--wide`` embedding neighbours, then re-ranking by the divergence at 128
-Monte Carlo samples down to ``--k`` (:func:`~leitmotiv.candidates.refine`); exact
-divergence on the candidate pairs (:func:`~leitmotiv.candidates.sparse_distances`);
-sparse affinity propagation; an incremental add of 1 % more photos
-(:func:`~leitmotiv.candidates.candidates_for`, then
-:func:`~leitmotiv.candidates.refine_added`, which estimates only the pairs with an added
-photo, and the exact divergence of the pairs not computed before).  Peak resident
-memory is ``ru_maxrss``.  Recall@10 compares, for ``--queries`` sampled photos, the
-pruned top-10 (the 10 nearest by exact divergence among the photo's ``k``
-candidates) with the exact top-10 over all N photos.
+What runs
+---------
+The models of 99 % of the photos are written to a fresh library store (SQLite, in
+``benchmarks/out/scale-N``) as if added, then :meth:`leitmotiv.library.Library.build_index`
+builds the sparse index exactly as ``leitmotiv build-index --index sparse`` does: candidate
+graph (embedding, search, re-ranking, stored lists), exact divergence on the candidate
+pairs (stored), sparse affinity propagation.  Then the last 1 % are added and indexed
+incrementally.  The figures are the report's: step times and the peak resident memory
+of the process (``ru_maxrss``).
+
+Baselines, measured in the same process: the dense index (all pairs of a 400-photo
+sample timed, scaled to N (N - 1) / 2 pairs) and, for the incremental step, the full
+build.  Recall@10 compares, for ``--queries`` sampled photos, what ``Library.similar``
+returns as the 10 nearest with the exact 10 nearest by the same divergence over all N
+photos.
 
 Usage::
 
-    python benchmarks/scale.py [--sizes 10000 30000 100000] [--queries 500]
+    python benchmarks/scale.py [--sizes 10000 30000 100000] [--queries 500] [--k 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import os
 import pickle
-import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -64,10 +67,10 @@ sys.path.insert(0, str(REPO))
 
 from make_library import CROP, EXPOSURE, MIRROR_PROBABILITY, WHITE_BALANCE, sources  # noqa: E402
 
-from leitmotiv import candidates  # noqa: E402
+from leitmotiv import store  # noqa: E402
+from leitmotiv.config import Settings  # noqa: E402
+from leitmotiv.library import Library, peak_memory_mib  # noqa: E402
 from leitmotiv.mixture import Mixture  # noqa: E402
-from leitmotiv.photo_distance import JensenShannon  # noqa: E402
-from leitmotiv.sparse_cluster import SparseAffinityPropagation  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 CACHE = OUT / "scale_models.pkl"
@@ -127,119 +130,152 @@ def derived(base: Mixture, rng: np.random.Generator) -> Mixture:
     return dataclasses.replace(out, weights=w / w.sum())
 
 
-def library(bases: list[Mixture], n: int, seed: int = 0) -> list[Mixture]:
-    """N derived models; model ``i`` depends only on ``(seed, i)``."""
+def derived_range(bases: list[Mixture], start: int, stop: int, seed: int = 0) -> list[Mixture]:
+    """Models ``start .. stop - 1`` of a derived library; model ``i`` depends only on
+    ``(seed, i)``."""
     out = []
-    for i in range(n):
+    for i in range(start, stop):
         rng = np.random.default_rng([seed, i])
         out.append(derived(bases[int(rng.integers(len(bases)))], rng))
     return out
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def populate(lib: Library, bases: list[Mixture], start: int, stop: int, seed: int) -> None:
+    """Store photos ``start .. stop - 1`` with their derived models, as if added (there
+    are no files: the index is what is measured)."""
+    featurizer_id = store.key_id(lib.featurizer.key())
+    for s in range(start, stop, 1000):
+        models = derived_range(bases, s, min(s + 1000, stop), seed)
+        photos = [
+            {
+                "path": f"derived/{i:07d}.jpg",
+                "sha256": f"{i:064x}",
+                "size": 0,
+                "mtime": 0.0,
+                "width": m.transform.width,
+                "height": m.transform.height,
+            }
+            for i, m in zip(range(s, s + len(models)), models, strict=True)
+        ]
+        with lib.db.atomic():
+            store.Photo.insert_many(photos).execute()
+            ids = [
+                p
+                for (p,) in store.Photo.select(store.Photo.id)
+                .where(store.Photo.path.in_([p["path"] for p in photos]))
+                .order_by(store.Photo.path)
+                .tuples()
+            ]
+            store.Model.insert_many(
+                [
+                    {
+                        "photo": pid,
+                        "featurizer": featurizer_id,
+                        "mixture": m.to_bytes(),
+                        "n_components": m.n_components,
+                        "n_iter": 0,
+                        "seconds": 0.0,
+                    }
+                    for pid, m in zip(ids, models, strict=True)
+                ]
+            ).execute()
+
+
+def dense_seconds_per_pair(lib: Library, bases: list[Mixture], seed: int) -> float:
+    """Seconds per pair of the dense index's all-pairs computation (400 photos)."""
+    sample = derived_range(bases, 0, 400, seed)
+    t = time.perf_counter()
+    lib.divergence.pairwise(sample)
+    return (time.perf_counter() - t) / (400 * 399 / 2)
+
+
+def recall_at_10(lib: Library, n_queries: int) -> tuple[float, float]:
+    """Recall of ``Library.similar``'s top 10 against the exact top 10 over all photos,
+    and the seconds the exact search took."""
+    ids, mixtures = lib._indexed(store.key_id(lib.featurizer.key()))
+    rng = np.random.default_rng(1)
+    queries = np.sort(rng.choice(len(ids), size=min(n_queries, len(ids)), replace=False))
+    t = time.perf_counter()
+    exact = np.empty((len(queries), len(ids)))
+    rows = [copy.copy(mixtures[q]) for q in queries]
+    for s in range(0, len(ids), 4096):
+        # Fresh column objects per block, so the divergence's caches stay small.
+        cols = [copy.copy(m) for m in mixtures[s : s + 4096]]
+        exact[:, s : s + len(cols)] = lib.divergence.cross(rows, cols)
+    exact[np.arange(len(queries)), queries] = np.inf
+    seconds = time.perf_counter() - t
+    hits = []
+    for r, q in enumerate(queries):
+        true_top = set(ids[np.argsort(exact[r], kind="stable")[:10]].tolist())
+        pruned = {p.id for p, _ in lib.similar(int(ids[q]), top=10)}
+        hits.append(len(true_top & pruned) / 10)
+    return float(np.mean(hits)), seconds
 
 
 def run(n: int, bases, per_fit, args) -> None:
-    js = JensenShannon()
-    print(f"\n== N = {n:,} photos (k = {args.k}, wide = {args.wide}) ==", flush=True)
-    t = time.perf_counter()
-    models = library(bases, n, args.seed)
-    print(f"derive models        {time.perf_counter() - t:8.1f} s", flush=True)
     n_old = n - max(1, n // 100)  # the last 1 % are added incrementally afterwards
-    t = time.perf_counter()
-    emb = candidates.embed(models)
-    t_embed = time.perf_counter() - t
-    print(f"embedding            {t_embed:8.1f} s  ({emb.shape[1]} floats/photo)", flush=True)
-    t = time.perf_counter()
-    wide, wide_d = candidates.candidate_pairs(emb[:n_old], args.wide)
-    t_search = time.perf_counter() - t
-    t = time.perf_counter()
-    idx, est = candidates.refine(models[:n_old], wide, args.k, js)
-    t_refine = time.perf_counter() - t
-    print(
-        f"candidate graph      {t_search + t_refine:8.1f} s  (search {t_search:.1f} s, "
-        f"re-rank {t_refine:.1f} s)",
-        flush=True,
-    )
-    t = time.perf_counter()
-    rows, cols, values = candidates.sparse_distances(models[:n_old], idx, js)
-    t_js = time.perf_counter() - t
-    print(f"JS on candidates     {t_js:8.1f} s  ({len(rows):,} pairs)", flush=True)
-    t = time.perf_counter()
-    clustering = SparseAffinityPropagation().cluster_graph(n_old, rows, cols, values)
-    t_cluster = time.perf_counter() - t
-    print(
-        f"sparse clustering    {t_cluster:8.1f} s  ({len(clustering.exemplars):,} clusters, "
-        "preference = median edge)",
-        flush=True,
-    )
-    t = time.perf_counter()
-    preference = -candidates.sample_median_distance(models[:n_old], js)
-    sampled = SparseAffinityPropagation(preference=preference).cluster_graph(
-        n_old, rows, cols, values
-    )
-    print(
-        f"sparse clustering    {time.perf_counter() - t:8.1f} s  ({len(sampled.exemplars):,} "
-        f"clusters, preference = -median of 2000 random pairs = {preference:.3f})",
-        flush=True,
-    )
-    # Incremental: the last 1 % arrive.
-    t = time.perf_counter()
-    all_wide, _, _ = candidates.candidates_for(emb[n_old:], emb[:n_old], wide, wide_d, args.wide)
-    table, _, changed = candidates.refine_added(models, all_wide, idx, est, n_old, args.k, js)
-    # Exact distances only for pairs not computed before: new rows and changed lists.
-    redo = np.concatenate([np.arange(n_old, n), changed])
-    only = np.full_like(table, -1)
-    only[redo] = table[redo]
-    old_keys = np.minimum(rows, cols) * n + np.maximum(rows, cols)
-    need_r, need_c = candidates.unique_pairs(only)
-    need_keys = np.minimum(need_r, need_c) * n + np.maximum(need_r, need_c)
-    fresh = ~np.isin(need_keys, old_keys)
-    add = np.stack([need_r[fresh], need_c[fresh]], axis=1)
-    candidates.sparse_distances(models, (add[:, 0], add[:, 1]), js)
-    t_inc = time.perf_counter() - t
-    full = t_embed * n_old / n + t_search + t_refine + t_js
-    print(
-        f"incremental +{n - n_old:,}    {t_inc:8.1f} s  ({100 * t_inc / full:.1f} % of the "
-        f"build; {len(changed):,} old lists changed, {len(add):,} new pairs)",
-        flush=True,
-    )
-    print(f"peak resident memory {peak_mib():8.0f} MiB", flush=True)
-    # Recall@10 of the pruned search against the exact divergence over all photos.
-    rng = np.random.default_rng(1)
-    queries = np.sort(rng.choice(n_old, size=min(args.queries, n_old), replace=False))
-    t = time.perf_counter()
-    hits = []
-    for q in queries:
-        exact = js.cross([models[q]], models[:n_old])[0]
-        exact[q] = np.inf
-        true_top = np.argsort(exact, kind="stable")[:10]
-        cand = idx[q][idx[q] >= 0]
-        pruned = cand[np.argsort(exact[cand], kind="stable")[:10]]
-        hits.append(len(set(true_top.tolist()) & set(pruned.tolist())) / 10)
-    print(
-        f"recall@10            {np.mean(hits):8.3f}    ({len(queries)} queries, exact JS "
-        f"against all {n_old:,}: {time.perf_counter() - t:.0f} s)",
-        flush=True,
-    )
+    folder = OUT / f"scale-{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    settings = Settings(library=folder, index="sparse", neighbours=args.k)
+    print(f"\n== N = {n:,} photos (k = {args.k}) ==", flush=True)
+    with Library.open(settings) as lib, store.bound(lib.db):
+        t = time.perf_counter()
+        populate(lib, bases, 0, n_old, args.seed)
+        print(f"store {n_old:,} derived models {time.perf_counter() - t:8.1f} s", flush=True)
+    with Library.open(settings) as lib:
+        full = lib.build_index(progress=args.progress)
+        print(
+            f"candidate graph      {full.candidate_seconds:8.1f} s\n"
+            f"JS on candidates     {full.distance_seconds:8.1f} s  ({full.pairs_computed:,} pairs, "
+            f"{full.pairs_computed / n_old:.1f} per photo)\n"
+            f"sparse clustering    {full.cluster_seconds:8.1f} s  ({full.n_clusters:,} clusters)\n"
+            f"index total          {full.seconds:8.1f} s  (fits excluded)\n"
+            f"peak resident memory {full.peak_memory_mib:8.0f} MiB",
+            flush=True,
+        )
+        with store.bound(lib.db):
+            populate(lib, bases, n_old, n, args.seed)
+        inc = lib.build_index(progress=args.progress)
+        print(
+            f"incremental +{n - n_old:,}    {inc.seconds:8.1f} s  = "
+            f"{inc.seconds / full.seconds:.3f} x "
+            f"the full build ({inc.pairs_computed:,} new pairs, {inc.changed_lists:,} old "
+            f"lists changed)",
+            flush=True,
+        )
+        per_pair = dense_seconds_per_pair(lib, bases, args.seed)
+        dense = per_pair * n * (n - 1) / 2
+        print(
+            f"dense baseline       {dense:8.0f} s  (all {n * (n - 1) // 2:,} pairs at "
+            f"{per_pair * 1e3:.3f} ms, measured on 400) = "
+            f"{dense / (full.seconds + inc.seconds):.0f} x the sparse index",
+            flush=True,
+        )
+        recall, seconds = recall_at_10(lib, args.queries)
+        print(
+            f"recall@10            {recall:8.3f}    ({args.queries} queries; exact JS "
+            f"against all {n:,}: {seconds:.0f} s)",
+            flush=True,
+        )
     cores = os.cpu_count() or 1
-    ingest = per_fit * n / cores
-    index = t_embed + t_search + t_refine + t_js + t_cluster
     print(
-        f"ingest (extrapolated) {ingest:7.0f} s  ({per_fit:.2f} s per fit at {LONG_SIDE} px, "
-        f"over {cores} cores)\nindex total          {index:8.1f} s (fits excluded)",
+        f"ingest (extrapolated) {per_fit * n / cores:7.0f} s  ({per_fit:.2f} s per fit at "
+        f"{LONG_SIDE} px, over {cores} cores)\n"
+        f"peak resident memory {peak_memory_mib():8.0f} MiB (whole run, with the exact search)",
         flush=True,
     )
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
-    parser.add_argument("--k", type=int, default=30)
-    parser.add_argument("--wide", type=int, default=100)
+    parser.add_argument("--k", type=int, default=50, help="candidates per photo")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument("--keep", action="store_true", help="keep the library folder")
     args = parser.parse_args(argv)
     t = time.perf_counter()
     bases, per_fit = fitted_models()

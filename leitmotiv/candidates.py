@@ -217,10 +217,16 @@ def _block_top(
     base_sq: np.ndarray,
     k: int,
     exclude: np.ndarray | None,
+    sq: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` base rows of each query row; ``exclude[i]`` (the query itself) is skipped."""
+    """Top ``k`` base rows of each query row; ``exclude[i]`` (the query itself) is skipped.
+
+    ``sq`` may pass ``base_sq - 2 queries @ base.T`` when the caller has it (it is
+    overwritten).
+    """
     n = len(base)
-    sq = base_sq[None, :] - 2.0 * (queries @ base.T)  # + |q|^2, constant per row
+    if sq is None:
+        sq = base_sq[None, :] - 2.0 * (queries @ base.T)  # + |q|^2, constant per row
     if exclude is not None:
         sq[np.arange(len(queries)), exclude] = np.inf
     take = min(k + _SLACK + (exclude is not None), n)
@@ -359,22 +365,32 @@ def candidates_for(
     for start in range(0, n_new, block):
         stop = min(start + block, n_new)
         rows = np.arange(n_old + start, n_old + stop)
-        idx, dist = _block_top(new[start:stop], emb, base_sq, k, rows)
-        indices[rows], distances[rows] = idx, dist
-        # The distances from every old photo to this block: the same float64 formula
-        # as the search, in slices of old rows (bounded memory).
-        to_new = np.empty((n_old, stop - start))
-        step = max(1, 4_000_000 // max(1, (stop - start) * old.shape[1]))
-        fresh = new[None, start:stop, :].astype(np.float64)
-        for a in range(0, n_old, step):
-            diff = old[a : a + step, None, :].astype(np.float64) - fresh
-            to_new[a : a + step] = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
-        # Only rows a new photo beats (or that have room) can change.
+        queries = new[start:stop]
+        sq = base_sq[None, :] - 2.0 * (queries @ emb.T)
+        # The same float32 product gives every old photo's approximate squared distance
+        # to this block; only rows a new photo may beat (or that have room) are checked
+        # in float64, with a margin far above float32 round-off.
+        approx = sq[:, :n_old] + base_sq[rows][:, None]
         kth = distances[:n_old, k - 1]
-        touched = np.flatnonzero((to_new < kth[:, None]).any(axis=1) | ~np.isfinite(kth))
-        if touched.size:
-            extra = np.broadcast_to(rows, (touched.size, rows.size))
-            changed[_merge_lists(indices, distances, touched, extra, to_new[touched], n)] = True
+        margin = 1e-4 * (base_sq[:n_old][None, :] + base_sq[rows][:, None]) + 1e-9
+        near = (approx < (kth * kth)[None, :] + margin) | ~np.isfinite(kth)[None, :]
+        indices[rows], distances[rows] = _block_top(queries, emb, base_sq, k, rows, sq=sq)
+        del approx, sq
+        new_at, old_at = np.nonzero(near)
+        if old_at.size:
+            diff = old[old_at].astype(np.float64) - queries[new_at].astype(np.float64)
+            exact = np.sqrt(np.einsum("pd,pd->p", diff, diff))
+            by_row = np.lexsort((new_at, old_at))
+            old_at, new_at, exact = old_at[by_row], new_at[by_row], exact[by_row]
+            touched, first = np.unique(old_at, return_index=True)
+            counts = np.diff(np.r_[first, old_at.size])
+            extra = np.full((touched.size, counts.max()), -1, dtype=np.int64)
+            extra_dist = np.full(extra.shape, np.inf)
+            slot = np.arange(old_at.size) - np.repeat(first, counts)
+            where = np.repeat(np.arange(touched.size), counts)
+            extra[where, slot] = rows[new_at]
+            extra_dist[where, slot] = exact
+            changed[_merge_lists(indices, distances, touched, extra, extra_dist, n)] = True
         if progress is not None:
             progress(stop, n_new)
     return indices, distances, np.flatnonzero(changed).astype(np.int64)

@@ -116,7 +116,13 @@ class Mixture:
         frozen dataclass permits; the arrays are marked read-only so the cache cannot
         drift from the covariances.
         """
-        chol = np.stack([_cholesky(c, k) for k, c in enumerate(self.covariances)])
+        try:
+            # One LAPACK call for all components; the per-component repair only when
+            # some factorization fails.
+            sym = 0.5 * (self.covariances + self.covariances.transpose(0, 2, 1))
+            chol = np.linalg.cholesky(sym)
+        except np.linalg.LinAlgError:
+            chol = np.stack([_cholesky(c, k) for k, c in enumerate(self.covariances)])
         chol = np.ascontiguousarray(chol)
         chol.flags.writeable = False
         return chol
@@ -176,13 +182,10 @@ class Mixture:
             raise ValueError("n must be non-negative")
         rng = np.random.default_rng(seed)
         counts = rng.multinomial(n, self.weights / self.weights.sum())
-        out = np.empty((n, self.dim))
-        start = 0
-        for k in np.flatnonzero(counts):
-            c = int(counts[k])
-            z = rng.standard_normal((c, self.dim))
-            out[start : start + c] = self.means[k] + z @ self.cholesky[k].T
-            start += c
+        labels = np.repeat(np.arange(self.n_components), counts)
+        # One draw for all components: the same stream as drawing component by component.
+        z = rng.standard_normal((n, self.dim))
+        out = self.means[labels] + np.einsum("nij,nj->ni", self.cholesky[labels], z)
         return out[rng.permutation(n)]
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:

@@ -32,8 +32,11 @@ from leitmotiv.mixture import Mixture
 
 __all__ = ["BATCH", "CandidateGraph", "SearchParameters", "update_candidates"]
 
-#: Photos per committed batch of a candidate update.
+#: Photos per committed batch of a candidate update, at least; an update takes at most
+#: :data:`MAX_BATCHES` batches, since each batch rewrites the old lists it changed
+#: (nearly all of them when a batch is large).
 BATCH = 4096
+MAX_BATCHES = 8
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class SearchParameters:
     n_samples : int
         Monte Carlo samples of the cheap estimate.
     batch : int
-        Photos per committed batch (the unit of resumption); not part of the result.
+        Photos per committed batch (the unit of resumption), at least; not part of
+        the result.
     """
 
     k: int = 50
@@ -271,13 +275,14 @@ def update_candidates(
     cand = (to_local(old_cand[0]), old_cand[1])
     changed = np.zeros(n, dtype=bool)
     n_cur = len(old_pos)
+    batch = max(params.batch, -(-len(new_pos) // MAX_BATCHES))
     bars = [
         tqdm(total=len(new_pos), desc=desc, unit="photo", disable=not progress)
         for desc in ("candidate search", "re-ranking")
     ]
     try:
         while n_cur < n:
-            stop = min(n_cur + params.batch, n)
+            stop = min(n_cur + batch, n)
 
             def searched(done: int, total: int, start: int = n_cur) -> None:
                 bars[0].update(start + done - len(old_pos) - bars[0].n)
