@@ -746,7 +746,7 @@ def refine_added(
 def sample_median_distance(
     mixtures: Sequence[Mixture],
     divergence: Divergence,
-    n_pairs: int = 2000,
+    n_pairs: int = 500,
     *,
     seed: int = 0,
     n_jobs: int = -1,

@@ -8,8 +8,9 @@ nats, so ``0 <= JS <= ln 2``.  Its square root is a metric; the library stores
 Common random numbers
 ---------------------
 Every mixture is sampled once per ``(n_samples, seed)``: the samples and the mixture's
-own log-density at them are kept in a small per-mixture cache
-(:class:`PreparedMixture`, see :func:`prepare`).  A pair then costs only the two cross
+own log-density at them are kept in a per-mixture cache (:class:`PreparedMixture`, see
+:func:`prepare`), bounded in total by :data:`PREPARED_BUDGET` bytes (least recently
+used sets go first, to be drawn again identically if needed).  A pair then costs only the two cross
 log-densities, ``JS(p, p)`` is exactly zero, and every entry of :func:`js_matrix`
 equals the corresponding :func:`js_divergence`.  The random stream of a mixture is
 seeded by ``seed`` together with a checksum of the mixture's parameters, so it is
@@ -35,8 +36,10 @@ origin relative to component widths it loses a little precision compared with
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -165,8 +168,42 @@ _PREPARED: weakref.WeakKeyDictionary[Mixture, dict[tuple[int, int], PreparedMixt
     weakref.WeakKeyDictionary()
 )
 # Sample sets kept per mixture; a couple of (n_samples, seed) settings in use at once is
-# plenty, and bounding it bounds memory.
+# plenty.
 _PREPARED_PER_MIXTURE = 2
+
+#: Bytes of sample sets kept over all mixtures (about 48 kB per mixture at 1000 samples
+#: in 5-D).  A large library's index touches every photo; this keeps its memory bounded.
+PREPARED_BUDGET = 1 << 30
+
+# Least recently used order of the cached sets: (weak mixture, key) -> bytes.
+_RECENT: OrderedDict[tuple[weakref.ref, tuple[int, int]], int] = OrderedDict()
+_RECENT_BYTES = [0]
+_RECENT_LOCK = threading.Lock()
+
+
+def _remember(mixture: Mixture, key: tuple[int, int], nbytes: int) -> None:
+    """Record a new cached set and evict the least recently used beyond the budget."""
+    with _RECENT_LOCK:
+        _RECENT[(weakref.ref(mixture), key)] = nbytes
+        _RECENT_BYTES[0] += nbytes
+        while _RECENT_BYTES[0] > PREPARED_BUDGET and len(_RECENT) > 1:
+            (ref, old_key), size = _RECENT.popitem(last=False)
+            _RECENT_BYTES[0] -= size
+            owner = ref()
+            if owner is not None:
+                _PREPARED.get(owner, {}).pop(old_key, None)
+
+
+def _forget(mixture: Mixture, key: tuple[int, int]) -> None:
+    with _RECENT_LOCK:
+        _RECENT_BYTES[0] -= _RECENT.pop((weakref.ref(mixture), key), 0)
+
+
+def _touch(mixture: Mixture, key: tuple[int, int]) -> None:
+    with _RECENT_LOCK:
+        entry = (weakref.ref(mixture), key)
+        if entry in _RECENT:
+            _RECENT.move_to_end(entry)
 
 
 def _theta(mixture: Mixture) -> np.ndarray:
@@ -195,7 +232,9 @@ def prepare(mixture: Mixture, n_samples: int = 1000, seed: int = 0) -> PreparedM
         per = {}
         _PREPARED[mixture] = per
     prepared = per.get(key)
-    if prepared is None:
+    if prepared is not None:
+        _touch(mixture, key)
+    else:
         X = mixture.sample(n_samples, np.random.default_rng(_mixture_seed(mixture, seed)))
         # Same kernel and same coefficients as the cross terms, so a mixture
         # compared with an identical one gives exactly zero.
@@ -206,8 +245,11 @@ def prepare(mixture: Mixture, n_samples: int = 1000, seed: int = 0) -> PreparedM
         own.flags.writeable = False
         prepared = PreparedMixture(X, own)
         while len(per) >= _PREPARED_PER_MIXTURE:
-            per.pop(next(iter(per)))
+            old_key = next(iter(per))
+            del per[old_key]
+            _forget(mixture, old_key)
         per[key] = prepared
+        _remember(mixture, key, X.nbytes + own.nbytes)
     return prepared
 
 

@@ -5,16 +5,14 @@ needs only the models of its photos, and storing it is one transaction, so an
 interrupted build keeps every finished chunk and the same chunk can run in this process
 or on a Dask worker (:mod:`leitmotiv.distributed`).
 
-Memory stays bounded on large libraries because each chunk computes on *fresh copies*
-of its models: the divergence's per-model caches (Monte Carlo samples and their
-densities, about 70 kB a photo for the default) are keyed by the model object and die
-with the chunk.  To keep the copies few, :func:`plan_chunks` orders the pairs so that a
-chunk covers one neighbourhood of the embedding.
+The default divergence caches each model's Monte Carlo samples within a fixed memory
+budget (:data:`leitmotiv.divergence.PREPARED_BUDGET`), least recently used first out;
+:func:`plan_chunks` orders the pairs so that consecutive chunks cover one neighbourhood
+of the embedding, and a model's samples are mostly still cached when it comes again.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
 import numpy as np
@@ -101,8 +99,7 @@ def compute_chunk(
     """
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     photos = np.unique(pairs)
-    # Fresh objects: the divergence's caches attach to these and are freed with them.
-    local = [copy.copy(models[int(p)]) for p in photos]
+    local = [models[int(p)] for p in photos]
     rows, cols, values = sparse_distances(
         local,
         (np.searchsorted(photos, pairs[:, 0]), np.searchsorted(photos, pairs[:, 1])),

@@ -298,3 +298,21 @@ def test_kernel_exp_and_log_are_accurate():
         flat = Mixture(np.full(k, 1.0 / k), np.zeros((k, 1)), np.ones((k, 1, 1)))
         got = log_density_matrix(x[::40], [flat])[:, 0]
         np.testing.assert_allclose(got, norm.logpdf(x[::40, 0]), rtol=4e-15, atol=3e-13)
+
+
+def test_sample_caches_stay_within_the_budget_and_evictions_redraw_the_same(monkeypatch):
+    import leitmotiv.divergence as divergence_module
+
+    rng = np.random.default_rng(7)
+    mixtures = [random_mixture(rng, k=3, d=5) for _ in range(40)]
+    reference = js_matrix(mixtures[:6], n_samples=500)
+    one_set = 500 * 5 * 8 + 500 * 8
+    monkeypatch.setattr(divergence_module, "PREPARED_BUDGET", 10 * one_set)
+    for m in mixtures:
+        divergence_module.prepare(m, 500)
+    live = [m for m in mixtures if (500, 0) in divergence_module._PREPARED.get(m, {})]
+    assert len(live) <= 10
+    assert divergence_module._RECENT_BYTES[0] <= 10 * one_set
+    # The first six were evicted; drawn again they give exactly the same divergences.
+    assert not any(m in live for m in mixtures[:6])
+    np.testing.assert_array_equal(js_matrix(mixtures[:6], n_samples=500), reference)
