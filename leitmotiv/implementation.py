@@ -100,6 +100,13 @@ class Divergence(Implementation):
         """
         raise NotImplementedError
 
+    def warm(self, mixtures: Sequence[Mixture]) -> None:
+        """Prepare whatever per-model state :meth:`cross` caches, for many models at once.
+
+        Optional: callers about to compare many models call it first; the default does
+        nothing.  It must not change any result.
+        """
+
     def near_duplicate_threshold(self) -> float | None:
         """Distance below which two photos are near-duplicates (mild edits of one shot).
 

@@ -47,7 +47,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
-import itertools
 import logging
 import multiprocessing as mp
 import os
@@ -917,27 +916,23 @@ class Library:
         """The stored distances among ``ids`` (ascending) as (positions, positions, values),
         read in batches so memory stays that of the arrays."""
         found_a, found_b, found_v = [], [], []
-        with store.bound(self.db):
-            query = (
-                store.Distance.select(
-                    store.Distance.photo_a, store.Distance.photo_b, store.Distance.value
-                )
-                .where(
-                    (store.Distance.featurizer == featurizer_id)
-                    & (store.Distance.divergence == divergence_id)
-                )
-                .tuples()
-                .iterator()
-            )
-            while batch := list(itertools.islice(query, 200_000)):
-                arr = np.asarray(batch, dtype=np.float64)
-                a, b = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-                p = np.searchsorted(ids, a).clip(0, max(len(ids) - 1, 0))
-                q = np.searchsorted(ids, b).clip(0, max(len(ids) - 1, 0))
-                keep = (ids[p] == a) & (ids[q] == b) if len(ids) else np.zeros(len(a), bool)
-                found_a.append(p[keep])
-                found_b.append(q[keep])
-                found_v.append(arr[keep, 2])
+        # A plain cursor: millions of rows, where building a peewee row each would cost
+        # more than the rest of an incremental build.
+        table, param = store.Distance._meta.table_name, self.db.param
+        cursor = self.db.execute_sql(
+            f"SELECT photo_a_id, photo_b_id, value FROM {table} "
+            f"WHERE featurizer_id = {param} AND divergence_id = {param}",
+            (featurizer_id, divergence_id),
+        )
+        while batch := cursor.fetchmany(200_000):
+            arr = np.asarray(batch, dtype=np.float64)
+            a, b = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+            p = np.searchsorted(ids, a).clip(0, max(len(ids) - 1, 0))
+            q = np.searchsorted(ids, b).clip(0, max(len(ids) - 1, 0))
+            keep = (ids[p] == a) & (ids[q] == b) if len(ids) else np.zeros(len(a), bool)
+            found_a.append(p[keep])
+            found_b.append(q[keep])
+            found_v.append(arr[keep, 2])
         if not found_a:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_v)

@@ -36,7 +36,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from leitmotiv.divergence import js_cross, js_matrix, js_matrix_moved
+from leitmotiv.divergence import js_cross, js_matrix, js_matrix_moved, prepare_many
 from leitmotiv.implementation import Divergence
 from leitmotiv.mixture import Mixture
 
@@ -170,6 +170,14 @@ class JensenShannon(Divergence):
             )
             distance = distance + self.colour_weight * np.sqrt(palette)
         return distance
+
+    def warm(self, mixtures: Sequence[Mixture]) -> None:
+        """Draw the sample sets of many models in one batched pass (see
+        :func:`leitmotiv.divergence.prepare_many`)."""
+        mixtures = list(mixtures)
+        prepare_many(mixtures, self.n_samples, self.seed)
+        if self.colour_weight > 0 and all(is_photo_model(m) for m in mixtures):
+            prepare_many([colour_view(m) for m in mixtures], self.palette_samples, self.seed)
 
     def pairwise(self, mixtures: Sequence[Mixture], n_jobs: int = -1) -> np.ndarray:
         """Symmetric distance matrix, shape (N, N), zero diagonal.
