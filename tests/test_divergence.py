@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from scipy import integrate
 from scipy.stats import multivariate_normal, norm
 
+import leitmotiv.divergence as divergence_module
 from leitmotiv._ext import divergence as kernels
 from leitmotiv.divergence import (
     LN2,
@@ -301,8 +302,6 @@ def test_kernel_exp_and_log_are_accurate():
 
 
 def test_sample_caches_stay_within_the_budget_and_evictions_redraw_the_same(monkeypatch):
-    import leitmotiv.divergence as divergence_module
-
     rng = np.random.default_rng(7)
     mixtures = [random_mixture(rng, k=3, d=5) for _ in range(40)]
     reference = js_matrix(mixtures[:6], n_samples=500)
@@ -316,3 +315,19 @@ def test_sample_caches_stay_within_the_budget_and_evictions_redraw_the_same(monk
     # The first six were evicted; drawn again they give exactly the same divergences.
     assert not any(m in live for m in mixtures[:6])
     np.testing.assert_array_equal(js_matrix(mixtures[:6], n_samples=500), reference)
+
+
+def test_prepare_many_draws_exactly_what_prepare_draws():
+    from leitmotiv.divergence import prepare_many, quadratic_coefficients
+
+    rng = np.random.default_rng(11)
+    batch = [random_mixture(rng, k, 5) for k in (1, 4, 9, 2)] + [random_mixture(rng, 3, 2)]
+    alone = [Mixture(m.weights, m.means, m.covariances) for m in batch]  # same parameters
+    prepare_many(batch, 300, seed=3)
+    for m, twin in zip(batch, alone, strict=True):
+        got, want = prepare(m, 300, seed=3), prepare(twin, 300, seed=3)
+        np.testing.assert_array_equal(got.samples, want.samples)
+        np.testing.assert_array_equal(got.own_log_pdf, want.own_log_pdf)
+        np.testing.assert_array_equal(
+            divergence_module._THETA[m], quadratic_coefficients(twin)
+        )
