@@ -281,28 +281,13 @@ class SparseAffinityPropagation(Clusterer):
     ) -> Clustering:
         """Cluster ``n`` items from the distances on the edges of a sparse graph.
 
-        Parameters
-        ----------
-        n : int
-            Number of items; an item without edges forms its own cluster.
-        rows, cols, values : array_like, shape (E,)
-            Edges and their distances, in any order; each undirected edge may be given
-            once or from both ends.  Self-loops are ignored.
-        typical : float, optional
-            The median distance of random pairs; with it the ``"median"`` preference is
-            ``-typical``, the scale of dense affinity propagation.
-
-        Returns
-        -------
-        Clustering
-
-        Notes
-        -----
-        The ``"median"`` preference here is the median over the graph's edges, which
-        for a k-NN graph is a near-neighbour distance: measured on separated synthetic
-        groups it gives two to four times as many clusters as dense affinity
-        propagation.  For the dense default's scale pass ``typical``, e.g.
-        :func:`leitmotiv.candidates.sample_median_distance`.
+        As :meth:`leitmotiv.implementation.Clusterer.cluster_graph`; self-loops are
+        ignored.  With ``typical`` the ``"median"`` preference is ``-typical``, the
+        scale of dense affinity propagation.  Without it, the ``"median"`` preference
+        is the median over the graph's edges, which for a k-NN graph is a near-neighbour
+        distance: measured on separated synthetic groups it gives two to four times as
+        many clusters as dense affinity propagation.  For the dense default's scale
+        pass ``typical``, e.g. :func:`leitmotiv.candidates.sample_median_distance`.
         """
         if typical is not None and self.preference == "median":
             return dataclasses.replace(self, preference=-float(typical)).cluster_graph(
