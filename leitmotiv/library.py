@@ -35,9 +35,17 @@ Building the index
 ------------------
 :meth:`Library.build_index` computes only the distances not stored yet for the current
 (featurizer, divergence) configuration, block by block (each block stored in its own
-transaction), then clusters the full distance matrix and stores the new clustering
-as the current one in one transaction, so readers see the old clustering until the new
-one is complete.
+transaction), then clusters and stores the new clustering as the current one in one
+transaction, so readers see the old clustering until the new one is complete.
+
+The index is *dense* (every pair; clustering on the full matrix) up to
+``settings.dense_limit`` photos and *sparse* above (or as ``settings.index`` says): each
+photo's candidate lists are kept up to date in the store (:mod:`leitmotiv.sparse_index`),
+only each photo and its ``settings.neighbours`` candidates get a distance, computed in
+chunks (:mod:`leitmotiv.pair_jobs`), and the clusterer works on that graph
+(:meth:`~leitmotiv.implementation.Clusterer.cluster_graph`); no N x N array exists on
+that path.  With ``dask=...`` the fits and the chunks of pairs run on a Dask cluster
+(:mod:`leitmotiv.distributed`), writing to the same store.
 """
 
 from __future__ import annotations
