@@ -154,6 +154,31 @@ def test_sparse_index_on_dask_equals_one_process(scheduler, twelve_photos, tmp_p
         assert _clusters(lib) == clusters
 
 
+@pytest.mark.postgres
+def test_dask_workers_share_a_postgresql_store(scheduler, twelve_photos, tmp_path):
+    url = os.environ.get("LEITMOTIV_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set LEITMOTIV_TEST_POSTGRES_URL to test against PostgreSQL")
+    db = store.connect(url, tmp_path)
+    with store.bound(db):
+        db.drop_tables(store.MODELS, safe=True, cascade=True)
+    db.close()
+    sparse = {"index": "sparse", "neighbours": 4, "params": FAST}
+    with Library.open(Settings(library=tmp_path / "one", **sparse)) as lib:
+        lib.add([twelve_photos], progress=False)
+        lib.build_index(progress=False)
+        distances, clusters = _distances(lib), _clusters(lib)
+    with Library.open(Settings(library=tmp_path / "pg", database=url, **sparse)) as lib:
+        assert lib.add([twelve_photos], progress=False, dask=scheduler).added == 12
+        index = lib.build_index(progress=False, dask=scheduler)
+        assert index.method == "sparse" and index.pairs_computed == len(distances)
+        got = _distances(lib)
+        assert got.keys() == distances.keys()
+        for pair, value in got.items():
+            assert value == pytest.approx(distances[pair], rel=1e-9, abs=1e-12)
+        assert _clusters(lib) == clusters
+
+
 def test_cli_build_index_with_a_local_cluster(twelve_photos, tmp_path):
     env = {**os.environ, "LEITMOTIV_LIBRARY": str(tmp_path / "lib")}
     base = [sys.executable, "-m", "leitmotiv"]

@@ -314,3 +314,22 @@ def test_postgres_ingest_and_index(tmp_path, few_photos):
         assert len(lib.similar(lib.photos()[0].id)) == 5
         assert sum(len(c.members) for c in lib.clusters()) == 6
         assert lib.render(lib.photos()[0].id, long_side=32)[:4] == b"\x89PNG"
+        with store.bound(lib.db):
+            store.Distance.delete().execute()
+    # The sparse index on the same server: candidate lists, chunked distances, graph.
+    sparse = Settings(
+        library=tmp_path / "library",
+        database=url,
+        params=FAST_PARAMS,
+        index="sparse",
+        neighbours=2,
+    )
+    with Library.open(sparse) as lib:
+        report = lib.build_index(progress=False)
+        assert report.method == "sparse" and report.new_lists == 6
+        assert 6 <= report.pairs_computed <= 12
+        with store.bound(lib.db):
+            assert store.Neighbours.select().count() == 6
+        assert sum(len(c.members) for c in lib.clusters()) == 6
+        again = lib.build_index(progress=False)
+        assert again.pairs_computed == 0 and again.new_lists == 0
