@@ -297,11 +297,17 @@ def add_directory(app, folders, no_recursive, jobs, dask, as_json):
     type=click.IntRange(min=1),
     help="Candidates per photo of the sparse index (default: the setting, 50).",
 )
+@click.option(
+    "--recluster",
+    is_flag=True,
+    help="Cluster the whole library again (a sparse index otherwise places photos "
+    "added since the last full clustering in the kept clusters, up to 10 % growth).",
+)
 @_jobs_option
 @_dask_option
 @_json_option
 @pass_app
-def build_index(app, method, neighbours, jobs, dask, as_json):
+def build_index(app, method, neighbours, recluster, jobs, dask, as_json):
     """Compute the missing distances and recluster the library.
 
     Every step commits as it goes: an interrupted build resumes where it stopped.
@@ -310,7 +316,7 @@ def build_index(app, method, neighbours, jobs, dask, as_json):
     app.settings = dataclasses.replace(
         app.settings, **{k: v for k, v in changes.items() if v is not None}
     )
-    report = app.library.build_index(jobs=_jobs(app, jobs), dask=dask)
+    report = app.library.build_index(jobs=_jobs(app, jobs), dask=dask, recluster=recluster)
     if as_json:
         emit_json(
             {
@@ -323,6 +329,7 @@ def build_index(app, method, neighbours, jobs, dask, as_json):
                 "method": report.method,
                 "new_lists": report.new_lists,
                 "changed_lists": report.changed_lists,
+                "clustering": report.clustering,
                 "candidate_seconds": round(report.candidate_seconds, 3),
                 "distance_seconds": round(report.distance_seconds, 3),
                 "cluster_seconds": round(report.cluster_seconds, 3),

@@ -158,7 +158,9 @@ class IndexReport:
     clusters found, wall time; ``refit`` photos were fitted first and ``failed`` of
     those could not be read; ``method`` is ``"dense"`` or ``"sparse"``; for a sparse
     index ``new_lists`` photos got candidate lists and ``changed_lists`` older lists
-    changed; ``candidate_seconds``, ``distance_seconds`` and ``cluster_seconds`` split
+    changed; ``clustering`` is ``"full"``, ``"extended"`` (added photos placed in the
+    kept clusters, see :mod:`leitmotiv.cluster_extension`) or ``"kept"``;
+    ``candidate_seconds``, ``distance_seconds`` and ``cluster_seconds`` split
     the time; ``peak_memory_mib`` is the process's peak resident memory so far."""
 
     pairs_computed: int = 0
@@ -170,6 +172,7 @@ class IndexReport:
     method: str = "dense"
     new_lists: int = 0
     changed_lists: int = 0
+    clustering: str = "kept"
     candidate_seconds: float = 0.0
     distance_seconds: float = 0.0
     cluster_seconds: float = 0.0
@@ -775,7 +778,12 @@ class Library:
                 yield DaskWorkers(client)
 
     def build_index(
-        self, jobs: int = 0, progress: bool | None = None, *, dask: str | None = None
+        self,
+        jobs: int = 0,
+        progress: bool | None = None,
+        *,
+        dask: str | None = None,
+        recluster: bool = False,
     ) -> IndexReport:
         """Compute the missing distances and recluster the library.
 
@@ -800,6 +808,10 @@ class Library:
         dask : str, optional
             Run the fits and the distance chunks on Dask: a scheduler address
             (``"tcp://host:8786"``) or ``"local"`` (see :mod:`leitmotiv.distributed`).
+        recluster : bool
+            Cluster the whole library again even if a sparse index only grew a
+            little (by default, photos added since the last full clustering are
+            placed in the kept clusters until the library has grown by 10 %).
 
         Returns
         -------
@@ -825,7 +837,9 @@ class Library:
             if report.method == "dense":
                 self._index_dense(ids, mixtures, keys, jobs, show, workers, dask, report)
             else:
-                self._index_sparse(ids, mixtures, keys, jobs, show, workers, dask, report)
+                self._index_sparse(
+                    ids, mixtures, keys, jobs, show, workers, dask, report, recluster
+                )
         if report.pairs_computed:
             # Fresh statistics let the query planner pick the photo indexes for
             # `similar` rather than the low-selectivity configuration index (measured:
@@ -945,12 +959,14 @@ class Library:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_v)
 
-    def _index_sparse(self, ids, mixtures, keys, jobs, show, workers, dask, report) -> None:
+    def _index_sparse(
+        self, ids, mixtures, keys, jobs, show, workers, dask, report, recluster
+    ) -> None:
         """Candidate lists, the exact distance of each photo and its candidates, and
         clustering on that graph; no N x N array anywhere."""
         from tqdm import tqdm
 
-        from leitmotiv import candidates, sparse_index
+        from leitmotiv import candidates, cluster_extension, sparse_index
 
         featurizer_id, divergence_id, _ = keys
         n_threads = resolve_jobs(jobs)
@@ -999,17 +1015,84 @@ class Library:
         values = np.concatenate(new_values)
         t2 = time.perf_counter()
 
+        with store.bound(self.db):
+            current = self._current_run(keys)
+            prior = None if current is None or recluster else self._run_labels(current, ids)
+        extend = (
+            prior is not None
+            and current.base_photos is not None
+            and len(ids) <= current.base_photos * (1 + cluster_extension.REGROW)
+        )
+
         def cluster():
             with tqdm(total=1, desc="clustering", disable=not show) as bar:
                 typical = candidates.sample_median_distance(
                     mixtures, self.divergence, n_jobs=n_threads
                 )
-                clustering = self.clusterer.cluster_graph(len(ids), rows, cols, values, typical)
+                if extend:
+                    clustering = cluster_extension.extend_clustering(
+                        *prior,
+                        (rows, cols, values),
+                        lambda pairs: self._distances_of(pairs, ids, mixtures, n_threads),
+                        typical,
+                        self.clusterer,
+                    )
+                else:
+                    clustering = self.clusterer.cluster_graph(len(ids), rows, cols, values, typical)
                 bar.update()
             return clustering
 
-        report.n_clusters = self._recluster(ids, keys, report.pairs_computed, cluster)
+        report.clustering = "extended" if extend else "full"
+        report.n_clusters = self._recluster(
+            ids,
+            keys,
+            report.pairs_computed,
+            cluster,
+            base_photos=current.base_photos if extend else len(ids),
+            force=recluster,
+        )
+        if report.n_clusters and report.pairs_computed == 0 and not recluster:
+            report.clustering = "kept"
         report.cluster_seconds = time.perf_counter() - t2
+
+    def _distances_of(self, pairs, ids, mixtures, n_threads) -> np.ndarray:
+        """Distances of distinct position pairs, computed now and not stored."""
+        models = {int(ids[p]): mixtures[int(p)] for p in np.unique(pairs)}
+        photo_pairs = ids[pairs]
+        _, values = pair_jobs.compute_chunk(photo_pairs, models, self.divergence, n_threads)
+        # compute_chunk returns the pairs sorted by (smaller id, larger id).
+        order = np.lexsort((photo_pairs.max(axis=1), photo_pairs.min(axis=1)))
+        out = np.empty(len(pairs))
+        out[order] = values
+        return out
+
+    def _run_labels(self, run: Any, ids: np.ndarray):
+        """A stored run as (labels, exemplars) over positions of ``ids``: -1 for photos
+        not in the run; None if an exemplar is no longer indexed."""
+        labels = np.full(len(ids), -1, dtype=np.int64)
+        clusters = list(
+            store.Cluster.select(store.Cluster.id, store.Cluster.exemplar)
+            .where(store.Cluster.run == run.id)
+            .order_by(store.Cluster.id)
+            .tuples()
+        )
+        index = {cid: c for c, (cid, _) in enumerate(clusters)}
+        exemplars = np.searchsorted(ids, [e for _, e in clusters]).astype(np.int64)
+        if len(clusters) and (
+            exemplars.max() >= len(ids) or (ids[exemplars] != [e for _, e in clusters]).any()
+        ):
+            return None
+        members = (
+            store.ClusterMember.select(store.ClusterMember.cluster, store.ClusterMember.photo)
+            .join(store.Cluster)
+            .where(store.Cluster.run == run.id)
+            .tuples()
+        )
+        for cid, pid in members.iterator():
+            p = np.searchsorted(ids, pid)
+            if p < len(ids) and ids[p] == pid:
+                labels[p] = index[cid]
+        return labels, exemplars
 
     def _local_chunks(
         self,
@@ -1060,13 +1143,16 @@ class Library:
         keys: tuple[int, int, int],
         new_pairs: int,
         cluster: Callable[[], Any],
+        base_photos: int | None = None,
+        force: bool = False,
     ) -> int:
         """Cluster (by calling ``cluster``) and store the run as current, unless nothing
-        changed since the current run; the number of clusters."""
+        changed since the current run (or ``force``); the number of clusters.
+        ``base_photos`` is recorded with the run (default: all of ``ids``)."""
         featurizer_id, divergence_id, clusterer_id = keys
         with store.bound(self.db):
             current = self._current_run(keys)
-            if current is not None and new_pairs == 0:
+            if current is not None and new_pairs == 0 and not force:
                 members = {
                     pid
                     for (pid,) in store.ClusterMember.select(store.ClusterMember.photo)
@@ -1089,6 +1175,7 @@ class Library:
                 featurizer=featurizer_id,
                 divergence=divergence_id,
                 n_photos=len(ids),
+                base_photos=len(ids) if base_photos is None else base_photos,
                 is_current=False,
             )
             members = []

@@ -149,6 +149,9 @@ class ClusterRun(BaseModel):
     featurizer = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
     divergence = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
     n_photos = pw.IntegerField()
+    # Photos of the last full clustering this run extends (itself if it is one); null
+    # for runs written before schema 3.
+    base_photos = pw.IntegerField(null=True)
     created = pw.DateTimeField(default=utcnow)
     is_current = pw.BooleanField(default=False, index=True)
 
@@ -204,9 +207,16 @@ def _add_neighbours(db: pw.Database) -> None:
     db.create_tables([Neighbours], safe=True)
 
 
+def _add_base_photos(db: pw.Database) -> None:
+    table = ClusterRun._meta.table_name
+    if "base_photos" not in {c.name for c in db.get_columns(table)}:
+        db.execute_sql(f"ALTER TABLE {table} ADD COLUMN base_photos INTEGER")
+
+
 MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (1, _create_initial_schema),
     (2, _add_neighbours),
+    (3, _add_base_photos),
 ]
 
 #: The version a freshly migrated database has.

@@ -221,3 +221,41 @@ def test_a_clusterer_that_needs_all_pairs_is_refused_before_any_work(fitted, tmp
         with pytest.raises(ValueError, match=r"all-pairs-only.*needs every pairwise distance"):
             lib.build_index(progress=False)
         assert neighbour_lists(lib) == {} and stored_distances(lib) == {}
+
+
+def _partition(lib: Library, photos: set[int] | None = None) -> set[frozenset[int]]:
+    out = set()
+    for c in lib.clusters():
+        members = frozenset(m.id for m in c.members if photos is None or m.id in photos)
+        if members:
+            out.add(members)
+    return out
+
+
+def test_a_small_addition_joins_the_kept_clusters(fitted, tmp_path, photos_dir, groups):
+    folder = copy_of(fitted, tmp_path / "lib")
+    sparse = settings(folder, index="sparse", neighbours=20)
+    with Library.open(sparse) as lib:
+        late = [p for p in lib.photos() if Path(p.path).name.endswith("_3.jpg")][:10]
+        with store.bound(lib.db):
+            store.Photo.delete().where(store.Photo.id.in_([p.id for p in late])).execute()
+        first = lib.build_index(progress=False)
+        assert first.n_photos == 150 and first.clustering == "full"
+        before = _partition(lib)
+        assert lib.add([Path(p.path) for p in late], progress=False).added == 10
+        second = lib.build_index(progress=False)
+        assert second.n_photos == 160 and second.clustering == "extended"
+        old = {m for c in before for m in c}
+        assert _partition(lib, old) == before  # the kept clusters did not move
+        group = groups_of(lib, groups)
+        cluster_of = {m.id: c.id for c in lib.clusters() for m in c.members}
+        new = [p for p in lib.photos() if p.id not in old]
+        with_mates = sum(
+            any(cluster_of[o] == cluster_of[p.id] for o in old if group[o] == group[p.id])
+            for p in new
+        )
+        assert with_mates >= 9, with_mates
+        # Nothing new: nothing is clustered again; asked to, it clusters in full.
+        assert lib.build_index(progress=False).clustering == "kept"
+        again = lib.build_index(progress=False, recluster=True)
+        assert again.clustering == "full" and again.pairs_computed == 0

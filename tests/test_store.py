@@ -39,19 +39,21 @@ def test_migration_version_is_recorded_once(db, tmp_path):
     again.close()
 
 
-def test_a_version_1_library_gains_the_candidate_lists_table(tmp_path):
+def test_a_version_1_library_is_migrated_to_the_current_schema(tmp_path):
     old = store.connect(None, tmp_path)
     with old.bind_ctx(store.MODELS):
         old.create_tables([store.SchemaVersion])
-        store.MIGRATIONS[0][1](old)  # the schema as version 1 wrote it
+        store.MIGRATIONS[0][1](old)  # the schema as version 1 wrote it:
+        old.execute_sql("ALTER TABLE cluster_run DROP COLUMN base_photos")
         store.SchemaVersion.create(version=1)
         _photo()
     assert "neighbours" not in old.get_tables()
     old.close()
     db = store.open_database(None, tmp_path)
     with store.bound(db):
-        assert store.schema_version(db) == 2
+        assert store.schema_version(db) == store.SCHEMA_VERSION == 3
         assert "neighbours" in db.get_tables()
+        assert "base_photos" in {c.name for c in db.get_columns("cluster_run")}
         assert store.Photo.select().count() == 1  # nothing lost
     db.close()
 
