@@ -927,9 +927,10 @@ class Library:
                     bar.update(len(rows))
         report.distance_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
-        report.n_clusters = self._recluster(
+        report.n_clusters, redone = self._recluster(
             ids, keys, report.pairs_computed, lambda: self.clusterer.cluster(distances)
         )
+        report.clustering = "full" if redone else "kept"
         report.cluster_seconds = time.perf_counter() - t1
 
     def _stored_edges(
@@ -1042,8 +1043,7 @@ class Library:
                 bar.update()
             return clustering
 
-        report.clustering = "extended" if extend else "full"
-        report.n_clusters = self._recluster(
+        report.n_clusters, redone = self._recluster(
             ids,
             keys,
             report.pairs_computed,
@@ -1051,8 +1051,7 @@ class Library:
             base_photos=current.base_photos if extend else len(ids),
             force=recluster,
         )
-        if report.n_clusters and report.pairs_computed == 0 and not recluster:
-            report.clustering = "kept"
+        report.clustering = ("extended" if extend else "full") if redone else "kept"
         report.cluster_seconds = time.perf_counter() - t2
 
     def _distances_of(self, pairs, ids, mixtures, n_threads) -> np.ndarray:
@@ -1145,10 +1144,16 @@ class Library:
         cluster: Callable[[], Any],
         base_photos: int | None = None,
         force: bool = False,
-    ) -> int:
+    ) -> tuple[int, bool]:
         """Cluster (by calling ``cluster``) and store the run as current, unless nothing
-        changed since the current run (or ``force``); the number of clusters.
-        ``base_photos`` is recorded with the run (default: all of ``ids``)."""
+        changed since the current run (or ``force``).  ``base_photos`` is recorded with
+        the run (default: all of ``ids``).
+
+        Returns
+        -------
+        (int, bool)
+            The number of clusters, and whether the clustering was redone.
+        """
         featurizer_id, divergence_id, clusterer_id = keys
         with store.bound(self.db):
             current = self._current_run(keys)
@@ -1161,9 +1166,10 @@ class Library:
                     .tuples()
                 }
                 if members == {int(i) for i in ids}:
-                    return store.Cluster.select().where(store.Cluster.run == current.id).count()
+                    kept = store.Cluster.select().where(store.Cluster.run == current.id)
+                    return kept.count(), False
         if len(ids) == 0:
-            return 0
+            return 0, False
         if len(ids) == 1:
             labels, exemplars = np.zeros(1, dtype=int), np.zeros(1, dtype=int)
         else:
@@ -1193,7 +1199,7 @@ class Library:
                 self._runs_of(keys) & (store.ClusterRun.id != run.id)
             ).execute()
             store.ClusterRun.update(is_current=True).where(store.ClusterRun.id == run.id).execute()
-        return len(exemplars)
+        return len(exemplars), True
 
     # -- queries ------------------------------------------------------------------
 

@@ -88,7 +88,7 @@ def test_sparse_index_finds_each_photos_nearest_and_clusters_the_scenes(fitted, 
     # The dense index of the same models: every pair, the reference top-10.
     with Library.open(settings(folder, index="dense")) as lib:
         report = lib.build_index(progress=False)
-        assert report.method == "dense"
+        assert report.method == "dense" and report.clustering == "full"
         assert report.pairs_computed == 160 * 159 // 2 - len(sparse)
         dense = stored_distances(lib)
     for pair, value in sparse.items():
