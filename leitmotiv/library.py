@@ -1184,10 +1184,27 @@ class Library:
                 base_photos=len(ids) if base_photos is None else base_photos,
                 is_current=False,
             )
-            members = []
-            for c, exemplar in enumerate(exemplars):
-                cluster = store.Cluster.create(run=run.id, exemplar=int(ids[exemplar]))
-                members.extend((cluster.id, int(ids[i])) for i in np.flatnonzero(labels == c))
+            # Clusters in bulk (tens of thousands on a large library); each exemplar is
+            # one cluster's, so the returned (id, exemplar) rows say which is which.
+            cluster_of: dict[int, int] = {}
+            for c in range(0, len(exemplars), store.INSERT_CHUNK):
+                rows = [(run.id, int(ids[e])) for e in exemplars[c : c + store.INSERT_CHUNK]]
+                inserted = (
+                    store.Cluster.insert_many(
+                        rows, fields=[store.Cluster.run, store.Cluster.exemplar]
+                    )
+                    .returning(store.Cluster.id, store.Cluster.exemplar)
+                    .tuples()
+                    .execute()
+                )
+                cluster_of.update((exemplar, cid) for cid, exemplar in inserted)
+            order = np.argsort(labels, kind="stable")
+            bounds = np.searchsorted(labels[order], np.arange(len(exemplars) + 1))
+            members = [
+                (cluster_of[int(ids[exemplar])], int(ids[i]))
+                for c, exemplar in enumerate(exemplars)
+                for i in order[bounds[c] : bounds[c + 1]]
+            ]
             for s in range(0, len(members), store.INSERT_CHUNK):
                 store.ClusterMember.insert_many(
                     members[s : s + store.INSERT_CHUNK],
