@@ -173,7 +173,16 @@ class Clusterer(Implementation):
         NotImplementedError
             For clusterers that need every pairwise distance (the default here).
         """
-        raise NotImplementedError(
+        raise NotImplementedError(self.dense_only_reason())
+
+    @property
+    def clusters_graphs(self) -> bool:
+        """Whether :meth:`cluster_graph` is implemented (a sparse index needs it)."""
+        return type(self).cluster_graph is not Clusterer.cluster_graph
+
+    def dense_only_reason(self) -> str:
+        """Why this clusterer cannot serve a sparse index, and what to do instead."""
+        return (
             f"the clusterer {self.name!r} needs every pairwise distance; index densely "
             "(--index dense) or choose a clusterer that works on a sparse graph, "
             "e.g. --clusterer affinity-sparse"

@@ -757,13 +757,8 @@ class Library:
 
     def _check_clusterer(self, method: str) -> None:
         """Refuse, before any work, a clusterer that cannot use the sparse graph."""
-        from leitmotiv.implementation import Clusterer
-
-        if method == "sparse" and type(self.clusterer).cluster_graph is Clusterer.cluster_graph:
-            try:
-                self.clusterer.cluster_graph(0, *(np.zeros(0),) * 3)
-            except NotImplementedError as exc:
-                raise ValueError(str(exc)) from None
+        if method == "sparse" and not self.clusterer.clusters_graphs:
+            raise ValueError(self.clusterer.dense_only_reason())
 
     @contextlib.contextmanager
     def _workers(self, jobs: int, dask: str | None) -> Iterator[Any]:

@@ -215,6 +215,11 @@ class AllPairsOnly(Clusterer):
 
 
 def test_a_clusterer_that_needs_all_pairs_is_refused_before_any_work(fitted, tmp_path):
+    from leitmotiv.cluster import AffinityPropagation
+    from leitmotiv.sparse_cluster import SparseAffinityPropagation
+
+    assert AffinityPropagation().clusters_graphs and SparseAffinityPropagation().clusters_graphs
+    assert not AllPairsOnly().clusters_graphs
     folder = copy_of(fitted, tmp_path / "lib")
     with Library.open(settings(folder, index="sparse")) as lib:
         lib.clusterer = AllPairsOnly()
