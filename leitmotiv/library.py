@@ -742,13 +742,6 @@ class Library:
                     distances[i, j] = distances[j, i] = value
         return distances
 
-    def _store_distances(
-        self, rows: list[tuple[int, int, float]], featurizer_id: int, divergence_id: int
-    ) -> None:
-        """Insert ``(photo_a, photo_b, value)`` rows (a < b) in one transaction."""
-        with store.bound(self.db), self.db.atomic():
-            store.insert_distances([(a, b, featurizer_id, divergence_id, v) for a, b, v in rows])
-
     def index_method(self, n_photos: int) -> str:
         """``"dense"`` or ``"sparse"``: how a library of ``n_photos`` is indexed."""
         if self.settings.index == "auto":
@@ -908,18 +901,22 @@ class Library:
                         [mixtures[j] for j in cols],
                         n_jobs=n_threads,
                     )
-                    rows = []
-                    for r, i in enumerate(block):
-                        for c, j in enumerate(cols):
-                            if missing[i, j]:
-                                v = float(values[r, c])
-                                distances[i, j] = distances[j, i] = v
-                                missing[i, j] = missing[j, i] = False
-                                a, b = sorted((int(ids[i]), int(ids[j])))
-                                rows.append((a, b, v))
-                    self._store_distances(rows, featurizer_id, divergence_id)
-                    report.pairs_computed += len(rows)
-                    bar.update(len(rows))
+                    # The block's missing pairs, each once: a pair of two block rows
+                    # is missing in both, and the earlier row takes it.
+                    r, c = np.nonzero(missing[np.ix_(block, cols)])
+                    i, j = np.asarray(block)[r], cols[c]
+                    _, first = np.unique(
+                        np.minimum(i, j) * len(ids) + np.maximum(i, j), return_index=True
+                    )
+                    first.sort()
+                    r, c, i, j = r[first], c[first], i[first], j[first]
+                    v = values[r, c]
+                    distances[i, j] = distances[j, i] = v
+                    missing[i, j] = missing[j, i] = False
+                    pairs = np.sort(np.stack([ids[i], ids[j]], axis=1), axis=1)
+                    pair_jobs.save_chunk(self.db, pairs, v, featurizer_id, divergence_id)
+                    report.pairs_computed += len(v)
+                    bar.update(len(v))
         report.distance_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         report.n_clusters, redone = self._recluster(
