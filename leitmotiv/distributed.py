@@ -31,12 +31,6 @@ from leitmotiv import ingest, pair_jobs, store
 __all__ = ["DaskWorkers", "compute_chunk_remote", "dask_client"]
 
 
-#: Environment of local workers: one OpenMP/BLAS thread each, as the local pool's.
-_SINGLE_THREADED = {
-    name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-}
-
-
 class DaskUnavailable(RuntimeError):
     """Raised when ``--dask`` is asked for but dask.distributed is not installed."""
 
@@ -67,7 +61,7 @@ def dask_client(address: str, jobs: int) -> Iterator[Any]:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                env=_SINGLE_THREADED,
+                env=ingest.SINGLE_THREAD_ENV,  # one thread each, as the local pool's
             ) as cluster,
             Client(cluster) as client,
         ):

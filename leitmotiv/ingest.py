@@ -76,6 +76,12 @@ class FittedFile:
 _FEATURIZERS: dict[str, Any] = {}
 
 
+#: Environment that keeps OpenMP and BLAS to one thread (worker processes set it).
+SINGLE_THREAD_ENV = {
+    name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+}
+
+
 def single_threaded() -> None:
     """Worker initializer: one thread per worker for OpenMP and BLAS.
 
@@ -83,8 +89,7 @@ def single_threaded() -> None:
     compete for the same cores (measured: about twice slower).  Must run before the
     numerical extensions are loaded, which read these variables once.
     """
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"
+    os.environ.update(SINGLE_THREAD_ENV)
 
 
 def _featurizer(name: str, params: dict[str, Any]):
