@@ -73,6 +73,7 @@ import peewee as pw
 from leitmotiv import ingest, pair_jobs, store
 from leitmotiv.config import Settings
 from leitmotiv.motifs import Motif
+from leitmotiv.sparse_index import positions_in
 
 log = logging.getLogger(__name__)
 
@@ -941,10 +942,9 @@ class Library:
         )
         while batch := cursor.fetchmany(200_000):
             arr = np.asarray(batch, dtype=np.float64)
-            a, b = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-            p = np.searchsorted(ids, a).clip(0, max(len(ids) - 1, 0))
-            q = np.searchsorted(ids, b).clip(0, max(len(ids) - 1, 0))
-            keep = (ids[p] == a) & (ids[q] == b) if len(ids) else np.zeros(len(a), bool)
+            p = positions_in(ids, arr[:, 0].astype(np.int64))
+            q = positions_in(ids, arr[:, 1].astype(np.int64))
+            keep = (p >= 0) & (q >= 0)
             found_a.append(p[keep])
             found_b.append(q[keep])
             found_v.append(arr[keep, 2])
@@ -1068,21 +1068,21 @@ class Library:
             .tuples()
         )
         index = {cid: c for c, (cid, _) in enumerate(clusters)}
-        exemplars = np.searchsorted(ids, [e for _, e in clusters]).astype(np.int64)
-        if len(clusters) and (
-            exemplars.max() >= len(ids) or (ids[exemplars] != [e for _, e in clusters]).any()
-        ):
+        exemplars = positions_in(ids, [e for _, e in clusters])
+        if (exemplars < 0).any():
             return None
-        members = (
-            store.ClusterMember.select(store.ClusterMember.cluster, store.ClusterMember.photo)
-            .join(store.Cluster)
-            .where(store.Cluster.run == run.id)
-            .tuples()
-        )
-        for cid, pid in members.iterator():
-            p = np.searchsorted(ids, pid)
-            if p < len(ids) and ids[p] == pid:
-                labels[p] = index[cid]
+        members = np.asarray(
+            list(
+                store.ClusterMember.select(store.ClusterMember.cluster, store.ClusterMember.photo)
+                .join(store.Cluster)
+                .where(store.Cluster.run == run.id)
+                .tuples()
+            ),
+            dtype=np.int64,
+        ).reshape(-1, 2)
+        pos = positions_in(ids, members[:, 1])
+        keep = pos >= 0
+        labels[pos[keep]] = [index[int(c)] for c in members[keep, 0]]
         return labels, exemplars
 
     def _local_chunks(

@@ -30,7 +30,7 @@ from leitmotiv import candidates, store
 from leitmotiv.implementation import Divergence
 from leitmotiv.mixture import Mixture
 
-__all__ = ["BATCH", "CandidateGraph", "SearchParameters", "update_candidates"]
+__all__ = ["BATCH", "CandidateGraph", "SearchParameters", "positions_in", "update_candidates"]
 
 #: Photos per committed batch of a candidate update, at least; an update takes at most
 #: :data:`MAX_BATCHES` batches, since each batch rewrites the old lists it changed
@@ -115,12 +115,32 @@ def _unpack(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(blob[:half], dtype="<i8"), np.frombuffer(blob[half:], dtype="<f8")
 
 
-def _stored(featurizer_id: int, search_id: int, ids: np.ndarray, width: tuple[int, int]):
-    """The stored lists of ``ids`` (ascending), as positions into ``ids``.
+def positions_in(ids: np.ndarray, photo_ids: np.ndarray) -> np.ndarray:
+    """Positions of ``photo_ids`` in the ascending array ``ids``; -1 where absent."""
+    photo_ids = np.asarray(photo_ids, dtype=np.int64)
+    if len(ids) == 0:
+        return np.full(photo_ids.shape, -1, dtype=np.int64)
+    pos = np.searchsorted(ids, photo_ids).clip(0, len(ids) - 1)
+    return np.where(ids[pos] == photo_ids, pos, -1)
 
-    Returns positions with lists, their embeddings, and the two tables (positions,
-    values), each row re-sorted so that photos no longer indexed (now padding) go last.
-    """
+
+def _table(blobs: list[bytes], ids: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stored lists as (positions into ``ids``, values), ``width`` wide, each row re-sorted
+    so that photos no longer indexed (now padding: -1, inf) go last."""
+    pos = np.full((len(blobs), width), -1, dtype=np.int64)
+    val = np.full((len(blobs), width), np.inf)
+    for r, blob in enumerate(blobs):
+        photo_ids, values = _unpack(blob)
+        m = min(len(photo_ids), width)
+        pos[r, :m], val[r, :m] = positions_in(ids, photo_ids[:m]), values[:m]
+    val[pos < 0] = np.inf
+    order = np.argsort(val, axis=1, kind="stable")
+    return np.take_along_axis(pos, order, 1), np.take_along_axis(val, order, 1)
+
+
+def _stored(featurizer_id: int, search_id: int, ids: np.ndarray, width: tuple[int, int]):
+    """The stored lists of ``ids`` (ascending): positions with lists, their embeddings,
+    and the wide and the re-ranked tables (see :func:`_table`)."""
     query = (
         store.Neighbours.select(
             store.Neighbours.photo,
@@ -133,33 +153,23 @@ def _stored(featurizer_id: int, search_id: int, ids: np.ndarray, width: tuple[in
         )
         .tuples()
     )
-    found, embeddings, tables = [], [], ([], [], [], [])
-    for photo_id, embedding, wide, cands in query.iterator():
-        p = int(np.searchsorted(ids, photo_id))
-        if p >= len(ids) or ids[p] != photo_id:
+    found, embeddings, wide, cands = [], [], [], []
+    for photo_id, embedding, wide_blob, cand_blob in query.iterator():
+        p = int(positions_in(ids, np.asarray(photo_id)))
+        if p < 0:
             continue  # a photo without a current model
         found.append(p)
         embeddings.append(np.frombuffer(bytes(embedding), dtype="<f4"))
-        for t, blob in ((0, wide), (2, cands)):
-            idx, val = _unpack(blob)
-            tables[t].append(idx)
-            tables[t + 1].append(val)
-    out = []
-    for t, w in zip((0, 2), width, strict=True):
-        idx = np.full((len(found), w), -1, dtype=np.int64)
-        val = np.full((len(found), w), np.inf)
-        for r, (i, v) in enumerate(zip(tables[t], tables[t + 1], strict=True)):
-            m = min(len(i), w)
-            idx[r, :m], val[r, :m] = i[:m], v[:m]
-        pos = np.searchsorted(ids, np.where(idx < 0, 0, idx)).clip(0, max(len(ids) - 1, 0))
-        gone = (idx < 0) | (ids[pos] != idx) if len(ids) else idx < 0
-        pos[gone] = -1
-        val[gone] = np.inf
-        order = np.argsort(val, axis=1, kind="stable")
-        out.append((np.take_along_axis(pos, order, 1), np.take_along_axis(val, order, 1)))
+        wide.append(wide_blob)
+        cands.append(cand_blob)
     dim = 2 * (candidates.Probes().n_spatial + candidates.Probes().n_colour)
     emb = np.stack(embeddings) if embeddings else np.zeros((0, dim), dtype=np.float32)
-    return np.asarray(found, dtype=np.int64), emb, out[0], out[1]
+    return (
+        np.asarray(found, dtype=np.int64),
+        emb,
+        _table(wide, ids, width[0]),
+        _table(cands, ids, width[1]),
+    )
 
 
 def _write(

@@ -264,3 +264,11 @@ def test_a_small_addition_joins_the_kept_clusters(fitted, tmp_path, photos_dir, 
         assert lib.build_index(progress=False).clustering == "kept"
         again = lib.build_index(progress=False, recluster=True)
         assert again.clustering == "full" and again.pairs_computed == 0
+
+
+def test_positions_in_marks_absent_photos():
+    ids = np.array([3, 7, 9])
+    np.testing.assert_array_equal(
+        sparse_index.positions_in(ids, [9, 3, 4, 10, 0, 7]), [2, 0, -1, -1, -1, 1]
+    )
+    np.testing.assert_array_equal(sparse_index.positions_in(ids[:0], [1, 2]), [-1, -1])
