@@ -49,11 +49,13 @@ photos.
 Usage::
 
     python benchmarks/scale.py [--sizes 10000 30000 100000] [--queries 500] [--k 50]
+                               [--copy-before-increment DIR]
     python benchmarks/scale.py --index-existing FOLDER [--full-seconds S]
 
-The second form only indexes an existing library: at 100,000 photos the incremental
-step was re-measured that way on a copy of the store taken after the full build (the
-full build is 40 minutes; the copy holds the 1 % added photos, not yet indexed).
+The second form only indexes an existing library, e.g. the copy that
+``--copy-before-increment`` takes after the full build (it holds the 1 % added photos,
+not yet indexed): the incremental step can then be re-measured in a fresh process, as a
+user's ``leitmotiv build-index`` after adding photos runs, without another full build.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ sys.path.insert(0, str(REPO))
 import make_library  # noqa: E402
 from make_library import CROP, EXPOSURE, MIRROR_PROBABILITY, WHITE_BALANCE, sources  # noqa: E402
 
-from leitmotiv import store  # noqa: E402
+from leitmotiv import sparse_index, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.library import Library, peak_memory_mib  # noqa: E402
 from leitmotiv.mixture import Mixture  # noqa: E402
@@ -233,7 +235,10 @@ def run(n: int, bases, rate: float, args) -> None:
     folder = OUT / f"scale-{n}"
     shutil.rmtree(folder, ignore_errors=True)
     settings = Settings(library=folder, index="sparse", neighbours=args.k)
-    print(f"\n== N = {n:,} photos (k = {args.k}) ==", flush=True)
+    print(
+        f"\n== N = {n:,} photos (k = {args.k}, wide = {sparse_index.wide_for(args.k)}) ==",
+        flush=True,
+    )
     with Library.open(settings) as lib, store.bound(lib.db):
         t = time.perf_counter()
         populate(lib, bases, 0, n_old, args.seed)
@@ -251,6 +256,9 @@ def run(n: int, bases, rate: float, args) -> None:
         )
         with store.bound(lib.db):
             populate(lib, bases, n_old, n, args.seed)
+        if args.copy_before_increment:
+            shutil.rmtree(args.copy_before_increment, ignore_errors=True)
+            shutil.copytree(folder, args.copy_before_increment)
         inc = lib.build_index(progress=args.progress)
         print(
             f"incremental +{n - n_old:,}    {inc.seconds:8.1f} s  = "
@@ -320,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="only run build-index on this library folder (e.g. a copy of a scale-N store "
         "taken after its full build, with 1 %% more photos added) and print its report",
+    )
+    parser.add_argument(
+        "--copy-before-increment",
+        type=Path,
+        help="copy the library here after the full build, with the last 1 %% added but "
+        "not yet indexed (to re-measure the incremental step with --index-existing)",
     )
     parser.add_argument(
         "--full-seconds", type=float, help="with --index-existing: the full build's time"

@@ -517,6 +517,8 @@ class Library:
                     store.Distance.delete().where(
                         (store.Distance.photo_a == photo_id) | (store.Distance.photo_b == photo_id)
                     ).execute()
+                    # Its candidate lists too: it is searched again as a new photo.
+                    store.Neighbours.delete().where(store.Neighbours.photo == photo_id).execute()
                 store.Photo.update(fields).where(store.Photo.id == photo_id).execute()
             store.Model.delete().where(
                 (store.Model.photo == photo_id) & (store.Model.featurizer == featurizer_id)
@@ -964,7 +966,9 @@ class Library:
         featurizer_id, divergence_id, _ = keys
         n_threads = resolve_jobs(jobs)
         k = self.settings.neighbours
-        params = sparse_index.SearchParameters(k=k, wide=max(100, 2 * k), batch=sparse_index.BATCH)
+        params = sparse_index.SearchParameters(
+            k=k, wide=sparse_index.wide_for(k), batch=sparse_index.BATCH
+        )
         t0 = time.perf_counter()
         with store.bound(self.db):
             graph = sparse_index.update_candidates(

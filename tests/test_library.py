@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from leitmotiv import store
+from leitmotiv import sparse_index, store
 from leitmotiv.config import Settings
 from leitmotiv.library import Library
 
@@ -333,3 +333,50 @@ def test_postgres_ingest_and_index(tmp_path, few_photos):
         assert sum(len(c.members) for c in lib.clusters()) == 6
         again = lib.build_index(progress=False)
         assert again.pairs_computed == 0 and again.new_lists == 0
+
+
+def _sparse_lists(settings: Settings, folder: Path, first: int) -> tuple[dict, int]:
+    """Sparse lists after indexing the ``first`` photos, then the rest:
+    {path: (wide, candidates)}, and the number of stored lists the last build changed."""
+    paths = sorted(folder.glob("*.jpg"))
+    with Library.open(settings) as lib:
+        lib.add(paths[:first], progress=False)
+        lib.build_index(progress=False)
+        lib.add(paths[first:], progress=False)
+        report = lib.build_index(progress=False)
+        with store.bound(lib.db):
+            rows = (
+                store.Neighbours.select(
+                    store.Photo.path, store.Neighbours.wide, store.Neighbours.candidates
+                )
+                .join(store.Photo)
+                .tuples()
+            )
+            ids = {p.id: p.path for p in lib.photos()}
+
+            def by_path(blob: bytes) -> list:
+                photo_ids, values = sparse_index._unpack(blob)
+                return [(ids.get(int(i)), float(v)) for i, v in zip(photo_ids, values, strict=True)]
+
+            lists = {path: (by_path(w), by_path(c)) for path, w, c in rows}
+    return lists, report.changed_lists
+
+
+@pytest.mark.postgres
+def test_postgres_sparse_update_equals_sqlite(tmp_path, few_photos):
+    """Adding a photo updates stored lists in place; PostgreSQL stores what SQLite does."""
+    url = os.environ.get("LEITMOTIV_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set LEITMOTIV_TEST_POSTGRES_URL to test against PostgreSQL")
+    db = store.connect(url, tmp_path)
+    with store.bound(db):
+        db.drop_tables(store.MODELS, safe=True, cascade=True)
+    db.close()
+    common = {"params": FAST_PARAMS, "index": "sparse", "neighbours": 2}
+    on_postgres, changed = _sparse_lists(
+        Settings(library=tmp_path / "pg", database=url, **common), few_photos, 5
+    )
+    assert changed > 0  # stored lists were updated in place
+    on_sqlite, _ = _sparse_lists(Settings(library=tmp_path / "lite", **common), few_photos, 5)
+    assert len(on_postgres) == 6
+    assert on_postgres == on_sqlite
