@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from leitmotiv import pair_jobs, sparse_index, store
+from leitmotiv import candidates, pair_jobs, sparse_index, store
 from leitmotiv.config import Settings
 from leitmotiv.implementation import Clusterer, Clustering
 from leitmotiv.library import Library
@@ -272,3 +272,29 @@ def test_positions_in_marks_absent_photos():
         sparse_index.positions_in(ids, [9, 3, 4, 10, 0, 7]), [2, 0, -1, -1, -1, 1]
     )
     np.testing.assert_array_equal(sparse_index.positions_in(ids[:0], [1, 2]), [-1, -1])
+
+
+def test_a_photo_whose_content_changed_is_searched_again(tmp_path, photos_dir):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = sorted(p.name for p in photos_dir.glob("*.jpg"))
+    for name in names[:40:4]:
+        shutil.copy2(photos_dir / name, photos / name)
+    changed = photos / names[0]
+    sparse = settings(tmp_path / "lib", index="sparse", neighbours=3)
+    with Library.open(sparse) as lib:
+        lib.add([photos], progress=False)
+        lib.build_index(progress=False)
+        before = neighbour_lists(lib)
+    shutil.copy2(photos_dir / names[-1], changed)  # another scene under the same name
+    with Library.open(sparse) as lib:
+        assert lib.add([changed], progress=False).updated == 1
+        report = lib.build_index(progress=False)
+        (photo,) = [p for p in lib.photos() if p.path == str(changed)]
+        assert report.new_lists == 1  # its lists were dropped with its old model
+        model = lib.mixture(photo.id)
+        with store.bound(lib.db):
+            row = store.Neighbours.get(store.Neighbours.photo == photo.id)
+        stored = np.frombuffer(bytes(row.embedding), dtype="<f4")
+        np.testing.assert_array_equal(stored, candidates.embed([model])[0])
+        assert neighbour_lists(lib)[photo.id] != before[photo.id]
