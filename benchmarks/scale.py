@@ -48,7 +48,7 @@ photos.
 
 Usage::
 
-    python benchmarks/scale.py [--sizes 10000 30000 100000] [--queries 500] [--k 50]
+    python benchmarks/scale.py [--sizes 10000 30000 100000] [--queries 500 150 100] [--k 50]
                                [--copy-before-increment DIR]
     python benchmarks/scale.py --index-existing FOLDER [--full-seconds S]
 
@@ -230,7 +230,7 @@ def recall_at_10(lib: Library, n_queries: int) -> tuple[float, float]:
     return float(np.mean(hits)), seconds
 
 
-def run(n: int, bases, rate: float, args) -> None:
+def run(n: int, bases, rate: float, args, queries: int) -> None:
     n_old = n - max(1, n // 100)  # the last 1 % are added incrementally afterwards
     folder = OUT / f"scale-{n}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -275,9 +275,9 @@ def run(n: int, bases, rate: float, args) -> None:
             f"{dense / (full.seconds + inc.seconds):.0f} x the sparse index",
             flush=True,
         )
-        recall, seconds = recall_at_10(lib, args.queries)
+        recall, seconds = recall_at_10(lib, queries)
         print(
-            f"recall@10            {recall:8.3f}    ({args.queries} queries; exact JS "
+            f"recall@10            {recall:8.3f}    ({queries} queries; exact JS "
             f"against all {n:,}: {seconds:.0f} s)",
             flush=True,
         )
@@ -319,7 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--k", type=int, default=50, help="candidates per photo")
-    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument(
+        "--queries",
+        type=int,
+        nargs="+",
+        default=[500],
+        help="recall queries, one value per size (the last one repeats)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true", help="progress bars")
     parser.add_argument("--keep", action="store_true", help="keep the library folder")
@@ -351,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     bases = fitted_models()
     print(f"{len(bases)} fitted base models ({time.perf_counter() - t:.1f} s to load or fit)")
     rate = ingest_rate(args.ingest_sample)
-    for n in args.sizes:
-        run(n, bases, rate, args)
+    for i, n in enumerate(args.sizes):
+        run(n, bases, rate, args, args.queries[min(i, len(args.queries) - 1)])
     return 0
 
 

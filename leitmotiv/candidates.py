@@ -310,14 +310,45 @@ def _merge_lists(
     n: int,
 ) -> np.ndarray:
     """Merge ``extra`` candidates into the lists of ``rows`` in place, keeping ``k`` by
-    ``(distance, index)``; returns the rows whose list changed."""
+    ``(distance, index)``; returns the rows whose list changed.
+
+    The stored lists are sorted and the extra entries per row are few, so instead of
+    sorting each row again every entry's place in the merged row is counted: an extra
+    entry goes after the stored entries ordered before it and after the extra entries
+    sorted before it, a stored entry moves down by the extra entries placed before it.
+    This is a merge of two sorted lists, the same result as sorting the concatenation,
+    in a fraction of the time for hundreds of entries per row.
+    """
     k = indices.shape[1]
-    cand = np.concatenate([indices[rows], extra], axis=1)
-    dist = np.concatenate([distances[rows], extra_dist], axis=1)
-    dist[cand < 0] = np.inf
-    order = np.lexsort((np.where(cand < 0, n, cand), dist), axis=-1)[:, :k]
-    new_idx = np.take_along_axis(cand, order, axis=1)
-    new_dist = np.take_along_axis(dist, order, axis=1)
+    old_idx, old_dist = indices[rows], distances[rows]
+    old_dist[old_idx < 0] = np.inf
+    old_key = np.where(old_idx < 0, n, old_idx)  # padding last, as its distance is inf
+    extra_dist = np.where(extra < 0, np.inf, extra_dist)
+    extra_key = np.where(extra < 0, n, extra)
+    order = np.lexsort((extra_key, extra_dist), axis=-1)
+    extra = np.take_along_axis(extra, order, axis=1)
+    extra_dist = np.take_along_axis(extra_dist, order, axis=1)
+    extra_key = np.take_along_axis(extra_key, order, axis=1)
+    n_rows, n_extra = extra.shape
+    # before[r, j]: stored entries of row r ordered before its j-th extra entry.
+    before = np.empty((n_rows, n_extra), dtype=np.int64)
+    for j in range(n_extra):
+        d, key = extra_dist[:, j, None], extra_key[:, j, None]
+        before[:, j] = ((old_dist < d) | ((old_dist == d) & (old_key < key))).sum(axis=1)
+    extra_at = before + np.arange(n_extra)
+    # Stored entry i moves down by the extra entries placed before it.
+    shift = np.zeros((n_rows, k + 1), dtype=np.int64)
+    np.add.at(shift, (np.repeat(np.arange(n_rows), n_extra), np.minimum(before, k).ravel()), 1)
+    old_at = np.arange(k) + np.cumsum(shift, axis=1)[:, :k]
+    merged_idx = np.empty((n_rows, k + n_extra), dtype=np.int64)
+    merged_dist = np.empty((n_rows, k + n_extra))
+    r_old = np.repeat(np.arange(n_rows), k)
+    r_extra = np.repeat(np.arange(n_rows), n_extra)
+    merged_idx[r_old, old_at.ravel()] = old_idx.ravel()
+    merged_dist[r_old, old_at.ravel()] = old_dist.ravel()
+    merged_idx[r_extra, extra_at.ravel()] = extra.ravel()
+    merged_dist[r_extra, extra_at.ravel()] = extra_dist.ravel()
+    new_idx, new_dist = merged_idx[:, :k], merged_dist[:, :k]
     new_idx[~np.isfinite(new_dist)] = -1
     differs = (new_idx != indices[rows]).any(axis=1)
     indices[rows], distances[rows] = new_idx, new_dist

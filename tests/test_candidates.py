@@ -215,3 +215,42 @@ def test_sample_median_distance(few_models):
     lo, hi = np.quantile(dense[np.triu_indices(len(dense), 1)], [0.3, 0.7])
     assert lo <= median <= hi
     assert candidates.sample_median_distance(few_models[:1], js) == 0.0
+
+
+def _merge_reference(indices, distances, rows, extra, extra_dist, n):
+    """Sort each row's stored and extra entries together by (distance, index)."""
+    k = indices.shape[1]
+    cand = np.concatenate([indices[rows], extra], axis=1)
+    dist = np.concatenate([distances[rows], extra_dist], axis=1)
+    dist[cand < 0] = np.inf
+    order = np.lexsort((np.where(cand < 0, n, cand), dist), axis=-1)[:, :k]
+    out_idx = np.take_along_axis(cand, order, axis=1)
+    out_dist = np.take_along_axis(dist, order, axis=1)
+    out_idx[~np.isfinite(out_dist)] = -1
+    return out_idx, out_dist
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_merging_lists_equals_sorting_them_together(seed):
+    rng = np.random.default_rng(seed)
+    n, k, n_rows = 500, 12, 40
+    # Sorted stored lists with ties (distances on a coarse grid) and padded tails.
+    distances = np.round(rng.random((n_rows, k)) * 4) / 4
+    indices = rng.integers(0, n, (n_rows, k))
+    order = np.lexsort((indices, distances), axis=-1)
+    indices = np.take_along_axis(indices, order, 1)
+    distances = np.take_along_axis(distances, order, 1)
+    short = rng.random(n_rows) < 0.3
+    indices[short, k // 2 :], distances[short, k // 2 :] = -1, np.inf
+    rows = np.sort(rng.choice(n_rows, 25, replace=False))
+    extra = rng.integers(0, n, (25, 5))
+    extra_dist = np.round(rng.random((25, 5)) * 4) / 4
+    extra[rng.random((25, 5)) < 0.3] = -1  # padding among the extras, in any column
+    want = _merge_reference(indices.copy(), distances.copy(), rows, extra, extra_dist, n)
+    got_idx, got_dist = indices.copy(), distances.copy()
+    changed = candidates._merge_lists(got_idx, got_dist, rows, extra, extra_dist, n)
+    np.testing.assert_array_equal(got_idx[rows], want[0])
+    np.testing.assert_array_equal(got_dist[rows], want[1])
+    others = np.setdiff1d(np.arange(n_rows), rows)
+    np.testing.assert_array_equal(got_idx[others], indices[others])
+    np.testing.assert_array_equal(changed, rows[(want[0] != indices[rows]).any(axis=1)])
