@@ -125,12 +125,6 @@ def _pack(ids: np.ndarray, values: np.ndarray) -> bytes:
     return np.asarray(ids, dtype="<i8").tobytes() + np.asarray(values, dtype="<f8").tobytes()
 
 
-def _unpack(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-    blob = bytes(blob)
-    half = len(blob) // 2
-    return np.frombuffer(blob[:half], dtype="<i8"), np.frombuffer(blob[half:], dtype="<f8")
-
-
 def positions_in(ids: np.ndarray, photo_ids: np.ndarray) -> np.ndarray:
     """Positions of ``photo_ids`` in the ascending array ``ids``; -1 where absent."""
     photo_ids = np.asarray(photo_ids, dtype=np.int64)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from leitmotiv import sparse_index, store
@@ -352,11 +353,16 @@ def _sparse_lists(settings: Settings, folder: Path, first: int) -> tuple[dict, i
                 .join(store.Photo)
                 .tuples()
             )
-            ids = {p.id: p.path for p in lib.photos()}
+            path_of = {p.id: p.path for p in lib.photos()}
+            ids = np.array(sorted(path_of))
 
             def by_path(blob: bytes) -> list:
-                photo_ids, values = sparse_index._unpack(blob)
-                return [(ids.get(int(i)), float(v)) for i, v in zip(photo_ids, values, strict=True)]
+                pos, values = sparse_index._table([blob], ids, len(ids))
+                return [
+                    (path_of[int(ids[p])], float(v))
+                    for p, v in zip(pos[0], values[0], strict=True)
+                    if p >= 0
+                ]
 
             lists = {path: (by_path(w), by_path(c)) for path, w, c in rows}
     return lists, report.changed_lists
