@@ -72,3 +72,21 @@ def groups(groups_rows: list[dict[str, str]]) -> dict[str, str]:
 def hard_groups(photos_hard_dir: Path) -> dict[str, str]:
     """``{file name: scene group}`` of ``photos-hard/groups.csv``."""
     return {row["file"]: row["group"] for row in read_csv(photos_hard_dir / "groups.csv")}
+
+
+@pytest.fixture
+def empty_postgres(tmp_path: Path) -> str:
+    """URL of the test PostgreSQL database (``LEITMOTIV_TEST_POSTGRES_URL``), its
+    leitmotiv tables dropped so each test starts from an empty schema."""
+    import os
+
+    from leitmotiv import store
+
+    url = os.environ.get("LEITMOTIV_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set LEITMOTIV_TEST_POSTGRES_URL to test against PostgreSQL")
+    db = store.connect(url, tmp_path)
+    with store.bound(db):
+        db.drop_tables(store.MODELS, safe=True, cascade=True)
+    db.close()
+    return url

@@ -155,14 +155,8 @@ def test_sparse_index_on_dask_equals_one_process(scheduler, twelve_photos, tmp_p
 
 
 @pytest.mark.postgres
-def test_dask_workers_share_a_postgresql_store(scheduler, twelve_photos, tmp_path):
-    url = os.environ.get("LEITMOTIV_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set LEITMOTIV_TEST_POSTGRES_URL to test against PostgreSQL")
-    db = store.connect(url, tmp_path)
-    with store.bound(db):
-        db.drop_tables(store.MODELS, safe=True, cascade=True)
-    db.close()
+def test_dask_workers_share_a_postgresql_store(scheduler, twelve_photos, tmp_path, empty_postgres):
+    url = empty_postgres
     sparse = {"index": "sparse", "neighbours": 4, "params": FAST}
     with Library.open(Settings(library=tmp_path / "one", **sparse)) as lib:
         lib.add([twelve_photos], progress=False)

@@ -297,14 +297,8 @@ def test_kill_during_add_then_rerun(tmp_path, photos_dir):
 
 
 @pytest.mark.postgres
-def test_postgres_ingest_and_index(tmp_path, few_photos):
-    url = os.environ.get("LEITMOTIV_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set LEITMOTIV_TEST_POSTGRES_URL to test against PostgreSQL")
-    db = store.connect(url, tmp_path)
-    with store.bound(db):
-        db.drop_tables(store.MODELS, safe=True, cascade=True)  # start from an empty schema
-    db.close()
+def test_postgres_ingest_and_index(tmp_path, few_photos, empty_postgres):
+    url = empty_postgres
     settings = Settings(library=tmp_path / "library", database=url, params=FAST_PARAMS)
     with Library.open(settings) as lib:
         assert store.schema_version(lib.db) == store.SCHEMA_VERSION
@@ -369,15 +363,9 @@ def _sparse_lists(settings: Settings, folder: Path, first: int) -> tuple[dict, i
 
 
 @pytest.mark.postgres
-def test_postgres_sparse_update_equals_sqlite(tmp_path, few_photos):
+def test_postgres_sparse_update_equals_sqlite(tmp_path, few_photos, empty_postgres):
     """Adding a photo updates stored lists in place; PostgreSQL stores what SQLite does."""
-    url = os.environ.get("LEITMOTIV_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set LEITMOTIV_TEST_POSTGRES_URL to test against PostgreSQL")
-    db = store.connect(url, tmp_path)
-    with store.bound(db):
-        db.drop_tables(store.MODELS, safe=True, cascade=True)
-    db.close()
+    url = empty_postgres
     common = {"params": FAST_PARAMS, "index": "sparse", "neighbours": 2}
     on_postgres, changed = _sparse_lists(
         Settings(library=tmp_path / "pg", database=url, **common), few_photos, 5
