@@ -15,7 +15,8 @@ log-densities, ``JS(p, p)`` is exactly zero, and every entry of :func:`js_matrix
 equals the corresponding :func:`js_divergence`.  The random stream of a mixture is
 seeded by ``seed`` together with a checksum of the mixture's parameters, so it is
 reproducible across processes and distinct mixtures get independent samples (which
-the standard error assumes).
+the standard error assumes).  Drawing the sets of many mixtures at once
+(:func:`prepare_many`) gives the same sets several times faster.
 
 Speed
 -----
@@ -35,16 +36,19 @@ origin relative to component widths it loses a little precision compared with
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import weakref
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+from numpy.random.bit_generator import ISeedSequence
 from threadpoolctl import ThreadpoolController
 
 from leitmotiv._ext import divergence as _kernels
@@ -55,6 +59,7 @@ LN2 = float(np.log(2.0))
 __all__ = [
     "JSEstimate",
     "PreparedMixture",
+    "adopt",
     "js_cross",
     "js_distance_matrix",
     "js_divergence",
@@ -65,6 +70,7 @@ __all__ = [
     "log_density_matrix",
     "prepare",
     "prepare_many",
+    "prepared",
     "quadratic_coefficients",
 ]
 
@@ -75,30 +81,26 @@ def quadratic_coefficients(mixture: Mixture) -> np.ndarray:
     ``phi(x) = [1, x_i, x_i x_j (i <= j)]``.  With precision ``P = Sigma^{-1}``:
     constant ``log w - d/2 log 2 pi - 1/2 log det Sigma - 1/2 mu' P mu``, linear ``P mu``,
     square terms ``-P_ii / 2`` and cross terms ``-P_ij`` (``i < j``, counted once).
+    Zero-weight components get the constant ``-1e300`` and zeros elsewhere.
     """
-    return np.ascontiguousarray(
-        _coefficient_rows(mixture.cholesky, mixture.means, mixture.log_norm).T
+    return _coefficient_rows([mixture])[0]
+
+
+def _coefficient_rows(mixtures: Sequence[Mixture]) -> list[np.ndarray]:
+    """``theta`` of each of ``mixtures`` (all of one dimension) from one kernel call.
+
+    The covariances are factorized in the kernel, as :attr:`Mixture.cholesky` does but
+    without its per-mixture calls (the factors may differ from LAPACK's in the last
+    bits).  One thread: a few microseconds per mixture, and the callers may be running
+    in a thread pool already.
+    """
+    rows = _kernels.coefficient_rows(
+        np.concatenate([m.covariances for m in mixtures]),
+        np.concatenate([m.means for m in mixtures]),
+        np.concatenate([m.weights for m in mixtures]),
     )
-
-
-def _coefficient_rows(chol: np.ndarray, means: np.ndarray, log_norm: np.ndarray) -> np.ndarray:
-    """``theta`` of stacked components, one row per component, shape (K, F)."""
-    d = means.shape[1]
-    eye = np.broadcast_to(np.eye(d), chol.shape)
-    chol_inv = np.linalg.solve(chol, eye)  # L^{-1}, so P = L^{-T} L^{-1}
-    prec = chol_inv.transpose(0, 2, 1) @ chol_inv
-    prec = 0.5 * (prec + prec.transpose(0, 2, 1))
-    lin = np.einsum("kij,kj->ki", prec, means)
-    const = log_norm - 0.5 * np.einsum("ki,ki->k", means, lin)
-    iu, ju = np.triu_indices(d)
-    quad = np.where(iu == ju, -0.5, -1.0) * prec[:, iu, ju]
-    theta = np.concatenate([const[:, None], lin, quad], axis=1)
-    # Zero-weight components have a -inf constant and must stay out of every sum; a
-    # -inf coefficient would turn into nan in the product, so give them a finite but
-    # hopeless constant instead.
-    theta[~np.isfinite(const), :] = 0.0
-    theta[~np.isfinite(const), 0] = -1e300
-    return theta
+    bounds = np.cumsum([0] + [m.n_components for m in mixtures]).tolist()
+    return [np.ascontiguousarray(rows[a:b].T) for a, b in itertools.pairwise(bounds)]
 
 
 @cache
@@ -128,7 +130,18 @@ def n_threads(n_jobs: int) -> int:
 
 
 def _stack_theta(mixtures: Sequence[Mixture]) -> tuple[np.ndarray, np.ndarray]:
-    thetas = [_theta(m) for m in mixtures]
+    """The cached ``theta`` of all ``mixtures`` side by side, shape (F, sum K), and the
+    column offsets of each; missing ones are computed together first."""
+    fresh = [m for m in dict.fromkeys(mixtures) if m not in _THETA]
+    for d in {m.dim for m in fresh}:
+        group = [m for m in fresh if m.dim == d]
+        # Chunks bound the stacked covariances of a large batch.
+        for start in range(0, len(group), _THETA_CHUNK):
+            chunk = group[start : start + _THETA_CHUNK]
+            for m, theta in zip(chunk, _coefficient_rows(chunk), strict=True):
+                theta.flags.writeable = False
+                _THETA[m] = theta
+    thetas = [_THETA[m] for m in mixtures]
     offsets = np.zeros(len(thetas) + 1, dtype=np.intp)
     offsets[1:] = np.cumsum([t.shape[1] for t in thetas])
     return np.ascontiguousarray(np.concatenate(thetas, axis=1)), offsets
@@ -171,12 +184,18 @@ class PreparedMixture:
 # Per-mixture caches, dropped with the mixture.  Mixture has identity hashing (eq=False),
 # so weak keys are exact.
 _THETA: weakref.WeakKeyDictionary[Mixture, np.ndarray] = weakref.WeakKeyDictionary()
+# Mixtures whose coefficients are computed by one kernel call (a few MB of covariances).
+_THETA_CHUNK = 1024
+# Samples drawn by one kernel call in prepare_many: small enough to balance the threads,
+# large enough to make the per-call costs negligible.
+_DRAW_CHUNK_SAMPLES = 1 << 14
 _PREPARED: weakref.WeakKeyDictionary[Mixture, dict[tuple[int, int], PreparedMixture]] = (
     weakref.WeakKeyDictionary()
 )
 # Sample sets kept per mixture; a couple of (n_samples, seed) settings in use at once is
 # plenty.
 _PREPARED_PER_MIXTURE = 2
+
 
 #: Bytes of sample sets kept over all mixtures (about 48 kB per mixture at 1000 samples
 #: in 5-D).  A large library's index touches every photo; this keeps its memory bounded.
@@ -213,20 +232,31 @@ def _touch(mixture: Mixture, key: tuple[int, int]) -> None:
             _RECENT.move_to_end(entry)
 
 
-def _theta(mixture: Mixture) -> np.ndarray:
-    theta = _THETA.get(mixture)
-    if theta is None:
-        theta = quadratic_coefficients(mixture)
-        theta.flags.writeable = False
-        _THETA[mixture] = theta
-    return theta
+def _checksum(mixture: Mixture) -> int:
+    """CRC-32 of the mixture's parameters: with the seed, the entropy of its stream.
+
+    The generator of ``mixture`` is ``np.random.default_rng([seed, _checksum(mixture)])``
+    (see :func:`_random_numbers`), so that distinct mixtures get independent samples.
+    """
+    # The arrays are C-contiguous, so read in place: the same bytes as tobytes().
+    digest = zlib.crc32(mixture.weights)
+    digest = zlib.crc32(mixture.means, digest)
+    return zlib.crc32(mixture.covariances, digest)
 
 
-def _mixture_seed(mixture: Mixture, seed: int) -> np.random.SeedSequence:
-    digest = zlib.crc32(mixture.weights.tobytes())
-    digest = zlib.crc32(mixture.means.tobytes(), digest)
-    digest = zlib.crc32(mixture.covariances.tobytes(), digest)
-    return np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, digest])
+class _SeedWords(ISeedSequence):
+    """A seed sequence whose words for a PCG64 were computed beforehand (by
+    :func:`leitmotiv._ext.divergence.seed_states`, as ``SeedSequence`` would)."""
+
+    __slots__ = ("words",)
+
+    def __init__(self, words: np.ndarray) -> None:
+        self.words = words
+
+    def generate_state(self, n_words: int, dtype=np.uint32) -> np.ndarray:
+        if n_words != 4 or dtype is not np.uint64:
+            raise ValueError("only the seeding of a PCG64 was computed")
+        return self.words
 
 
 def prepare(mixture: Mixture, n_samples: int = 1000, seed: int = 0) -> PreparedMixture:
@@ -239,58 +269,172 @@ def prepare(mixture: Mixture, n_samples: int = 1000, seed: int = 0) -> PreparedM
         _touch(mixture, key)
         return prepared
     with one_blas_thread():
-        return _draw(mixture, key)
+        drawn = _kernels.draw_samples(*_draw_inputs([mixture], key), 1)
+    return _cache([mixture], key, drawn)[0]
 
 
-def _draw(mixture: Mixture, key: tuple[int, int]) -> PreparedMixture:
-    """Draw and cache a sample set (BLAS must be single-threaded by the caller)."""
-    X = mixture.sample(key[0], np.random.default_rng(_mixture_seed(mixture, key[1])))
-    # Same kernel and same coefficients as the cross terms, so a mixture compared with
-    # an identical one gives exactly zero.
-    theta, offsets = _stack_theta([mixture])
-    own = _kernels.log_density_matrix(X, theta, offsets, 1)[:, 0]
-    X.flags.writeable = False
-    own.flags.writeable = False
-    prepared = PreparedMixture(X, own)
+def prepared(mixture: Mixture, n_samples: int, seed: int = 0) -> PreparedMixture | None:
+    """The sample set of ``mixture`` for ``(n_samples, seed)`` if it is cached; never draws."""
+    found = _PREPARED.get(mixture, {}).get((int(n_samples), int(seed)))
+    if found is not None:
+        _touch(mixture, (int(n_samples), int(seed)))
+    return found
+
+
+def adopt(mixture: Mixture, samples: np.ndarray, own_log_pdf: np.ndarray, seed: int = 0) -> None:
+    """Cache a sample set of ``mixture`` kept from an earlier :func:`prepare` (for example
+    stored with the photo), so that it is not drawn again.
+
+    The caller vouches that the arrays are what :func:`prepare` returned for this
+    mixture, ``len(samples)`` samples and ``seed``; they are copied.
+    """
+    samples = np.array(samples, dtype=np.float64, order="C")
+    own = np.array(own_log_pdf, dtype=np.float64)
+    if samples.ndim != 2 or samples.shape[1] != mixture.dim or own.shape != samples.shape[:1]:
+        raise ValueError(
+            f"a sample set of a {mixture.dim}-D mixture needs samples (n, {mixture.dim}) "
+            f"and n own log-densities, got {samples.shape} and {own.shape}"
+        )
+    _store(mixture, (len(samples), int(seed)), PreparedMixture(samples, own))
+
+
+def _store(mixture: Mixture, key: tuple[int, int], prepared: PreparedMixture) -> None:
+    """Put a sample set into the per-mixture cache and the memory budget."""
+    prepared.samples.flags.writeable = False
+    prepared.own_log_pdf.flags.writeable = False
     per = _PREPARED.setdefault(mixture, {})
+    if key in per:
+        del per[key]
+        _forget(mixture, key)
     while len(per) >= _PREPARED_PER_MIXTURE:
         old_key = next(iter(per))
         del per[old_key]
         _forget(mixture, old_key)
     per[key] = prepared
-    _remember(mixture, key, X.nbytes + own.nbytes)
-    return prepared
+    _remember(mixture, key, prepared.samples.nbytes + prepared.own_log_pdf.nbytes)
 
 
-def prepare_many(mixtures: Sequence[Mixture], n_samples: int = 1000, seed: int = 0) -> None:
+def _random_numbers(
+    mixtures: Sequence[Mixture], key: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random numbers :meth:`Mixture.sample` draws, for each mixture from its own
+    stream: component counts (sum K,), standard normals (M n, d), permutations (M n,).
+
+    Each mixture's generator is ``default_rng([seed, _checksum(mixture)])``, seeded from
+    words computed in C (a NumPy ``SeedSequence`` costs more than the draws of a small
+    set); its calls stay per mixture and in :meth:`Mixture.sample`'s order so that the
+    streams are the same.
+    """
+    n, seed = key
+    checksums = np.array([_checksum(m) for m in mixtures], dtype=np.uint32)
+    words = _kernels.seed_states(int(seed) & 0xFFFFFFFFFFFFFFFF, checksums)
+    counts = np.empty(sum(m.n_components for m in mixtures), dtype=np.intp)
+    z = np.empty((len(mixtures) * n, mixtures[0].dim))
+    order = np.tile(np.arange(n, dtype=np.intp), len(mixtures))
+    k = 0
+    for j, m in enumerate(mixtures):
+        rng = np.random.Generator(np.random.PCG64(_SeedWords(words[j])))
+        counts[k : k + m.n_components] = rng.multinomial(n, m.weights / m.weights.sum())
+        rng.standard_normal(out=z[j * n : (j + 1) * n])
+        rng.shuffle(order[j * n : (j + 1) * n])  # what rng.permutation(n) draws
+        k += m.n_components
+    return counts, z, order
+
+
+def _draw_inputs(mixtures: Sequence[Mixture], key: tuple[int, int]) -> tuple:
+    """The arguments of :func:`leitmotiv._ext.divergence.draw_samples` for ``mixtures``
+    (of one dimension), all but its thread count."""
+    offsets = np.zeros(len(mixtures) + 1, dtype=np.intp)
+    offsets[1:] = np.cumsum([m.n_components for m in mixtures])
+    return (
+        np.concatenate([m.weights for m in mixtures]),
+        np.concatenate([m.means for m in mixtures]),
+        np.concatenate([m.covariances for m in mixtures]),
+        offsets,
+        *_random_numbers(mixtures, key),
+        key[0],
+    )
+
+
+def _cache(
+    mixtures: Sequence[Mixture], key: tuple[int, int], drawn: tuple[np.ndarray, ...]
+) -> list[PreparedMixture]:
+    """Cache the sample sets (and missing coefficients) the kernel drew for ``mixtures``."""
+    X, own, theta = drawn
+    n, k = key[0], 0
+    out = []
+    for j, m in enumerate(mixtures):
+        if m not in _THETA:
+            mine = np.ascontiguousarray(theta[:, k : k + m.n_components])
+            mine.flags.writeable = False
+            _THETA[m] = mine
+        k += m.n_components
+        # Copies, so that evicting one set frees its memory.
+        prepared = PreparedMixture(X[j * n : (j + 1) * n].copy(), own[j * n : (j + 1) * n].copy())
+        _store(m, key, prepared)
+        out.append(prepared)
+    return out
+
+
+def prepare_many(
+    mixtures: Sequence[Mixture], n_samples: int | Sequence[int] = 1000, seed: int = 0
+) -> None:
     """Fill the caches of many mixtures at once: the same sample sets as :func:`prepare`.
 
-    Preparing one mixture is mostly fixed overhead of small array operations; here the
-    density coefficients of all components are computed in one vectorized pass and the
-    samples under one BLAS setting, several times faster per mixture (used before a
-    large batch of pairs, e.g. by :meth:`leitmotiv.implementation.Divergence.warm`).
+    Preparing one mixture is mostly fixed overhead of small operations; here the samples,
+    their own log-densities and the density coefficients of a chunk of mixtures are one
+    kernel call, under one BLAS setting (used before a large batch of pairs, e.g. by
+    :meth:`leitmotiv.implementation.Divergence.warm`).  The random numbers must come
+    from one NumPy generator per mixture, calls that hold the GIL most of the time: this
+    thread draws those of the next chunk while a worker thread runs the kernel (which
+    releases the GIL) on the current one.  More Python threads would only fight over the
+    GIL (measured slower).
+
+    Parameters
+    ----------
+    mixtures : sequence of Mixture
+    n_samples : int or sequence of int
+        Samples per set, or per mixture.  Chunks are drawn in the order of their first
+        mixture in ``mixtures``: interleaving mixtures of large and small sets (a photo
+        model and its palette) keeps both threads busy.
+    seed : int
     """
-    if n_samples < 1:
+    mixtures = list(mixtures)
+    sizes = [n_samples] * len(mixtures) if np.ndim(n_samples) == 0 else list(n_samples)
+    if len(sizes) != len(mixtures):
+        raise ValueError(f"{len(sizes)} sample counts for {len(mixtures)} mixtures")
+    if min(sizes, default=1) < 1:
         raise ValueError("n_samples must be at least 1")
-    key = (int(n_samples), int(seed))
-    todo = [m for m in dict.fromkeys(mixtures) if key not in _PREPARED.get(m, {})]
-    fresh = [m for m in todo if m not in _THETA]
-    for d in {m.dim for m in fresh}:
-        group = [m for m in fresh if m.dim == d]
-        rows = _coefficient_rows(
-            np.concatenate([m.cholesky for m in group]),
-            np.concatenate([m.means for m in group]),
-            np.concatenate([m.log_norm for m in group]),
-        )
-        start = 0
-        for m in group:
-            theta = np.ascontiguousarray(rows[start : start + m.n_components].T)
-            theta.flags.writeable = False
-            _THETA[m] = theta
-            start += m.n_components
-    with one_blas_thread():
-        for m in todo:
-            _draw(m, key)
+    # Position of the first request of each new set, by dimension and key.
+    groups: dict[tuple[int, tuple[int, int]], dict[Mixture, int]] = {}
+    for i, (m, n) in enumerate(zip(mixtures, sizes, strict=True)):
+        key = (int(n), int(seed))
+        if key not in _PREPARED.get(m, {}):
+            groups.setdefault((m.dim, key), {}).setdefault(m, i)
+    chunks = []
+    for (_, key), todo in groups.items():
+        size = max(1, _DRAW_CHUNK_SAMPLES // key[0])
+        members = list(todo.items())
+        for start in range(0, len(members), size):
+            part = members[start : start + size]
+            chunks.append((part[0][1], [m for m, _ in part], key))
+    if not chunks:
+        return
+    chunks.sort(key=lambda chunk: chunk[0])
+    drawing: deque[tuple[list[Mixture], tuple[int, int], Future]] = deque()
+
+    def cache_oldest() -> None:
+        chunk, key, future = drawing.popleft()
+        _cache(chunk, key, future.result())
+
+    with one_blas_thread(), ThreadPoolExecutor(1) as worker:
+        for _, chunk, key in chunks:
+            future = worker.submit(_kernels.draw_samples, *_draw_inputs(chunk, key), 1)
+            drawing.append((chunk, key, future))
+            if len(drawing) > 1:  # one chunk ahead at most, so memory stays bounded
+                cache_oldest()
+        while drawing:
+            cache_oldest()
 
 
 def _check_dims(mixtures: Sequence[Mixture], d: int | None = None) -> None:

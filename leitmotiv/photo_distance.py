@@ -29,6 +29,7 @@ featurizer's) are compared by plain ``sqrt(JS)``.
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from leitmotiv._ext import divergence as _kernels
 from leitmotiv.divergence import js_cross, js_matrix, js_matrix_moved, prepare_many
 from leitmotiv.implementation import Divergence
 from leitmotiv.mixture import Mixture
@@ -53,6 +55,8 @@ SYMMETRIES = {
 _PHOTO_DIM = 5
 _COLOUR = slice(2, 5)
 _COLOUR_RIDGE = 1e-6
+# Mixtures whose colour views are computed by one kernel call (a few MB of parameters).
+_VIEW_CHUNK = 1024
 
 _colour_views: weakref.WeakKeyDictionary[Mixture, Mixture] = weakref.WeakKeyDictionary()
 _moved: weakref.WeakKeyDictionary[Mixture, dict[bytes, Mixture]] = weakref.WeakKeyDictionary()
@@ -71,17 +75,35 @@ def colour_view(mixture: Mixture) -> Mixture:
     affine transform that gives it zero mean and identity covariance (a ridge of 1e-6
     of each variance, with a tiny floor, keeps a single-colour palette invertible).
     """
-    view = _colour_views.get(mixture)
-    if view is None:
-        means = mixture.means[:, _COLOUR]
-        covs = mixture.covariances[:, _COLOUR, _COLOUR]
-        marginal = Mixture(mixture.weights, means, covs)
-        mean, cov = marginal.moments()
-        cov = cov + np.diag(_COLOUR_RIDGE * np.diag(cov) + 1e-12)
-        whitening = np.linalg.inv(np.linalg.cholesky(cov))
-        view = marginal.transformed(whitening, -whitening @ mean)
-        _colour_views[mixture] = view
-    return view
+    return colour_views([mixture])[0]
+
+
+def colour_views(mixtures: Sequence[Mixture]) -> list[Mixture]:
+    """:func:`colour_view` of each of ``mixtures``, the missing ones computed together.
+
+    One kernel call per chunk of mixtures; a view is the same, bit for bit, whether
+    computed alone or in a batch (its parameters seed its sample set).
+    """
+    mixtures = list(mixtures)
+    fresh = [m for m in dict.fromkeys(mixtures) if m not in _colour_views]
+    for start in range(0, len(fresh), _VIEW_CHUNK):
+        chunk = fresh[start : start + _VIEW_CHUNK]
+        offsets = np.zeros(len(chunk) + 1, dtype=np.intp)
+        offsets[1:] = np.cumsum([m.n_components for m in chunk])
+        means, covs = _kernels.whitened_marginals(
+            np.concatenate([m.weights for m in chunk]),
+            np.concatenate([m.means for m in chunk]),
+            np.concatenate([m.covariances for m in chunk]),
+            offsets,
+            _COLOUR.start,
+            _COLOUR.stop,
+            _COLOUR_RIDGE,
+            1e-12,
+        )
+        for m, (a, b) in zip(chunk, itertools.pairwise(offsets.tolist()), strict=True):
+            # Copies, so that each view owns its arrays (and frees them with itself).
+            _colour_views[m] = Mixture(m.weights.copy(), means[a:b].copy(), covs[a:b].copy())
+    return [_colour_views[m] for m in mixtures]
 
 
 def moved(mixture: Mixture, position_map: np.ndarray) -> Mixture:
@@ -175,9 +197,14 @@ class JensenShannon(Divergence):
         """Draw the sample sets of many models in one batched pass (see
         :func:`leitmotiv.divergence.prepare_many`)."""
         mixtures = list(mixtures)
-        prepare_many(mixtures, self.n_samples, self.seed)
         if self.colour_weight > 0 and all(is_photo_model(m) for m in mixtures):
-            prepare_many([colour_view(m) for m in mixtures], self.palette_samples, self.seed)
+            # Each model beside its palette: the palettes' generator calls then overlap
+            # the larger spatial sets' kernels.
+            pairs = zip(mixtures, colour_views(mixtures), strict=True)
+            sizes = [self.n_samples, self.palette_samples] * len(mixtures)
+            prepare_many([m for pair in pairs for m in pair], sizes, self.seed)
+        else:
+            prepare_many(mixtures, self.n_samples, self.seed)
 
     def pairwise(self, mixtures: Sequence[Mixture], n_jobs: int = -1) -> np.ndarray:
         """Symmetric distance matrix, shape (N, N), zero diagonal.

@@ -317,17 +317,124 @@ def test_sample_caches_stay_within_the_budget_and_evictions_redraw_the_same(monk
     np.testing.assert_array_equal(js_matrix(mixtures[:6], n_samples=500), reference)
 
 
-def test_prepare_many_draws_exactly_what_prepare_draws():
-    from leitmotiv.divergence import prepare_many, quadratic_coefficients
+def test_prepare_many_draws_exactly_what_prepare_draws(monkeypatch):
+    from leitmotiv.divergence import prepare_many
 
     rng = np.random.default_rng(11)
     batch = [random_mixture(rng, k, 5) for k in (1, 4, 9, 2)] + [random_mixture(rng, 3, 2)]
     alone = [Mixture(m.weights, m.means, m.covariances) for m in batch]  # same parameters
-    prepare_many(batch, 300, seed=3)
-    for m, twin in zip(batch, alone, strict=True):
-        got, want = prepare(m, 300, seed=3), prepare(twin, 300, seed=3)
+    sizes = [300, 120, 300, 300, 120]
+    # Small chunks, so that random numbers are drawn ahead of the worker thread.
+    monkeypatch.setattr(divergence_module, "_DRAW_CHUNK_SAMPLES", 600)
+    prepare_many(batch + batch[:2], sizes + sizes[:2], seed=3)  # duplicates are drawn once
+    for m, twin, n in zip(batch, alone, sizes, strict=True):
+        got, want = prepare(m, n, seed=3), prepare(twin, n, seed=3)
         np.testing.assert_array_equal(got.samples, want.samples)
         np.testing.assert_array_equal(got.own_log_pdf, want.own_log_pdf)
-        np.testing.assert_array_equal(
-            divergence_module._THETA[m], quadratic_coefficients(twin)
+        np.testing.assert_array_equal(divergence_module._THETA[m], quadratic_coefficients(twin))
+    with pytest.raises(ValueError, match="sample counts"):
+        prepare_many(batch, sizes[:2])
+    with pytest.raises(ValueError, match="at least 1"):
+        prepare_many(batch, 0)
+
+
+def test_sample_sets_are_the_streams_of_mixture_sample():
+    """The kernel redoes Mixture.sample from the same random numbers; only its own
+    Cholesky factors may differ from LAPACK's in the last bits."""
+    rng = np.random.default_rng(12)
+    for k, d, n in [(1, 5, 1000), (9, 5, 333), (40, 5, 64), (3, 2, 65), (5, 1, 7)]:
+        m = random_mixture(rng, k, d)
+        got = prepare(m, n, seed=4)
+        want = m.sample(n, np.random.default_rng([4, divergence_module._checksum(m)]))
+        np.testing.assert_allclose(got.samples, want, rtol=1e-13, atol=1e-14)
+        # The own log-densities are exactly those of the cross-term kernel.
+        np.testing.assert_array_equal(got.own_log_pdf, log_density_matrix(got.samples, [m])[:, 0])
+
+
+def test_preparation_kernels_do_not_depend_on_the_threads():
+    rng = np.random.default_rng(14)
+    mixtures = [random_mixture(rng, k, 5) for k in (1, 6, 3, 9)]
+    inputs = divergence_module._draw_inputs(mixtures, (70, 2))
+    one, two = kernels.draw_samples(*inputs, 1), kernels.draw_samples(*inputs, 2)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    weights, means, covariances, offsets = inputs[:4]
+    np.testing.assert_array_equal(
+        kernels.coefficient_rows(covariances, means, weights, 1),
+        kernels.coefficient_rows(covariances, means, weights, 2),
+    )
+    views = [
+        kernels.whitened_marginals(weights, means, covariances, offsets, 2, 5, 1e-6, 1e-12, t)
+        for t in (1, 2)
+    ]
+    for a, b in zip(*views, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_seed_words_are_those_of_numpy_seed_sequences():
+    checksums = np.array([0, 1, 2**32 - 1, 123456789], dtype=np.uint32)
+    for seed in (0, 3, 2**32 - 1, 2**32, 2**64 - 1):
+        want = [
+            np.random.SeedSequence([seed, int(c)]).generate_state(4, np.uint64) for c in checksums
+        ]
+        np.testing.assert_array_equal(kernels.seed_states(seed, checksums), want)
+
+
+def _numpy_coefficients(m):
+    """``theta`` by the textbook formula, from LAPACK's Cholesky factors."""
+    d = m.dim
+    chol_inv = np.linalg.solve(m.cholesky, np.broadcast_to(np.eye(d), m.cholesky.shape))
+    prec = chol_inv.transpose(0, 2, 1) @ chol_inv
+    lin = np.einsum("kij,kj->ki", prec, m.means)
+    const = m.log_norm - 0.5 * np.einsum("ki,ki->k", m.means, lin)
+    iu, ju = np.triu_indices(d)
+    quad = np.where(iu == ju, -0.5, -1.0) * prec[:, iu, ju]
+    theta = np.concatenate([const[:, None], lin, quad], axis=1)
+    theta[~np.isfinite(const)] = 0.0
+    theta[~np.isfinite(const), 0] = -1e300
+    return theta.T
+
+
+def test_coefficient_kernel_matches_numpy_formula():
+    rng = np.random.default_rng(13)
+    q_, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    thin = q_ @ np.diag([1.0, 0.3, 1e-4, 1e-6, 1e-8]) @ q_.T
+    near_singular = Mixture(
+        np.array([0.5, 0.5]), rng.standard_normal((2, 5)), np.stack([thin, np.eye(5)])
+    )
+    zero_weight = Mixture(
+        np.array([0.6, 0.0, 0.4]), rng.standard_normal((3, 2)), np.ones((3, 1, 1)) * np.eye(2)
+    )
+    # (mixture, condition number): the two computations agree to about eps times it.
+    cases = [
+        (random_mixture(rng, 7, 5), 1.0),
+        (random_mixture(rng, 1, 5), 1.0),
+        (random_mixture(rng, 4, 1), 1.0),
+        (random_mixture(rng, 6, 3, scale=4.0), 1.0),
+        (near_singular, 1e8),
+        (zero_weight, 1.0),
+    ]
+    for m, condition in cases:
+        got, want = quadratic_coefficients(m), _numpy_coefficients(m)
+        assert got.shape == want.shape and np.all(np.isfinite(got))
+        np.testing.assert_allclose(
+            got, want, rtol=1e-12, atol=1e-14 * condition * np.abs(want[1:]).max()
         )
+    assert np.all(quadratic_coefficients(zero_weight)[:, 1] == [-1e300] + [0.0] * 5)
+    # Batched or alone, the same numbers.
+    mixtures = [m for m, _ in cases if m.dim == 5]
+    batch = divergence_module._coefficient_rows(mixtures)
+    for m, theta in zip(mixtures, batch, strict=True):
+        np.testing.assert_array_equal(theta, quadratic_coefficients(m))
+
+
+def test_singular_covariances_get_the_jitter_and_others_are_refused():
+    singular = Mixture(np.ones(1), np.zeros((1, 3)), np.ones((1, 3, 3)))  # rank one
+    theta = quadratic_coefficients(singular)
+    assert np.all(np.isfinite(theta))
+    assert np.all(np.isfinite(prepare(singular, 50).own_log_pdf))
+    negative = Mixture(np.ones(1), np.zeros((1, 2)), -np.eye(2)[None])
+    with pytest.raises(ValueError, match="not positive definite"):
+        quadratic_coefficients(negative)
+    with pytest.raises(ValueError, match="not positive definite"):
+        prepare(negative, 10)

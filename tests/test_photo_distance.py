@@ -1,12 +1,14 @@
 """The default divergence: spatial JS, symmetries and the whitened palette term."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from leitmotiv.features import GmmFeaturizer
 from leitmotiv.imaging import decode
 from leitmotiv.mixture import Mixture
-from leitmotiv.photo_distance import JensenShannon, colour_view, is_photo_model
+from leitmotiv.photo_distance import JensenShannon, colour_view, colour_views, is_photo_model
 
 FEATURIZER = GmmFeaturizer(n_samples=2000)
 
@@ -38,6 +40,60 @@ def test_palette_view_is_whitened(models):
     np.testing.assert_allclose(mean, 0, atol=1e-9)
     np.testing.assert_allclose(cov, np.eye(3), atol=1e-4)
     assert colour_view(models["dahlia"]) is view  # cached per mixture
+
+
+def _twin(m):
+    """A model with the same parameters but no cached views or sample sets."""
+    return Mixture(m.weights, m.means, m.covariances, transform=m.transform)
+
+
+def _formula_colour_view(m):
+    """The whitened colour marginal by the textbook formula, with LAPACK."""
+    marginal = Mixture(m.weights, m.means[:, 2:], m.covariances[:, 2:, 2:])
+    mean, cov = marginal.moments()
+    cov = cov + np.diag(1e-6 * np.diag(cov) + 1e-12)
+    whitening = np.linalg.inv(np.linalg.cholesky(cov))
+    return marginal.transformed(whitening, -whitening @ mean)
+
+
+def test_colour_views_batched_alone_and_by_formula(models):
+    batch = [_twin(m) for m in models.values()]
+    views = colour_views(batch + batch[:1])
+    assert views[-1] is views[0] and colour_view(batch[0]) is views[0]
+    for m, view in zip(batch, views[:-1], strict=True):
+        alone = colour_view(_twin(m))
+        # Bit for bit, since the view's parameters seed its sample set.
+        for name in ("weights", "means", "covariances"):
+            np.testing.assert_array_equal(getattr(view, name), getattr(alone, name))
+        formula = _formula_colour_view(m)
+        np.testing.assert_allclose(view.means, formula.means, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(view.covariances, formula.covariances, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_samples", [128, 1000])
+def test_warm_draws_what_the_distances_draw(models, n_samples):
+    from leitmotiv.divergence import prepare, prepared
+
+    divergence = dataclasses.replace(JensenShannon(), n_samples=n_samples)
+    batch = [_twin(m) for m in models.values()]
+    divergence.warm(batch)
+    for m in batch:
+        twin = _twin(m)
+        for model, other, n in ((m, twin, n_samples), (colour_view(m), colour_view(twin), 250)):
+            got, want = prepared(model, n), prepare(other, n)
+            np.testing.assert_array_equal(got.samples, want.samples)
+            np.testing.assert_array_equal(got.own_log_pdf, want.own_log_pdf)
+
+
+def test_single_colour_photos_give_finite_distances():
+    flat = [FEATURIZER.model(np.full((48, 64, 3), grey, np.uint8), seed=0) for grey in (30, 128)]
+    view = colour_view(flat[0])
+    assert np.all(np.isfinite(view.means)) and np.all(np.isfinite(view.covariances))
+    divergence = JensenShannon(n_samples=128)
+    divergence.warm(flat)
+    d = divergence.pairwise(flat)
+    assert np.all(np.isfinite(d)) and d[0, 1] > 0
+    np.testing.assert_allclose(divergence.cross(flat, flat), d, atol=1e-12)
 
 
 def test_palette_term_ignores_exposure(models):
