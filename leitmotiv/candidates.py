@@ -97,7 +97,6 @@ from leitmotiv.photo_distance import colour_view
 __all__ = [
     "Probes",
     "candidate_pairs",
-    "candidates_for",
     "embed",
     "refine",
     "refine_added",
@@ -260,6 +259,7 @@ def candidate_pairs(
     embeddings: np.ndarray,
     k: int,
     *,
+    start: int = 0,
     block: int = 1024,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -271,33 +271,37 @@ def candidate_pairs(
         From :func:`embed`.
     k : int
         Neighbours per item; capped at ``N - 1``.
+    start : int
+        Only the items from ``start`` on are searched for (among all ``N``), e.g. the
+        photos just added to a library.
     block : int
         Rows per matrix product; memory is ``O(block N + N k)``.
     progress : callable, optional
-        Called as ``progress(done_rows, N)`` after each block.
+        Called as ``progress(done_rows, N - start)`` after each block.
 
     Returns
     -------
-    indices : ndarray, shape (N, min(k, N - 1)), int64
-        Neighbours of each row, nearest first, ties broken by index; never the row
-        itself.
+    indices : ndarray, shape (N - start, min(k, N - 1)), int64
+        Neighbours of each searched item, nearest first, ties broken by index; never
+        the item itself.
     distances : ndarray, same shape, float64
         Their Euclidean distances in the embedding.
     """
     emb = np.ascontiguousarray(embeddings, dtype=np.float32)
     n = len(emb)
+    start = min(max(int(start), 0), n)
     k = max(0, min(int(k), n - 1))
-    indices = np.empty((n, k), dtype=np.int64)
-    distances = np.empty((n, k), dtype=np.float64)
+    indices = np.empty((n - start, k), dtype=np.int64)
+    distances = np.empty((n - start, k), dtype=np.float64)
     if k == 0:
         return indices, distances
     base_sq = np.einsum("nd,nd->n", emb, emb)
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        idx, dist = _block_top(emb[start:stop], emb, base_sq, k, np.arange(start, stop))
-        indices[start:stop], distances[start:stop] = idx, dist
+    for first in range(start, n, block):
+        stop = min(first + block, n)
+        idx, dist = _block_top(emb[first:stop], emb, base_sq, k, np.arange(first, stop))
+        indices[first - start : stop - start], distances[first - start : stop - start] = idx, dist
         if progress is not None:
-            progress(stop, n)
+            progress(stop - start, n - start)
     return indices, distances
 
 
@@ -353,97 +357,6 @@ def _merge_lists(
     differs = (new_idx != indices[rows]).any(axis=1)
     indices[rows], distances[rows] = new_idx, new_dist
     return rows[differs]
-
-
-def candidates_for(
-    new_embeddings: np.ndarray,
-    old_embeddings: np.ndarray,
-    old_indices: np.ndarray,
-    old_distances: np.ndarray,
-    k: int,
-    *,
-    block: int = 256,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Update the candidate lists when photos are added, without a rebuild.
-
-    The new photos get indices ``N_old .. N_old + N_new - 1``.  Cost is
-    ``O(N_new (N_old + N_new) D)``: the new photos are searched against everything,
-    and each old photo's list is merged with its distances to the new photos (the
-    transpose of the same products), so an old photo that a new one enters is updated
-    and all others are unchanged.  The result equals :func:`candidate_pairs` on the
-    concatenated embeddings.  Memory is ``O(N k + block N)``: old lists are merged one
-    block of new photos at a time, which gives the same lists as merging all at once.
-
-    Parameters
-    ----------
-    new_embeddings : ndarray, shape (N_new, D)
-    old_embeddings : ndarray, shape (N_old, D)
-    old_indices, old_distances : ndarray, shape (N_old, k_old)
-        The old photos' lists, as returned by :func:`candidate_pairs` with the same
-        ``k``; a shorter list (a tiny library, or a photo removed since) is padded
-        with -1 and ``inf``.
-    k : int
-    block : int
-        New rows per matrix product.
-    progress : callable, optional
-        Called as ``progress(done_new_rows, N_new)`` after each block.
-
-    Returns
-    -------
-    indices, distances : ndarray, shape (N_old + N_new, min(k, N - 1))
-        The lists of all photos.
-    changed : ndarray of int64
-        Old photos whose list changed (the new photos' lists are all new).
-    """
-    new = np.ascontiguousarray(new_embeddings, dtype=np.float32)
-    old = np.ascontiguousarray(old_embeddings, dtype=np.float32)
-    n_old, n_new = len(old), len(new)
-    n = n_old + n_new
-    k = max(0, min(int(k), n - 1))
-    emb = np.concatenate([old, new]) if n_new else old
-    base_sq = np.einsum("nd,nd->n", emb, emb)
-    indices = np.full((n, k), -1, dtype=np.int64)
-    distances = np.full((n, k), np.inf)
-    width = min(old_indices.shape[1] if old_indices.ndim == 2 else 0, k)
-    indices[:n_old, :width] = old_indices[:, :width]
-    distances[:n_old, :width] = old_distances[:, :width]
-    distances[indices < 0] = np.inf
-    if k == 0:
-        return indices, distances, np.zeros(0, dtype=np.int64)
-    changed = np.zeros(n_old, dtype=bool)
-    for start in range(0, n_new, block):
-        stop = min(start + block, n_new)
-        rows = np.arange(n_old + start, n_old + stop)
-        queries = new[start:stop]
-        sq = base_sq[None, :] - 2.0 * (queries @ emb.T)
-        # The same float32 product gives every old photo's approximate squared distance
-        # to this block; only rows a new photo may beat (or that have room) are checked
-        # in float64, with a margin far above float32 round-off.
-        approx = sq[:, :n_old] + base_sq[rows][:, None]
-        kth = distances[:n_old, k - 1]
-        margin = 1e-4 * (base_sq[:n_old][None, :] + base_sq[rows][:, None]) + 1e-9
-        near = (approx < (kth * kth)[None, :] + margin) | ~np.isfinite(kth)[None, :]
-        indices[rows], distances[rows] = _block_top(queries, emb, base_sq, k, rows, sq=sq)
-        del approx, sq
-        new_at, old_at = np.nonzero(near)
-        if old_at.size:
-            diff = old[old_at].astype(np.float64) - queries[new_at].astype(np.float64)
-            exact = np.sqrt(np.einsum("pd,pd->p", diff, diff))
-            by_row = np.lexsort((new_at, old_at))
-            old_at, new_at, exact = old_at[by_row], new_at[by_row], exact[by_row]
-            touched, first = np.unique(old_at, return_index=True)
-            counts = np.diff(np.r_[first, old_at.size])
-            extra = np.full((touched.size, counts.max()), -1, dtype=np.int64)
-            extra_dist = np.full(extra.shape, np.inf)
-            slot = np.arange(old_at.size) - np.repeat(first, counts)
-            where = np.repeat(np.arange(touched.size), counts)
-            extra[where, slot] = rows[new_at]
-            extra_dist[where, slot] = exact
-            changed[_merge_lists(indices, distances, touched, extra, extra_dist, n)] = True
-        if progress is not None:
-            progress(stop, n_new)
-    return indices, distances, np.flatnonzero(changed).astype(np.int64)
 
 
 # ------------------------------------------------------------- exact distances
@@ -720,10 +633,9 @@ def search(
 
 def refine_added(
     mixtures: Sequence[Mixture],
-    wide_indices: np.ndarray,
-    refined_indices: np.ndarray,
-    refined_estimates: np.ndarray,
-    n_old: int,
+    added_wide: np.ndarray,
+    indices: np.ndarray,
+    estimates: np.ndarray,
     k: int,
     divergence: Divergence,
     *,
@@ -731,24 +643,26 @@ def refine_added(
     n_jobs: int = -1,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Update re-ranked lists after photos were added, estimating only new pairs.
+    """Re-ranked lists after photos were added, estimating only the added photos' pairs.
 
-    The added photos (rows ``n_old ..``) are re-ranked in full (:func:`refine` of
-    their wide lists).  An old photo's list can only change by an added photo that
-    entered its wide list (see :func:`candidates_for`); only those pairs are estimated
-    and merged with the stored list by ``(estimate, index)``.  An old candidate pushed
-    out of the wide list stays eligible, so the result can differ from a rebuild only
-    by keeping such a candidate, which a rebuild would not re-rank.
+    The added photos (the last ``len(added_wide)`` of ``mixtures``) are re-ranked in
+    full (:func:`refine` of their wide lists).  Every photo an added photo's wide list
+    holds may then admit it: the pair's estimate is at hand, and it is merged into that
+    photo's list by ``(estimate, index)``.  Nothing else is estimated, so the cost is
+    that of the added photos' wide lists, whatever the size of the library.  An old
+    photo's list is thus the best ``k`` of its own wide list when it was added and of
+    the photos added later whose wide lists hold it; near neighbours in the embedding
+    are mostly mutual, so this loses little against re-searching the old photos (see
+    :mod:`leitmotiv.sparse_index`).
 
     Parameters
     ----------
     mixtures : sequence of Mixture
         All photos, the added ones last.
-    wide_indices : ndarray, shape (N, k_wide)
-        Updated wide lists from :func:`candidates_for`.
-    refined_indices, refined_estimates : ndarray, shape (n_old, k)
-        The stored result of :func:`refine` for the old photos.
-    n_old : int
+    added_wide : ndarray, shape (N_added, k_wide)
+        The added photos' wide lists (:func:`candidate_pairs` with ``start``).
+    indices, estimates : ndarray, shape (N_old, k_old)
+        The old photos' re-ranked lists (-1 and inf pad a short one).
     k : int
     divergence : Divergence
     n_samples, n_jobs, progress :
@@ -756,48 +670,51 @@ def refine_added(
 
     Returns
     -------
-    indices, estimates : ndarray, shape (N, k)
+    indices, estimates : ndarray, shape (N, min(k, N - 1))
     changed : ndarray of int64
-        Old photos whose re-ranked list changed.
+        Old photos whose list changed.
     """
     n = len(mixtures)
-    wide_indices = np.asarray(wide_indices, dtype=np.int64)
+    added_wide = np.asarray(added_wide, dtype=np.int64)
+    n_old = n - len(added_wide)
     k = max(0, min(int(k), n - 1))
-    indices = np.full((n, k), -1, dtype=np.int64)
-    estimates = np.full((n, k), np.inf)
-    w = min(k, refined_indices.shape[1] if refined_indices.ndim == 2 else 0)
-    indices[:n_old, :w] = refined_indices[:, :w]
-    estimates[:n_old, :w] = refined_estimates[:, :w]
-    if n == n_old or k == 0:
-        return indices, estimates, np.zeros(0, dtype=np.int64)
+    out_idx = np.full((n, k), -1, dtype=np.int64)
+    out_est = np.full((n, k), np.inf)
+    w = min(k, indices.shape[1] if indices.ndim == 2 else 0)
+    out_idx[:n_old, :w] = indices[:, :w]
+    out_est[:n_old, :w] = estimates[:, :w]
+    out_est[out_idx < 0] = np.inf
+    if n == n_old or k == 0 or added_wide.size == 0:
+        return out_idx, out_est, np.zeros(0, dtype=np.int64)
     new_rows = np.arange(n_old, n)
-    old_rows, slot = np.nonzero(wide_indices[:n_old] >= n_old)
-    added = wide_indices[old_rows, slot]
-    # One estimation pass over the added photos' wide lists and the (old, added) pairs
-    # the old lists admitted: a pair found from both ends is estimated once.
-    new_table = wide_indices[new_rows]
     keys, values = _estimate(
         mixtures,
-        (
-            np.concatenate([np.repeat(new_rows, new_table.shape[1]), old_rows]),
-            np.concatenate([new_table.reshape(-1), added]),
-        ),
+        (np.repeat(new_rows, added_wide.shape[1]), added_wide.reshape(-1)),
         _cheap(divergence, n_samples),
         n_jobs=n_jobs,
         progress=progress,
     )
-    indices[new_rows], estimates[new_rows] = _rank(new_table, new_rows, keys, values, k, n)
-    if old_rows.size == 0:
-        return indices, estimates, np.zeros(0, dtype=np.int64)
-    # Merge per touched old row: its stored list plus the added photos it admitted.
-    touched, first = np.unique(old_rows, return_index=True)
-    counts = np.diff(np.r_[first, old_rows.size])
-    extra = np.full((touched.size, counts.max()), -1, dtype=np.int64)
-    pos = np.arange(old_rows.size) - np.repeat(first, counts)
-    extra[np.repeat(np.arange(touched.size), counts), pos] = added
-    extra_est = _lookup(keys, values, np.broadcast_to(touched[:, None], extra.shape), extra, n)
-    changed = _merge_lists(indices, estimates, touched, extra, extra_est, n)
-    return indices, estimates, changed.astype(np.int64)
+    out_idx[new_rows], out_est[new_rows] = _rank(added_wide, new_rows, keys, values, k, n)
+    # Admissions: photo t may take the added photo a whose wide list holds t; an added
+    # t already weighed a when a is in its own wide list.
+    a = np.repeat(new_rows, added_wide.shape[1])
+    t = added_wide.reshape(-1)
+    keep = t >= 0
+    a, t = a[keep], t[keep]
+    mutual = np.isin(t * n + a, a * n + t)
+    a, t = a[~mutual], t[~mutual]
+    if t.size == 0:
+        return out_idx, out_est, np.zeros(0, dtype=np.int64)
+    by_target = np.lexsort((a, t))
+    a, t = a[by_target], t[by_target]
+    targets, first = np.unique(t, return_index=True)
+    counts = np.diff(np.r_[first, t.size])
+    extra = np.full((targets.size, counts.max()), -1, dtype=np.int64)
+    slot = np.arange(t.size) - np.repeat(first, counts)
+    extra[np.repeat(np.arange(targets.size), counts), slot] = a
+    extra_est = _lookup(keys, values, np.broadcast_to(targets[:, None], extra.shape), extra, n)
+    changed = _merge_lists(out_idx, out_est, targets, extra, extra_est, n)
+    return out_idx, out_est, changed[changed < n_old].astype(np.int64)
 
 
 def sample_median_distance(

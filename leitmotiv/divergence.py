@@ -197,9 +197,20 @@ _PREPARED: weakref.WeakKeyDictionary[Mixture, dict[tuple[int, int], PreparedMixt
 _PREPARED_PER_MIXTURE = 2
 
 
+def _budget() -> int:
+    """An eighth of the machine's memory, at least 1 GiB and at most 8 GiB."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on every platform
+        memory = 8 << 30
+    return int(min(max(memory // 8, 1 << 30), 8 << 30))
+
+
 #: Bytes of sample sets kept over all mixtures (about 48 kB per mixture at 1000 samples
-#: in 5-D).  A large library's index touches every photo; this keeps its memory bounded.
-PREPARED_BUDGET = 1 << 30
+#: in 5-D, 14 kB for the cheap estimate of candidate search).  A large library's index
+#: touches every photo; this keeps its memory bounded, and as large as the machine
+#: allows, since a set evicted and needed again is drawn again.
+PREPARED_BUDGET = _budget()
 
 # Least recently used order of the cached sets: (weak mixture, key) -> bytes.
 _RECENT: OrderedDict[tuple[weakref.ref, tuple[int, int]], int] = OrderedDict()

@@ -107,6 +107,23 @@ class Divergence(Implementation):
         nothing.  It must not change any result.
         """
 
+    def dump_prepared(self, mixture: Mixture) -> bytes | None:
+        """The per-model state :meth:`cross` prepared for ``mixture``, as bytes to keep.
+
+        Optional: a large library keeps it with the photo and hands it back through
+        :meth:`load_prepared` in a later run instead of preparing the model again.
+        None when nothing is prepared or kept (the default).
+        """
+        return None
+
+    def load_prepared(self, mixture: Mixture, blob: bytes) -> bool:
+        """Take back state from :meth:`dump_prepared` of an equal model and equal
+        parameters; False if ``blob`` does not fit (it is then prepared as usual).
+
+        It must not change any result.
+        """
+        return False
+
     def near_duplicate_threshold(self) -> float | None:
         """Distance below which two photos are near-duplicates (mild edits of one shot).
 

@@ -988,7 +988,15 @@ class Library:
         r, c = candidates.unique_pairs(graph.indices)
         lo, hi = np.minimum(r, c), np.maximum(r, c)
         n = max(len(ids), 1)
-        missing = ~np.isin(lo * n + hi, np.minimum(rows, cols) * n + np.maximum(rows, cols))
+        # Both key sets sorted and merged by a binary search: several times faster than
+        # np.isin on the millions of stored pairs of a large library.
+        stored = np.sort(np.minimum(rows, cols) * n + np.maximum(rows, cols))
+        by_key = np.argsort(lo * n + hi)
+        wanted = (lo * n + hi)[by_key]
+        at = np.searchsorted(stored, wanted).clip(max=max(len(stored) - 1, 0))
+        missing = np.ones(len(wanted), dtype=bool)
+        if len(stored):
+            missing[by_key] = stored[at] != wanted
         lo, hi = lo[missing], hi[missing]
         chunks = pair_jobs.plan_chunks(
             np.stack([ids[lo], ids[hi]], axis=1),
@@ -1201,11 +1209,11 @@ class Library:
                 for c, exemplar in enumerate(exemplars)
                 for i in order[bounds[c] : bounds[c + 1]]
             ]
-            for s in range(0, len(members), store.INSERT_CHUNK):
-                store.ClusterMember.insert_many(
-                    members[s : s + store.INSERT_CHUNK],
-                    fields=[store.ClusterMember.cluster, store.ClusterMember.photo],
-                ).execute()
+            store.insert_rows(
+                store.ClusterMember,
+                [store.ClusterMember.cluster, store.ClusterMember.photo],
+                members,
+            )
             # Older runs of this configuration are dropped in the same transaction:
             # readers see either the old run or the new one, never a mix.
             store.ClusterRun.delete().where(

@@ -30,6 +30,7 @@ featurizer's) are compared by plain ``sqrt(JS)``.
 from __future__ import annotations
 
 import itertools
+import struct
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,14 @@ from typing import ClassVar
 import numpy as np
 
 from leitmotiv._ext import divergence as _kernels
-from leitmotiv.divergence import js_cross, js_matrix, js_matrix_moved, prepare_many
+from leitmotiv.divergence import (
+    adopt,
+    js_cross,
+    js_matrix,
+    js_matrix_moved,
+    prepare_many,
+    prepared,
+)
 from leitmotiv.implementation import Divergence
 from leitmotiv.mixture import Mixture
 
@@ -54,6 +62,8 @@ SYMMETRIES = {
 
 _PHOTO_DIM = 5
 _COLOUR = slice(2, 5)
+# Leads the blob of kept sample sets (version 1 of its layout).
+_KEPT_MAGIC = b"LMS1"
 _COLOUR_RIDGE = 1e-6
 # Mixtures whose colour views are computed by one kernel call (a few MB of parameters).
 _VIEW_CHUNK = 1024
@@ -166,6 +176,51 @@ class JensenShannon(Divergence):
     def near_duplicate_threshold(self) -> float | None:
         """Distance below which two photos are near-duplicates, if calibrated."""
         return self.NEAR_DUPLICATE if self == JensenShannon() else None
+
+    def _kept(self, mixture: Mixture) -> list[tuple[Mixture, int]]:
+        """The models and sample counts whose sets :meth:`dump_prepared` keeps: the
+        spatial model, and the palette when it is weighed.  Symmetries are drawn anew."""
+        kept = [(mixture, int(self.n_samples))]
+        if self.colour_weight > 0 and is_photo_model(mixture):
+            kept.append((colour_view(mixture), int(self.palette_samples)))
+        return kept
+
+    def dump_prepared(self, mixture: Mixture) -> bytes | None:
+        """The sample sets drawn for ``mixture`` (exact float64 copies), or None if one
+        of them is not in the cache."""
+        parts = [_KEPT_MAGIC]
+        for model, n in self._kept(mixture):
+            found = prepared(model, n, self.seed)
+            if found is None:
+                return None
+            parts += [
+                struct.pack("<II", *found.samples.shape),
+                found.samples.astype("<f8").tobytes(),
+                found.own_log_pdf.astype("<f8").tobytes(),
+            ]
+        return b"".join(parts)
+
+    def load_prepared(self, mixture: Mixture, blob: bytes) -> bool:
+        """Cache the sample sets of :meth:`dump_prepared`; False if they do not fit."""
+        blob = bytes(blob)
+        if not blob.startswith(_KEPT_MAGIC):
+            return False
+        at, found = len(_KEPT_MAGIC), []
+        for model, n in self._kept(mixture):
+            if at + 8 > len(blob) or struct.unpack_from("<II", blob, at) != (n, model.dim):
+                return False
+            at += 8
+            size = n * (model.dim + 1)
+            if at + 8 * size > len(blob):
+                return False
+            values = np.frombuffer(blob, dtype="<f8", count=size, offset=at)
+            found.append((model, values[: n * model.dim].reshape(n, model.dim), values[-n:]))
+            at += 8 * size
+        if at != len(blob):
+            return False
+        for model, samples, own in found:
+            adopt(model, samples, own, self.seed)
+        return True
 
     def cross(
         self, rows: Sequence[Mixture], cols: Sequence[Mixture], n_jobs: int = -1

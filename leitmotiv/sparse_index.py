@@ -6,14 +6,21 @@ the ``wide`` nearest photos in a closed-form embedding of the models, re-ranked 
 cheap Monte Carlo estimate of the divergence down to ``k``.  The lists are stored with
 each photo (:class:`leitmotiv.store.Neighbours`), which gives
 
-- incremental updates: photos added to an indexed library are searched against all,
-  and an old photo's lists change only where an added photo enters them
-  (:func:`~leitmotiv.candidates.candidates_for`, :func:`~leitmotiv.candidates.refine_added`);
+- incremental updates that cost what the added photos cost: they are searched against
+  all photos, and an old photo's list changes only where an added photo whose wide list
+  holds it beats its candidates (:func:`~leitmotiv.candidates.refine_added`).  Only the
+  added photos' pairs are estimated, and the sample sets the estimate draws are kept
+  with each photo (``Neighbours.samples``), so the old photos involved are read back,
+  not drawn again;
 - resumable builds: the photos without lists are taken in batches, each batch committed
   in one transaction together with every old list it changed, so a killed build
   resumes at the batch it was in, and the lists equal those of an uninterrupted build.
 
 The first build is the same code: every photo is new, taken batch by batch.
+
+Admitting an added photo only from its own side (rather than also searching every old
+photo's embedding neighbours again) was measured on ``benchmarks/scale.py``'s library:
+see the README's "Large libraries" for recall at 10,000 and 100,000 photos.
 """
 
 from __future__ import annotations
@@ -46,8 +53,8 @@ def wide_for(k: int) -> int:
 
 
 #: Photos per committed batch of a candidate update, at least; an update takes at most
-#: :data:`MAX_BATCHES` batches, since each batch rewrites the old lists it changed
-#: (nearly all of them when a batch is large).
+#: :data:`MAX_BATCHES` batches of a library's size, so that a first build's early
+#: batches are searched among enough photos.
 BATCH = 4096
 MAX_BATCHES = 8
 
@@ -93,6 +100,8 @@ class SearchParameters:
                 "wide": int(max(self.wide, self.k)),
                 "n_samples": int(self.n_samples),
                 "probes": dataclasses.asdict(candidates.Probes()),
+                # 2: added photos enter old lists from their own wide lists only.
+                "lists": 2,
             },
             sort_keys=True,
         )
@@ -135,8 +144,8 @@ def positions_in(ids: np.ndarray, photo_ids: np.ndarray) -> np.ndarray:
 
 
 def _table(blobs: list[bytes], ids: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stored lists as (positions into ``ids``, values), ``width`` wide, each row re-sorted
-    so that photos no longer indexed (now padding: -1, inf) go last.
+    """Stored lists as (positions into ``ids``, values), ``width`` wide; a row that
+    names photos no longer indexed (now padding: -1, inf) is re-sorted to put them last.
 
     All rows are decoded together (one buffer, one id lookup): a large library reads
     hundreds of thousands of lists on every update.
@@ -153,77 +162,87 @@ def _table(blobs: list[bytes], ids: np.ndarray, width: int) -> tuple[np.ndarray,
     row = np.repeat(np.arange(len(blobs)), kept)
     col = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
     at = starts[row] + col
-    pos[row, col] = positions_in(ids, words[at])
+    found = positions_in(ids, words[at])
+    pos[row, col] = found
     val[row, col] = words.view("<f8")[at + lengths[row]]
-    val[pos < 0] = np.inf
-    order = np.argsort(val, axis=1, kind="stable")
-    return np.take_along_axis(pos, order, 1), np.take_along_axis(val, order, 1)
+    stale = np.unique(row[found < 0])
+    if stale.size:
+        val[pos < 0] = np.inf
+        order = np.argsort(val[stale], axis=1, kind="stable")
+        pos[stale] = np.take_along_axis(pos[stale], order, 1)
+        val[stale] = np.take_along_axis(val[stale], order, 1)
+    return pos, val
 
 
-def _stored(featurizer_id: int, search_id: int, ids: np.ndarray, width: tuple[int, int]):
+def _stored(featurizer_id: int, search_id: int, ids: np.ndarray, width: int):
     """The stored lists of ``ids`` (ascending): positions with lists, their embeddings,
-    and the wide and the re-ranked tables (see :func:`_table`)."""
+    and their lists (see :func:`_table`)."""
     query = (
         store.Neighbours.select(
-            store.Neighbours.photo,
-            store.Neighbours.embedding,
-            store.Neighbours.wide,
-            store.Neighbours.candidates,
+            store.Neighbours.photo, store.Neighbours.embedding, store.Neighbours.candidates
         )
         .where(
             (store.Neighbours.featurizer == featurizer_id) & (store.Neighbours.search == search_id)
         )
         .tuples()
     )
-    found, embeddings, wide, cands = [], [], [], []
-    for photo_id, embedding, wide_blob, cand_blob in query.iterator():
+    found, embeddings, cands = [], [], []
+    for photo_id, embedding, cand_blob in query.iterator():
         found.append(photo_id)
         embeddings.append(bytes(embedding))
-        wide.append(wide_blob)
         cands.append(cand_blob)
     pos = positions_in(ids, np.asarray(found, dtype=np.int64))
     keep = np.flatnonzero(pos >= 0)  # others are photos without a current model
     dim = 2 * (candidates.Probes().n_spatial + candidates.Probes().n_colour)
     emb = np.frombuffer(b"".join(embeddings), dtype="<f4").reshape(-1, dim)[keep]
-    return (
-        pos[keep],
-        emb,
-        _table([wide[i] for i in keep], ids, width[0]),
-        _table([cands[i] for i in keep], ids, width[1]),
-    )
+    return pos[keep], emb, _table([cands[i] for i in keep], ids, width)
+
+
+def _restore_samples(
+    cheap: Divergence,
+    photo_ids: np.ndarray,
+    models: Sequence[Mixture],
+    featurizer_id: int,
+    search_id: int,
+) -> None:
+    """Hand the stored sample sets of ``photo_ids`` back to the cheap estimate."""
+    model_of = dict(zip(photo_ids.tolist(), models, strict=True))
+    wanted = sorted(model_of)
+    where = (store.Neighbours.featurizer == featurizer_id) & (store.Neighbours.search == search_id)
+    for s in range(0, len(wanted), store.INSERT_CHUNK):
+        query = (
+            store.Neighbours.select(store.Neighbours.photo, store.Neighbours.samples)
+            .where(where & store.Neighbours.photo.in_(wanted[s : s + store.INSERT_CHUNK]))
+            .tuples()
+        )
+        for photo_id, blob in query.iterator():
+            if blob is not None:
+                cheap.load_prepared(model_of[photo_id], blob)
 
 
 def _write(
     db: pw.Database,
-    rows: np.ndarray,
-    first_new: int,
+    changed: np.ndarray,
+    added: range,
     photo_ids: np.ndarray,
     embeddings: np.ndarray,
-    wide: tuple[np.ndarray, np.ndarray],
     cands: tuple[np.ndarray, np.ndarray],
+    samples: list[bytes | None],
     featurizer_id: int,
     search_id: int,
 ) -> None:
-    """Store the lists of local ``rows`` in one transaction: rows from ``first_new`` on
-    are inserted with their embeddings, earlier (stored) rows get their two lists
-    updated -- an update after adding photos changes most stored lists, and their
-    embeddings, a quarter of each row, stay as they are."""
+    """Store a batch in one transaction: the ``added`` rows are inserted with their
+    embeddings and sample sets, the ``changed`` stored rows get their new list."""
 
-    def ids_of(local: np.ndarray) -> np.ndarray:
-        return np.where(local < 0, -1, photo_ids[np.maximum(local, 0)])
+    def packed(r: int) -> bytes:
+        idx = cands[0][r]
+        return _pack(np.where(idx < 0, -1, photo_ids[np.maximum(idx, 0)]), cands[1][r])
 
-    def lists(r: int) -> tuple[bytes, bytes]:
-        return (
-            _pack(ids_of(wide[0][r]), wide[1][r]),
-            _pack(ids_of(cands[0][r]), cands[1][r]),
-        )
-
-    rows = np.asarray(rows, dtype=np.int64)
     meta = store.Neighbours._meta
     column = {name: meta.fields[name].column_name for name in meta.fields}
     update = (
-        f"UPDATE {meta.table_name} SET {column['wide']} = {db.param}, "
-        f"{column['candidates']} = {db.param} WHERE {column['photo']} = {db.param} "
+        f"UPDATE {meta.table_name} SET {column['candidates']} = {db.param} "
+        f"WHERE {column['photo']} = {db.param} "
         f"AND {column['featurizer']} = {db.param} AND {column['search']} = {db.param}"
     )
     fields = [
@@ -231,32 +250,32 @@ def _write(
         store.Neighbours.featurizer,
         store.Neighbours.search,
         store.Neighbours.embedding,
-        store.Neighbours.wide,
         store.Neighbours.candidates,
+        store.Neighbours.samples,
     ]
+    changed = np.asarray(changed, dtype=np.int64)
     with db.atomic():
-        old = rows[rows < first_new]
-        for s in range(0, len(old), store.INSERT_CHUNK):
+        for s in range(0, len(changed), store.INSERT_CHUNK):
             db.cursor().executemany(
                 update,
                 [
-                    (*lists(r), int(photo_ids[r]), featurizer_id, search_id)
-                    for r in old[s : s + store.INSERT_CHUNK]
+                    (packed(r), int(photo_ids[r]), featurizer_id, search_id)
+                    for r in changed[s : s + store.INSERT_CHUNK]
                 ],
             )
-        new = rows[rows >= first_new]
-        for s in range(0, len(new), store.INSERT_CHUNK):
+        for s in range(added.start, added.stop, store.INSERT_CHUNK):
             chunk = [
                 (
                     int(photo_ids[r]),
                     featurizer_id,
                     search_id,
                     embeddings[r].astype("<f4").tobytes(),
-                    *lists(r),
+                    packed(r),
+                    samples[r - added.start],
                 )
-                for r in new[s : s + store.INSERT_CHUNK]
+                for r in range(s, min(s + store.INSERT_CHUNK, added.stop))
             ]
-            store.Neighbours.insert_many(chunk, fields=fields).execute()
+            store.insert_rows(store.Neighbours, fields, chunk)
 
 
 def update_candidates(
@@ -299,20 +318,15 @@ def update_candidates(
     ids = np.asarray(ids, dtype=np.int64)
     n = len(ids)
     wide_k = max(params.wide, params.k)
+    cheap = candidates._cheap(divergence, params.n_samples)
     with db.atomic():
         search_id = store.key_id(params.key(divergence))
-    old_pos, old_emb, old_wide, old_cand = _stored(
-        featurizer_id, search_id, ids, (wide_k, params.k)
-    )
+    old_pos, old_emb, old_cand = _stored(featurizer_id, search_id, ids, params.k)
     new_pos = np.setdiff1d(np.arange(n), old_pos)
     # Local order: photos with stored lists first, then the new ones.
     order = np.concatenate([old_pos, new_pos]).astype(np.int64)
     local_of = np.empty(n, dtype=np.int64)
     local_of[order] = np.arange(n)
-
-    def to_local(pos: np.ndarray) -> np.ndarray:
-        return np.where(pos < 0, -1, local_of[np.maximum(pos, 0)])
-
     local_mixtures = [mixtures[p] for p in order]
     local_ids = ids[order]
     embeddings = np.empty((n, old_emb.shape[1]), dtype=np.float32)
@@ -322,11 +336,14 @@ def update_candidates(
             stop = min(s + 1024, n)
             embeddings[s:stop] = candidates.embed(local_mixtures[s:stop])
             bar.update(stop - s)
-    wide = (to_local(old_wide[0]), old_wide[1])
-    cand = (to_local(old_cand[0]), old_cand[1])
+    cand_idx = np.where(old_cand[0] < 0, -1, local_of[np.maximum(old_cand[0], 0)])
+    cand = (cand_idx, old_cand[1])
     changed = np.zeros(n, dtype=bool)
+    # Rows whose cheap sample sets this run has drawn or read back.
+    in_memory = np.zeros(n, dtype=bool)
     n_cur = len(old_pos)
-    batch = max(params.batch, -(-len(new_pos) // MAX_BATCHES))
+    # Batches follow from the library's size alone, so a resumed build takes the same.
+    batch = max(params.batch, -(-n // MAX_BATCHES))
     bars = [
         tqdm(total=len(new_pos), desc=desc, unit="photo", disable=not progress)
         for desc in ("candidate search", "re-ranking")
@@ -341,40 +358,44 @@ def update_candidates(
             def ranked(done: int, total: int, start: int = n_cur, size: int = stop - n_cur):
                 bars[1].update(start + size * done / max(total, 1) - len(old_pos) - bars[1].n)
 
-            w_idx, w_dist, w_changed = candidates.candidates_for(
-                embeddings[n_cur:stop],
-                embeddings[:n_cur],
-                wide[0],
-                wide[1],
-                wide_k,
-                progress=searched,
+            wide, _ = candidates.candidate_pairs(
+                embeddings[:stop], wide_k, start=n_cur, progress=searched
             )
+            involved = np.unique(wide[(wide >= 0) & (wide < n_cur)])
+            involved = involved[~in_memory[involved]]
+            _restore_samples(
+                cheap,
+                local_ids[involved],
+                [local_mixtures[r] for r in involved],
+                featurizer_id,
+                search_id,
+            )
+            in_memory[involved] = True
             c_idx, c_est, c_changed = candidates.refine_added(
                 local_mixtures[:stop],
-                w_idx,
+                wide,
                 cand[0],
                 cand[1],
-                n_cur,
                 params.k,
                 divergence,
                 n_samples=params.n_samples,
                 n_jobs=n_jobs,
                 progress=ranked,
             )
-            touched = np.union1d(np.arange(n_cur, stop), np.union1d(w_changed, c_changed))
+            in_memory[n_cur:stop] = True
             _write(
                 db,
-                touched,
-                n_cur,
+                c_changed,
+                range(n_cur, stop),
                 local_ids,
                 embeddings,
-                (w_idx, w_dist),
                 (c_idx, c_est),
+                [cheap.dump_prepared(local_mixtures[r]) for r in range(n_cur, stop)],
                 featurizer_id,
                 search_id,
             )
-            changed[w_changed] = changed[c_changed] = True
-            wide, cand = (w_idx, w_dist), (c_idx, c_est)
+            changed[c_changed] = True
+            cand = (c_idx, c_est)
             bars[1].update(stop - len(old_pos) - bars[1].n)
             n_cur = stop
     finally:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from leitmotiv import candidates
+from leitmotiv.implementation import Divergence
 from leitmotiv.mixture import Mixture
 from leitmotiv.photo_distance import JensenShannon
 
@@ -126,21 +127,13 @@ def test_tiny_libraries(n):
         assert set(idx[0]) == set(range(1, n))
 
 
-@pytest.mark.parametrize(
-    ("n_old", "n_new", "k"), [(200, 30, 10), (3, 10, 5), (50, 1, 60), (1, 1, 3)]
-)
-def test_incremental_equals_recomputation(n_old, n_new, k):
-    emb = np.random.default_rng(n_old + n_new).normal(size=(n_old + n_new, 8)).astype(np.float32)
-    old_idx, old_dist = candidates.candidate_pairs(emb[:n_old], k)
-    idx, dist, changed = candidates.candidates_for(emb[n_old:], emb[:n_old], old_idx, old_dist, k)
-    ref_idx, ref_dist = candidates.candidate_pairs(emb, k, block=17)
-    np.testing.assert_array_equal(idx, ref_idx)
-    np.testing.assert_allclose(dist, ref_dist, rtol=1e-12)
-    width = old_idx.shape[1]
-    differs = np.flatnonzero(
-        (ref_idx[:n_old, :width] != old_idx).any(axis=1) | (ref_idx.shape[1] > width)
-    )
-    np.testing.assert_array_equal(np.sort(changed), differs)
+@pytest.mark.parametrize(("n", "start", "k"), [(230, 200, 10), (13, 3, 5), (51, 50, 60), (2, 1, 3)])
+def test_searching_added_rows_equals_searching_all(n, start, k):
+    emb = np.random.default_rng(n + start).normal(size=(n, 8)).astype(np.float32)
+    idx, dist = candidates.candidate_pairs(emb, k, start=start, block=7)
+    ref_idx, ref_dist = candidates.candidate_pairs(emb, k)
+    np.testing.assert_array_equal(idx, ref_idx[start:])
+    np.testing.assert_allclose(dist, ref_dist[start:], rtol=1e-12)
 
 
 def test_sparse_distances_are_the_exact_divergence_once_per_pair(few_models):
@@ -182,29 +175,43 @@ def test_edited_copies_find_their_original(few_models):
         assert edits <= set(indices[b].tolist())
 
 
-def test_refine_added_estimates_only_new_pairs_and_merges(few_models):
+def test_refine_added_estimates_only_added_pairs_and_merges(few_models, monkeypatch):
     js = JensenShannon()
     n_old, wide_k, k = 9, 6, 3
+    n = len(few_models)
     cheap = JensenShannon(n_samples=64).pairwise(few_models)
     np.fill_diagonal(cheap, np.inf)
     emb = candidates.embed(few_models)
-    wide, wide_d = candidates.candidate_pairs(emb[:n_old], wide_k)
-    ref_idx, ref_est = candidates.refine(few_models[:n_old], wide, k, js, n_samples=64)
-    all_wide, _, _ = candidates.candidates_for(emb[n_old:], emb[:n_old], wide, wide_d, wide_k)
+    wide, _ = candidates.candidate_pairs(emb[:n_old], wide_k)
+    old_idx, old_est = candidates.refine(few_models[:n_old], wide, k, js, n_samples=64)
+    added_wide, _ = candidates.candidate_pairs(emb, wide_k, start=n_old)
+    estimated = []
+    estimate = candidates._estimate
+
+    def counting(mixtures, pairs, *args, **kwargs):
+        estimated.extend(zip(*pairs, strict=True))
+        return estimate(mixtures, pairs, *args, **kwargs)
+
+    monkeypatch.setattr(candidates, "_estimate", counting)
     idx, est, changed = candidates.refine_added(
-        few_models, all_wide, ref_idx, ref_est, n_old, k, js, n_samples=64
+        few_models, added_wide, old_idx, old_est, k, js, n_samples=64
     )
-    n = len(few_models)
+    # Only the added photos' wide lists were estimated.
+    assert {tuple(sorted(p)) for p in estimated} == {
+        tuple(sorted((n_old + r, int(c)))) for r, row in enumerate(added_wide) for c in row
+    }
+    # A photo's pool: its own list (old) or wide list (added), and every added photo
+    # whose wide list holds it.
     for i in range(n):
-        if i >= n_old:
-            pool = set(all_wide[i].tolist())
-        else:
-            pool = set(ref_idx[i].tolist()) | {j for j in all_wide[i].tolist() if j >= n_old}
+        pool = set(old_idx[i].tolist()) if i < n_old else set(added_wide[i - n_old].tolist())
+        pool |= {n_old + r for r, row in enumerate(added_wide) if i in row}
+        pool.discard(i)
         pool = np.array(sorted(pool))
         best = pool[np.lexsort((pool, cheap[i, pool]))[:k]]
         np.testing.assert_array_equal(idx[i], best)
         np.testing.assert_allclose(est[i], cheap[i, best], rtol=1e-9)
-    expect = [i for i in range(n_old) if not np.array_equal(idx[i], ref_idx[i])]
+    expect = [i for i in range(n_old) if not np.array_equal(idx[i], old_idx[i])]
+    assert expect  # the added edits enter some old lists
     np.testing.assert_array_equal(np.sort(changed), expect)
 
 
@@ -254,3 +261,24 @@ def test_merging_lists_equals_sorting_them_together(seed):
     others = np.setdiff1d(np.arange(n_rows), rows)
     np.testing.assert_array_equal(got_idx[others], indices[others])
     np.testing.assert_array_equal(changed, rows[(want[0] != indices[rows]).any(axis=1)])
+
+
+def test_kept_sample_sets_give_the_same_estimates_without_drawing(few_models):
+    cheap = JensenShannon(n_samples=64)
+    first, other = few_models[0], few_models[5]
+    cheap.warm([first, other])
+    blob = cheap.dump_prepared(first)
+    twin = Mixture.from_bytes(first.to_bytes())  # equal model, nothing cached
+    assert cheap.dump_prepared(twin) is None
+    assert cheap.load_prepared(twin, blob)
+    assert cheap.dump_prepared(twin) == blob
+    np.testing.assert_array_equal(cheap.cross([twin], [other]), cheap.cross([first], [other]))
+    # Blobs that do not fit are refused and leave the model to be drawn as usual.
+    fresh = Mixture.from_bytes(first.to_bytes())
+    assert not JensenShannon(n_samples=65).load_prepared(fresh, blob)
+    assert not JensenShannon(n_samples=64, colour_weight=0.0).load_prepared(fresh, blob)
+    assert not cheap.load_prepared(fresh, blob[:-8])
+    assert not cheap.load_prepared(fresh, b"XXXX" + blob[4:])
+    assert cheap.dump_prepared(fresh) is None
+    # A divergence that keeps nothing says so.
+    assert Divergence.dump_prepared(cheap, first) is None

@@ -332,7 +332,7 @@ def test_postgres_ingest_and_index(tmp_path, few_photos, empty_postgres):
 
 def _sparse_lists(settings: Settings, folder: Path, first: int) -> tuple[dict, int]:
     """Sparse lists after indexing the ``first`` photos, then the rest:
-    {path: (wide, candidates)}, and the number of stored lists the last build changed."""
+    {path: candidates}, and the number of stored lists the last build changed."""
     paths = sorted(folder.glob("*.jpg"))
     with Library.open(settings) as lib:
         lib.add(paths[:first], progress=False)
@@ -342,7 +342,7 @@ def _sparse_lists(settings: Settings, folder: Path, first: int) -> tuple[dict, i
         with store.bound(lib.db):
             rows = (
                 store.Neighbours.select(
-                    store.Photo.path, store.Neighbours.wide, store.Neighbours.candidates
+                    store.Photo.path, store.Neighbours.candidates
                 )
                 .join(store.Photo)
                 .tuples()
@@ -358,7 +358,7 @@ def _sparse_lists(settings: Settings, folder: Path, first: int) -> tuple[dict, i
                     if p >= 0
                 ]
 
-            lists = {path: (by_path(w), by_path(c)) for path, w, c in rows}
+            lists = {path: by_path(c) for path, c in rows}
     return lists, report.changed_lists
 
 

@@ -54,12 +54,13 @@ def stored_distances(lib: Library) -> dict[tuple[int, int], float]:
         return {(a, b): v for a, b, v in rows}
 
 
-def neighbour_lists(lib: Library) -> dict[int, tuple[bytes, bytes]]:
+def neighbour_lists(lib: Library) -> dict[int, tuple[bytes, bytes | None]]:
+    """{photo id: (candidate list, kept sample sets)} as stored."""
     with store.bound(lib.db):
         rows = store.Neighbours.select(
-            store.Neighbours.photo, store.Neighbours.wide, store.Neighbours.candidates
+            store.Neighbours.photo, store.Neighbours.candidates, store.Neighbours.samples
         ).tuples()
-        return {p: (bytes(w), bytes(c)) for p, w, c in rows}
+        return {p: (bytes(c), None if s is None else bytes(s)) for p, c, s in rows}
 
 
 def top(distances: dict[tuple[int, int], float], photo: int, n: int) -> set[int]:
@@ -130,7 +131,7 @@ def test_adding_photos_updates_the_lists_without_a_rebuild(tmp_path, photos_dir)
         scratch_lists = neighbour_lists(lib)
         scratch_pairs = stored_distances(lib)
     # Nearly the same candidates; the incremental index also keeps the old pairs.
-    same = np.mean([lists[p][1] == scratch_lists[p][1] for p in lists])
+    same = np.mean([lists[p][0] == scratch_lists[p][0] for p in lists])
     assert same >= 0.9, same
     assert len(set(scratch_pairs) & set(incremental)) >= 0.95 * len(scratch_pairs)
     assert second.pairs_computed < rebuilt.pairs_computed
@@ -298,3 +299,36 @@ def test_a_photo_whose_content_changed_is_searched_again(tmp_path, photos_dir):
         stored = np.frombuffer(bytes(row.embedding), dtype="<f4")
         np.testing.assert_array_equal(stored, candidates.embed([model])[0])
         assert neighbour_lists(lib)[photo.id] != before[photo.id]
+
+
+def test_an_update_reads_old_photos_sample_sets_back_instead_of_drawing(
+    fitted, tmp_path, monkeypatch
+):
+    from leitmotiv import divergence
+
+    folder = copy_of(fitted, tmp_path / "lib")
+    sparse = settings(folder, index="sparse", neighbours=8)
+    with Library.open(sparse) as lib:
+        late = [p for p in lib.photos() if Path(p.path).name.endswith("_2.jpg")][:10]
+        with store.bound(lib.db):
+            store.Photo.delete().where(store.Photo.id.in_([p.id for p in late])).execute()
+        lib.build_index(progress=False)
+        before = neighbour_lists(lib)
+        assert all(kept is not None for _, kept in before.values())
+        assert lib.add([Path(p.path) for p in late], progress=False).added == 10
+    drawn = []
+    draw = divergence._draw_inputs
+
+    def counting(mixtures, key):
+        drawn.extend((m, key) for m in mixtures)
+        return draw(mixtures, key)
+
+    monkeypatch.setattr(divergence, "_draw_inputs", counting)
+    with Library.open(sparse) as lib:  # a new process would start with empty caches too
+        report = lib.build_index(progress=False)
+        assert report.new_lists == 10 and report.changed_lists > 0
+        after = neighbour_lists(lib)
+    # The cheap estimate drew only the added photos' spatial sets (128 samples); the old
+    # photos' sets came from the store, and stay stored as they were.
+    assert len([key for _, key in drawn if key[0] == 128]) == 10
+    assert all(after[p][1] == kept for p, (_, kept) in before.items())

@@ -51,10 +51,38 @@ def test_a_version_1_library_is_migrated_to_the_current_schema(tmp_path):
     old.close()
     db = store.open_database(None, tmp_path)
     with store.bound(db):
-        assert store.schema_version(db) == store.SCHEMA_VERSION == 3
+        assert store.schema_version(db) == store.SCHEMA_VERSION == 4
         assert "neighbours" in db.get_tables()
         assert "base_photos" in {c.name for c in db.get_columns("cluster_run")}
         assert store.Photo.select().count() == 1  # nothing lost
+    db.close()
+
+
+def test_version_3_candidate_lists_are_dropped_as_a_stale_cache(tmp_path):
+    old = store.connect(None, tmp_path)
+    with old.bind_ctx(store.MODELS):
+        old.create_tables([store.SchemaVersion])
+        for _, step in store.MIGRATIONS[:3]:
+            step(old)
+        # Version 3 kept each photo's wide embedding list, and no sample sets.
+        old.execute_sql("ALTER TABLE neighbours DROP COLUMN samples")
+        old.execute_sql("ALTER TABLE neighbours ADD COLUMN wide BLOB NOT NULL DEFAULT x''")
+        store.SchemaVersion.create(version=3)
+        photo = _photo()
+        key = store.ImplementationKey.create(key="gmm")
+        old.execute_sql(
+            "INSERT INTO neighbours (photo_id, featurizer_id, search_id, embedding, "
+            "candidates, wide) VALUES (?, ?, ?, x'00', x'00', x'00')",
+            (photo.id, key.id, key.id),
+        )
+    old.close()
+    db = store.open_database(None, tmp_path)
+    with store.bound(db):
+        assert store.schema_version(db) == 4
+        columns = {c.name for c in db.get_columns("neighbours")}
+        assert "samples" in columns and "wide" not in columns
+        assert store.Neighbours.select().count() == 0  # rebuilt by the next build-index
+        assert store.Photo.select().count() == 1
     db.close()
 
 
