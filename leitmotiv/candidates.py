@@ -541,7 +541,6 @@ def refine(
     divergence: Divergence,
     *,
     n_samples: int | None = 128,
-    rows: np.ndarray | None = None,
     n_jobs: int = -1,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -556,31 +555,26 @@ def refine(
     ----------
     mixtures : sequence of Mixture
     indices : ndarray, shape (N, k_wide)
-        Wide lists from :func:`candidate_pairs` or :func:`candidates_for`; negative
-        entries are padding.
+        Wide lists from :func:`candidate_pairs`; negative entries are padding.
     k : int
         Candidates kept per row (at most ``k_wide``).
     divergence : Divergence
         The divergence the candidates are for.
     n_samples : int or None
         Monte Carlo samples of the cheap estimate; None uses ``divergence`` as is.
-    rows : ndarray of int, optional
-        Refine only these rows (e.g. the new and changed ones after
-        :func:`candidates_for`); the result then has ``len(rows)`` rows.
     n_jobs : int
     progress : callable, optional
         As for :func:`sparse_distances`.
 
     Returns
     -------
-    indices : ndarray, shape (R, min(k, k_wide)), int64
+    indices : ndarray, shape (N, min(k, k_wide)), int64
         Padded with -1 where a row has fewer candidates.
     estimates : ndarray, same shape, float64
         The cheap estimates (inf for padding).
     """
-    indices = np.asarray(indices, dtype=np.int64)
-    table = indices if rows is None else indices[np.asarray(rows, dtype=np.int64)]
-    row_ids = np.arange(len(indices)) if rows is None else np.asarray(rows, dtype=np.int64)
+    table = np.asarray(indices, dtype=np.int64)
+    row_ids = np.arange(len(table))
     n = max(len(mixtures), 1)
     k = max(0, min(int(k), table.shape[1] if table.ndim == 2 else 0))
     if table.size == 0 or k == 0:

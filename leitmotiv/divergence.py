@@ -297,10 +297,15 @@ def adopt(mixture: Mixture, samples: np.ndarray, own_log_pdf: np.ndarray, seed: 
     stored with the photo), so that it is not drawn again.
 
     The caller vouches that the arrays are what :func:`prepare` returned for this
-    mixture, ``len(samples)`` samples and ``seed``; they are copied.
+    mixture, ``len(samples)`` samples and ``seed``.  Writable arrays are copied;
+    read-only float64 ones (e.g. views of a stored blob) are kept as they are.
     """
-    samples = np.array(samples, dtype=np.float64, order="C")
-    own = np.array(own_log_pdf, dtype=np.float64)
+
+    def frozen(values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64, order="C")
+        return values.copy() if values.flags.writeable else values
+
+    samples, own = frozen(samples), frozen(own_log_pdf)
     if samples.ndim != 2 or samples.shape[1] != mixture.dim or own.shape != samples.shape[:1]:
         raise ValueError(
             f"a sample set of a {mixture.dim}-D mixture needs samples (n, {mixture.dim}) "

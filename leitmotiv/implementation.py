@@ -107,22 +107,21 @@ class Divergence(Implementation):
         nothing.  It must not change any result.
         """
 
-    def dump_prepared(self, mixture: Mixture) -> bytes | None:
-        """The per-model state :meth:`cross` prepared for ``mixture``, as bytes to keep.
+    def dump_prepared(self, mixtures: Sequence[Mixture]) -> list[bytes | None]:
+        """The per-model state :meth:`cross` prepared for each model, as bytes to keep.
 
         Optional: a large library keeps it with the photo and hands it back through
         :meth:`load_prepared` in a later run instead of preparing the model again.
-        None when nothing is prepared or kept (the default).
+        None where nothing is prepared or kept (the default: everywhere).
         """
-        return None
+        return [None] * len(mixtures)
 
-    def load_prepared(self, mixture: Mixture, blob: bytes) -> bool:
-        """Take back state from :meth:`dump_prepared` of an equal model and equal
-        parameters; False if ``blob`` does not fit (it is then prepared as usual).
-
-        It must not change any result.
+    def load_prepared(self, mixtures: Sequence[Mixture], blobs: Sequence[bytes]) -> list[bool]:
+        """Take back the state :meth:`dump_prepared` gave for equal models and equal
+        parameters; False where a blob does not fit (that model is then prepared as
+        usual).  It must not change any result.
         """
-        return False
+        return [False] * len(mixtures)
 
     def near_duplicate_threshold(self) -> float | None:
         """Distance below which two photos are near-duplicates (mild edits of one shot).

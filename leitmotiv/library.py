@@ -710,14 +710,13 @@ class Library:
         from leitmotiv.mixture import Mixture
 
         with store.bound(self.db):
-            rows = (
+            query = (
                 store.Model.select(store.Model.photo, store.Model.mixture)
                 .where(store.Model.featurizer == featurizer_id)
                 .order_by(store.Model.photo)
-                .tuples()
             )
             ids, mixtures = [], []
-            for photo_id, blob in rows.iterator():
+            for photo_id, blob in store.raw_rows(self.db, query):
                 ids.append(photo_id)
                 mixtures.append(Mixture.from_bytes(bytes(blob)))
         return np.asarray(ids, dtype=np.int64), mixtures

@@ -185,9 +185,19 @@ class JensenShannon(Divergence):
             kept.append((colour_view(mixture), int(self.palette_samples)))
         return kept
 
-    def dump_prepared(self, mixture: Mixture) -> bytes | None:
-        """The sample sets drawn for ``mixture`` (exact float64 copies), or None if one
+    def _views(self, mixtures: list[Mixture]) -> None:
+        """Compute the palettes :meth:`_kept` will ask for in one batched pass."""
+        if self.colour_weight > 0:
+            colour_views([m for m in mixtures if is_photo_model(m)])
+
+    def dump_prepared(self, mixtures: Sequence[Mixture]) -> list[bytes | None]:
+        """The sample sets drawn for each model (exact float64 copies); None where one
         of them is not in the cache."""
+        mixtures = list(mixtures)
+        self._views(mixtures)
+        return [self._dump(m) for m in mixtures]
+
+    def _dump(self, mixture: Mixture) -> bytes | None:
         parts = [_KEPT_MAGIC]
         for model, n in self._kept(mixture):
             found = prepared(model, n, self.seed)
@@ -200,8 +210,13 @@ class JensenShannon(Divergence):
             ]
         return b"".join(parts)
 
-    def load_prepared(self, mixture: Mixture, blob: bytes) -> bool:
-        """Cache the sample sets of :meth:`dump_prepared`; False if they do not fit."""
+    def load_prepared(self, mixtures: Sequence[Mixture], blobs: Sequence[bytes]) -> list[bool]:
+        """Cache the sample sets of :meth:`dump_prepared`; False where they do not fit."""
+        mixtures = list(mixtures)
+        self._views(mixtures)
+        return [self._load(m, blob) for m, blob in zip(mixtures, blobs, strict=True)]
+
+    def _load(self, mixture: Mixture, blob: bytes) -> bool:
         blob = bytes(blob)
         if not blob.startswith(_KEPT_MAGIC):
             return False

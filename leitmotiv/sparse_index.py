@@ -177,17 +177,11 @@ def _table(blobs: list[bytes], ids: np.ndarray, width: int) -> tuple[np.ndarray,
 def _stored(featurizer_id: int, search_id: int, ids: np.ndarray, width: int):
     """The stored lists of ``ids`` (ascending): positions with lists, their embeddings,
     and their lists (see :func:`_table`)."""
-    query = (
-        store.Neighbours.select(
-            store.Neighbours.photo, store.Neighbours.embedding, store.Neighbours.candidates
-        )
-        .where(
-            (store.Neighbours.featurizer == featurizer_id) & (store.Neighbours.search == search_id)
-        )
-        .tuples()
-    )
+    query = store.Neighbours.select(
+        store.Neighbours.photo, store.Neighbours.embedding, store.Neighbours.candidates
+    ).where((store.Neighbours.featurizer == featurizer_id) & (store.Neighbours.search == search_id))
     found, embeddings, cands = [], [], []
-    for photo_id, embedding, cand_blob in query.iterator():
+    for photo_id, embedding, cand_blob in store.raw_rows(store.Neighbours._meta.database, query):
         found.append(photo_id)
         embeddings.append(bytes(embedding))
         cands.append(cand_blob)
@@ -210,14 +204,12 @@ def _restore_samples(
     wanted = sorted(model_of)
     where = (store.Neighbours.featurizer == featurizer_id) & (store.Neighbours.search == search_id)
     for s in range(0, len(wanted), store.INSERT_CHUNK):
-        query = (
-            store.Neighbours.select(store.Neighbours.photo, store.Neighbours.samples)
-            .where(where & store.Neighbours.photo.in_(wanted[s : s + store.INSERT_CHUNK]))
-            .tuples()
+        query = store.Neighbours.select(store.Neighbours.photo, store.Neighbours.samples).where(
+            where & store.Neighbours.photo.in_(wanted[s : s + store.INSERT_CHUNK])
         )
-        for photo_id, blob in query.iterator():
-            if blob is not None:
-                cheap.load_prepared(model_of[photo_id], blob)
+        rows = store.raw_rows(store.Neighbours._meta.database, query)
+        found = [(model_of[photo_id], bytes(blob)) for photo_id, blob in rows if blob]
+        cheap.load_prepared([m for m, _ in found], [blob for _, blob in found])
 
 
 def _write(
@@ -390,7 +382,7 @@ def update_candidates(
                 local_ids,
                 embeddings,
                 (c_idx, c_est),
-                [cheap.dump_prepared(local_mixtures[r]) for r in range(n_cur, stop)],
+                cheap.dump_prepared(local_mixtures[n_cur:stop]),
                 featurizer_id,
                 search_id,
             )

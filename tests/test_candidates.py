@@ -162,8 +162,6 @@ def test_refine_keeps_the_best_cheap_estimates(few_models):
     order = np.argsort(cheap, axis=1, kind="stable")[:, :4]
     np.testing.assert_array_equal(idx, order)
     np.testing.assert_allclose(est, np.take_along_axis(cheap, order, axis=1), rtol=1e-9)
-    sub_idx, _ = candidates.refine(few_models, wide, 4, js, n_samples=64, rows=np.array([3, 7]))
-    np.testing.assert_array_equal(sub_idx, idx[[3, 7]])
 
 
 def test_edited_copies_find_their_original(few_models):
@@ -267,18 +265,18 @@ def test_kept_sample_sets_give_the_same_estimates_without_drawing(few_models):
     cheap = JensenShannon(n_samples=64)
     first, other = few_models[0], few_models[5]
     cheap.warm([first, other])
-    blob = cheap.dump_prepared(first)
+    (blob,) = cheap.dump_prepared([first])
     twin = Mixture.from_bytes(first.to_bytes())  # equal model, nothing cached
-    assert cheap.dump_prepared(twin) is None
-    assert cheap.load_prepared(twin, blob)
-    assert cheap.dump_prepared(twin) == blob
+    assert cheap.dump_prepared([twin]) == [None]
+    assert cheap.load_prepared([twin], [blob]) == [True]
+    assert cheap.dump_prepared([twin]) == [blob]
     np.testing.assert_array_equal(cheap.cross([twin], [other]), cheap.cross([first], [other]))
     # Blobs that do not fit are refused and leave the model to be drawn as usual.
     fresh = Mixture.from_bytes(first.to_bytes())
-    assert not JensenShannon(n_samples=65).load_prepared(fresh, blob)
-    assert not JensenShannon(n_samples=64, colour_weight=0.0).load_prepared(fresh, blob)
-    assert not cheap.load_prepared(fresh, blob[:-8])
-    assert not cheap.load_prepared(fresh, b"XXXX" + blob[4:])
-    assert cheap.dump_prepared(fresh) is None
+    assert JensenShannon(n_samples=65).load_prepared([fresh], [blob]) == [False]
+    assert JensenShannon(n_samples=64, colour_weight=0.0).load_prepared([fresh], [blob]) == [False]
+    assert cheap.load_prepared([fresh, fresh], [blob[:-8], b"XXXX" + blob[4:]]) == [False, False]
+    assert cheap.dump_prepared([fresh]) == [None]
     # A divergence that keeps nothing says so.
-    assert Divergence.dump_prepared(cheap, first) is None
+    assert Divergence.dump_prepared(cheap, [first]) == [None]
+    assert Divergence.load_prepared(cheap, [first], [blob]) == [False]

@@ -18,7 +18,7 @@ import pytest
 from leitmotiv import candidates, pair_jobs, sparse_index, store
 from leitmotiv.config import Settings
 from leitmotiv.implementation import Clusterer, Clustering
-from leitmotiv.library import Library
+from leitmotiv.library import IndexReport, Library
 
 FAST = {"featurizer": {"gmm": {"n_samples": 2000}}}
 
@@ -229,6 +229,15 @@ def test_a_clusterer_that_needs_all_pairs_is_refused_before_any_work(fitted, tmp
         assert neighbour_lists(lib) == {} and stored_distances(lib) == {}
 
 
+def index_without_ten(lib: Library, suffix: str) -> tuple[list, IndexReport]:
+    """Drop ten photos whose names end in ``suffix`` and index the rest: the dropped
+    photos (to add again) and the build's report."""
+    late = [p for p in lib.photos() if Path(p.path).name.endswith(suffix)][:10]
+    with store.bound(lib.db):
+        store.Photo.delete().where(store.Photo.id.in_([p.id for p in late])).execute()
+    return late, lib.build_index(progress=False)
+
+
 def _partition(lib: Library, photos: set[int] | None = None) -> set[frozenset[int]]:
     out = set()
     for c in lib.clusters():
@@ -242,10 +251,7 @@ def test_a_small_addition_joins_the_kept_clusters(fitted, tmp_path, photos_dir, 
     folder = copy_of(fitted, tmp_path / "lib")
     sparse = settings(folder, index="sparse", neighbours=20)
     with Library.open(sparse) as lib:
-        late = [p for p in lib.photos() if Path(p.path).name.endswith("_3.jpg")][:10]
-        with store.bound(lib.db):
-            store.Photo.delete().where(store.Photo.id.in_([p.id for p in late])).execute()
-        first = lib.build_index(progress=False)
+        late, first = index_without_ten(lib, "_3.jpg")
         assert first.n_photos == 150 and first.clustering == "full"
         before = _partition(lib)
         assert lib.add([Path(p.path) for p in late], progress=False).added == 10
@@ -309,10 +315,7 @@ def test_an_update_reads_old_photos_sample_sets_back_instead_of_drawing(
     folder = copy_of(fitted, tmp_path / "lib")
     sparse = settings(folder, index="sparse", neighbours=8)
     with Library.open(sparse) as lib:
-        late = [p for p in lib.photos() if Path(p.path).name.endswith("_2.jpg")][:10]
-        with store.bound(lib.db):
-            store.Photo.delete().where(store.Photo.id.in_([p.id for p in late])).execute()
-        lib.build_index(progress=False)
+        late, _ = index_without_ten(lib, "_2.jpg")
         before = neighbour_lists(lib)
         assert all(kept is not None for _, kept in before.values())
         assert lib.add([Path(p.path) for p in late], progress=False).added == 10
