@@ -55,6 +55,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import itertools
 import logging
 import multiprocessing as mp
 import os
@@ -933,15 +934,15 @@ class Library:
         """The stored distances among ``ids`` (ascending) as (positions, positions, values),
         read in batches so memory stays that of the arrays."""
         found_a, found_b, found_v = [], [], []
-        # A plain cursor: millions of rows, where building a peewee row each would cost
-        # more than the rest of an incremental build.
-        table, param = store.Distance._meta.table_name, self.db.param
-        cursor = self.db.execute_sql(
-            f"SELECT photo_a_id, photo_b_id, value FROM {table} "
-            f"WHERE featurizer_id = {param} AND divergence_id = {param}",
-            (featurizer_id, divergence_id),
+        query = store.Distance.select(
+            store.Distance.photo_a, store.Distance.photo_b, store.Distance.value
+        ).where(
+            (store.Distance.featurizer == featurizer_id)
+            & (store.Distance.divergence == divergence_id)
         )
-        while batch := cursor.fetchmany(200_000):
+        # Millions of rows: straight from the cursor, converted 200,000 at a time.
+        rows = store.raw_rows(self.db, query, batch=200_000)
+        while batch := list(itertools.islice(rows, 200_000)):
             arr = np.asarray(batch, dtype=np.float64)
             p = positions_in(ids, arr[:, 0].astype(np.int64))
             q = positions_in(ids, arr[:, 1].astype(np.int64))
