@@ -13,7 +13,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -397,13 +397,27 @@ class Mixture:
             (length,) = struct.unpack_from("<I", body, end)
             if end + 4 + length != len(body):
                 raise ValueError("corrupt mixture data: bad transform length")
-            try:
-                transform = FeatureTransform.from_dict(json.loads(body[end + 4 :].decode()))
-            except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ValueError(f"corrupt mixture data: bad transform ({exc})") from exc
+            transform = _transform_from_json(body[end + 4 :])
         elif end != len(body):
             raise ValueError("corrupt mixture data: trailing bytes")
         return cls(weights, means, covs, lower_bound, int(n_iter), transform)
+
+
+@lru_cache(maxsize=1024)
+def _transform_from_json(blob: bytes) -> FeatureTransform:
+    """The transform a model blob stores, parsed once per distinct blob.
+
+    A library's photos share a handful of transforms (one common space, a few working
+    image sizes), and parsing one costs about as much as the rest of a model, so the
+    parsed transforms are shared; their arrays are made read-only for that.
+    """
+    try:
+        transform = FeatureTransform.from_dict(json.loads(blob.decode()))
+    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"corrupt mixture data: bad transform ({exc})") from exc
+    transform.offset.flags.writeable = False
+    transform.matrix.flags.writeable = False
+    return transform
 
 
 def _unit_frame(t: FeatureTransform) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -148,6 +149,26 @@ def test_corrupt_bytes_are_refused():
     struct.pack_into("<H", future, 4, 99)
     with pytest.raises(ValueError, match="version"):
         Mixture.from_bytes(bytes(future))
+
+
+def test_models_with_the_same_transform_share_one_read_only_copy():
+    rng = np.random.default_rng(5)
+    blobs = [
+        Mixture(r.weights, r.means, r.covariances, transform=_transform()).to_bytes()
+        for r in (random_mixture(rng, 3, 5) for _ in range(2))
+    ]
+    a, b = (Mixture.from_bytes(blob) for blob in blobs)
+    assert a.transform is b.transform
+    with pytest.raises(ValueError, match="read-only"):
+        a.transform.matrix[0, 0] = 2.0
+    # A bad transform is still refused, every time it is met.
+    body = bytearray(blobs[0][:-4])
+    at = body.index(b'"width"')
+    body[at : at + 7] = b'"wodth"'
+    damaged = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    for _ in range(2):
+        with pytest.raises(ValueError, match="bad transform"):
+            Mixture.from_bytes(damaged)
 
 
 @settings(max_examples=40, deadline=None)
