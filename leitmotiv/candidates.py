@@ -74,8 +74,9 @@ weight 1, ``W`` = 300 kept 0.968 with ``k`` = 50 and 0.965 with ``k`` = 30 (weig
 Search
 ------
 :func:`candidate_pairs` is exact brute force on the embeddings: blocks of rows against
-all rows by one matrix product each, the block's top ``k`` by :func:`numpy.argpartition`;
-memory is ``O(N k + block N)``, never ``N x N``.  The float32 product selects a few extra
+all rows by one matrix product each (into one scratch array reused by every block), the
+block's top ``k`` by :func:`numpy.argpartition`; memory is ``O(N k + block N)``, never
+``N x N``.  The float32 product selects a few extra
 candidates, whose distances are then recomputed in float64 and sorted by
 ``(distance, index)``, so results are deterministic and do not depend on ``block``.
 """
@@ -113,6 +114,11 @@ _WARM_ROWS = 2048
 #: Extra candidates taken from the float32 search before the exact float64 re-ranking;
 #: covers round-off near the k-th distance.
 _SLACK = 8
+
+#: Bytes of the index arrays of one partition call in the search.  Below glibc's
+#: largest mmap threshold (32 MiB), so freed ones are reused: freshly mapped pages cost
+#: up to ~2 s per GiB on a virtual machine that hands free memory back to its host.
+_PARTITION_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -235,23 +241,30 @@ def _block_top(
     base_sq: np.ndarray,
     k: int,
     exclude: np.ndarray | None,
-    sq: np.ndarray | None = None,
+    buffer: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` base rows of each query row; ``exclude[i]`` (the query itself) is skipped.
 
-    ``sq`` may pass ``base_sq - 2 queries @ base.T`` when the caller has it (it is
-    overwritten).
+    ``buffer`` is float32 scratch of at least ``(len(queries), len(base))``, reused by
+    the caller from block to block.
     """
     n = len(base)
-    if sq is None:
-        sq = base_sq[None, :] - 2.0 * (queries @ base.T)  # + |q|^2, constant per row
+    sq = buffer[: len(queries), :n]
+    np.matmul(queries, base.T, out=sq)
+    sq *= -2.0
+    sq += base_sq  # + |q|^2, constant per row
     if exclude is not None:
         sq[np.arange(len(queries)), exclude] = np.inf
     take = min(k + _SLACK + (exclude is not None), n)
-    if take < n:
-        part = np.argpartition(sq, take - 1, axis=1)[:, :take]
-    else:
+    if take >= n:
         part = np.broadcast_to(np.arange(n), (len(queries), n)).copy()
+        return _exact_top(queries, base, part, k, exclude)
+    # argpartition returns a full (rows, n) int64 array: a few rows at a time it stays
+    # small enough for the allocator to reuse rather than map fresh pages per block.
+    part = np.empty((len(queries), take), dtype=np.int64)
+    step = max(1, _PARTITION_BYTES // (8 * n))
+    for a in range(0, len(queries), step):
+        part[a : a + step] = np.argpartition(sq[a : a + step], take - 1, axis=1)[:, :take]
     return _exact_top(queries, base, part, k, exclude)
 
 
@@ -296,9 +309,10 @@ def candidate_pairs(
     if k == 0:
         return indices, distances
     base_sq = np.einsum("nd,nd->n", emb, emb)
+    buffer = np.empty((min(block, n - start), n), dtype=np.float32)
     for first in range(start, n, block):
         stop = min(first + block, n)
-        idx, dist = _block_top(emb[first:stop], emb, base_sq, k, np.arange(first, stop))
+        idx, dist = _block_top(emb[first:stop], emb, base_sq, k, np.arange(first, stop), buffer)
         indices[first - start : stop - start], distances[first - start : stop - start] = idx, dist
         if progress is not None:
             progress(stop - start, n - start)

@@ -101,8 +101,11 @@ def _dense_reference(emb: np.ndarray, k: int):
 
 
 @pytest.mark.parametrize("block", [1, 7, 64, 1000])
-def test_blockwise_search_equals_dense_brute_force(block):
+@pytest.mark.parametrize("partition_rows", [1, 3, None])
+def test_blockwise_search_equals_dense_brute_force(block, partition_rows, monkeypatch):
     emb = np.random.default_rng(1).normal(size=(157, 12)).astype(np.float32)
+    if partition_rows is not None:  # the top-k of a block taken a few rows at a time
+        monkeypatch.setattr(candidates, "_PARTITION_BYTES", partition_rows * 8 * len(emb))
     idx, dist = candidates.candidate_pairs(emb, 10, block=block)
     ref_idx, ref_dist = _dense_reference(emb, 10)
     np.testing.assert_array_equal(idx, ref_idx)
