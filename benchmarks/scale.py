@@ -50,13 +50,14 @@ Usage::
 
     python benchmarks/scale.py [--sizes 10000 30000 100000] [--queries 500 150 100] [--k 50]
                                [--copy-before-increment DIR]
-    python benchmarks/scale.py --index-existing FOLDER [--full-seconds S]
+    python benchmarks/scale.py --index-existing FOLDER [--full-seconds S] [--breakdown]
     python benchmarks/scale.py --recall-existing FOLDER [--queries 500]
 
 The second form only indexes an existing library, e.g. the copy that
 ``--copy-before-increment`` takes after the full build (it holds the 1 % added photos,
 not yet indexed): the incremental step can then be re-measured in a fresh process, as a
-user's ``leitmotiv build-index`` after adding photos runs, without another full build.
+user's ``leitmotiv build-index`` after adding photos runs, without another full build;
+``--breakdown`` adds the wall, user and system time of its main steps.
 The third measures recall alone on an indexed library, printing it after each 100
 queries (the exact search dominates: at 100,000 photos about 11 s a query on 2 cores).
 """
@@ -64,6 +65,7 @@ queries (the exact search dominates: at 100,000 photos about 11 s a query on 2 c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import pickle
@@ -81,10 +83,11 @@ sys.path.insert(0, str(REPO))
 import make_library  # noqa: E402
 from make_library import CROP, EXPOSURE, MIRROR_PROBABILITY, WHITE_BALANCE, sources  # noqa: E402
 
-from leitmotiv import sparse_index, store  # noqa: E402
+from leitmotiv import candidates, pair_jobs, sparse_index, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.library import Library, peak_memory_mib  # noqa: E402
 from leitmotiv.mixture import Mixture  # noqa: E402
+from leitmotiv.photo_distance import JensenShannon  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 CACHE = OUT / "scale_models.pkl"
@@ -318,6 +321,54 @@ def run(n: int, bases, rate: float, args, queries: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+#: Steps of an index update timed by ``--breakdown``: (owner, attribute, what it does).
+#: The exact pairs' chunks include drawing sample sets (the warm step, timed inside them
+#: too), and the cheap estimate includes drawing the added photos' cheap sets.
+_STEPS = (
+    (Library, "_indexed", "load the models of all photos"),
+    (sparse_index, "_stored", "read the stored lists and embeddings"),
+    (candidates, "candidate_pairs", "embedding search of the added photos"),
+    (sparse_index, "_restore_samples", "read back old photos' kept cheap sample sets"),
+    (candidates, "_estimate", "cheap estimate of the added photos' pairs"),
+    (sparse_index, "_write", "write the lists"),
+    (Library, "_stored_edges", "read the stored distances"),
+    (pair_jobs, "compute_chunk", "exact pairs (with drawing the sets below)"),
+    (JensenShannon, "warm", "  draw sample sets (cheap and exact)"),
+    (pair_jobs, "save_chunk", "write the distances"),
+)
+
+
+@contextlib.contextmanager
+def _timed_steps():
+    """Time :data:`_STEPS` while the block runs: wall, user and system seconds each."""
+    totals = {step: np.zeros(4) for step in _STEPS}  # wall, user, sys, calls
+    originals = []
+    for step in _STEPS:
+        owner, name, _ = step
+        original = getattr(owner, name)
+        originals.append((owner, name, original))
+
+        def timed(*a, _original=original, _total=totals[step], **kw):
+            wall, cpu = time.perf_counter(), os.times()
+            try:
+                return _original(*a, **kw)
+            finally:
+                end = os.times()
+                _total += (
+                    time.perf_counter() - wall,
+                    end.user - cpu.user,
+                    end.system - cpu.system,
+                    1,
+                )
+
+        setattr(owner, name, timed)
+    try:
+        yield totals
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
 def index_existing(args) -> int:
     """Index what an existing library lacks, e.g. the 1 % added after a full build."""
     settings = Settings(library=args.index_existing, index="sparse", neighbours=args.k)
@@ -327,7 +378,8 @@ def index_existing(args) -> int:
             store.ClusterRun.update(base_photos=store.ClusterRun.n_photos).where(
                 store.ClusterRun.base_photos.is_null()
             ).execute()
-        report = lib.build_index(progress=args.progress)
+        with _timed_steps() if args.breakdown else contextlib.nullcontext() as steps:
+            report = lib.build_index(progress=args.progress)
     ratio = (
         f" = {report.seconds / args.full_seconds:.3f} x the full build" if args.full_seconds else ""
     )
@@ -339,6 +391,10 @@ def index_existing(args) -> int:
         f"lists changed, peak memory {report.peak_memory_mib:.0f} MiB",
         flush=True,
     )
+    if steps is not None:
+        print(f"{'step':47s} {'wall s':>7s} {'user s':>7s} {'sys s':>7s} {'calls':>6s}")
+        for (_, _, what), (wall, user, system, calls) in steps.items():
+            print(f"{what:47s} {wall:7.1f} {user:7.1f} {system:7.1f} {calls:6.0f}")
     return 0
 
 
@@ -376,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--full-seconds", type=float, help="with --index-existing: the full build's time"
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="with --index-existing: also print the time of each step (wall, user, system)",
     )
     parser.add_argument(
         "--ingest-sample",
