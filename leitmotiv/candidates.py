@@ -76,9 +76,9 @@ Search
 :func:`candidate_pairs` is exact brute force on the embeddings: blocks of rows against
 all rows by one matrix product each (into one scratch array reused by every block), the
 block's top ``k`` by :func:`numpy.argpartition`; memory is ``O(N k + block N)``, never
-``N x N``.  The float32 product selects a few extra
-candidates, whose distances are then recomputed in float64 and sorted by
-``(distance, index)``, so results are deterministic and do not depend on ``block``.
+``N x N``.  The float32 product selects a few extra candidates, whose distances are
+then recomputed in float64 and sorted by ``(distance, index)``, so results are
+deterministic and do not depend on ``block``.
 """
 
 from __future__ import annotations
@@ -258,13 +258,13 @@ def _block_top(
     take = min(k + _SLACK + (exclude is not None), n)
     if take >= n:
         part = np.broadcast_to(np.arange(n), (len(queries), n)).copy()
-        return _exact_top(queries, base, part, k, exclude)
-    # argpartition returns a full (rows, n) int64 array: a few rows at a time it stays
-    # small enough for the allocator to reuse rather than map fresh pages per block.
-    part = np.empty((len(queries), take), dtype=np.int64)
-    step = max(1, _PARTITION_BYTES // (8 * n))
-    for a in range(0, len(queries), step):
-        part[a : a + step] = np.argpartition(sq[a : a + step], take - 1, axis=1)[:, :take]
+    else:
+        # argpartition returns a full (rows, n) int64 array: a few rows at a time it stays
+        # small enough for the allocator to reuse rather than map fresh pages per block.
+        part = np.empty((len(queries), take), dtype=np.int64)
+        step = max(1, _PARTITION_BYTES // (8 * n))
+        for a in range(0, len(queries), step):
+            part[a : a + step] = np.argpartition(sq[a : a + step], take - 1, axis=1)[:, :take]
     return _exact_top(queries, base, part, k, exclude)
 
 
