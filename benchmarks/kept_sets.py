@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
+
+from _clock import cpu_times  # noqa: E402
 
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.library import Library  # noqa: E402
@@ -50,7 +51,7 @@ def _models(folder: Path, photos: int, seed: int):
 
 
 def write(folder: Path, photos: int, seed: int) -> float:
-    """Draw the sets of the picked photos and store them; returns MB per photo."""
+    """Draw the sets of the picked photos and store them; returns kB per photo."""
     ids, models, divergence = _models(folder, photos, seed)
     SCRATCH.unlink(missing_ok=True)
     with sqlite3.connect(SCRATCH) as db:
@@ -63,33 +64,28 @@ def write(folder: Path, photos: int, seed: int) -> float:
                 "INSERT INTO kept VALUES (?, ?)",
                 zip(ids[s : s + 2000].tolist(), blobs, strict=True),
             )
-    return SCRATCH.stat().st_size / len(models) / 1e6
+    return SCRATCH.stat().st_size / len(models) / 1e3
 
 
 def measure(folder: Path, photos: int, seed: int, mode: str) -> dict:
     """In this (fresh) process: read the stored sets back or draw them; times in s."""
     _, models, divergence = _models(folder, photos, seed)
     colour_views(models)  # an update has them from its cheap estimate
-    start, cpu = time.perf_counter(), os.times()
-    if mode == "read":
-        with sqlite3.connect(SCRATCH) as db:
-            cursor = db.execute("SELECT photo, samples FROM kept ORDER BY photo")
-            done = 0
-            while rows := cursor.fetchmany(1000):
-                loaded = divergence.load_prepared(
-                    models[done : done + len(rows)], [blob for _, blob in rows]
-                )
-                if not all(loaded):
-                    raise SystemExit("a stored set did not match its model")
-                done += len(rows)
-    else:
-        divergence.warm(models)
-    end = os.times()
-    return {
-        "wall": time.perf_counter() - start,
-        "user": end.user - cpu.user,
-        "system": end.system - cpu.system,
-    }
+    with cpu_times() as spent:
+        if mode == "read":
+            with sqlite3.connect(SCRATCH) as db:
+                cursor = db.execute("SELECT photo, samples FROM kept ORDER BY photo")
+                done = 0
+                while rows := cursor.fetchmany(1000):
+                    loaded = divergence.load_prepared(
+                        models[done : done + len(rows)], [blob for _, blob in rows]
+                    )
+                    if not all(loaded):
+                        raise SystemExit("a stored set did not match its model")
+                    done += len(rows)
+        else:
+            divergence.warm(models)
+    return spent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
         print(json.dumps(measure(args.folder, args.photos, args.seed, args.measure)))
         return 0
-    mb = write(args.folder, args.photos, args.seed)
-    print(f"{args.photos:,} photos' exact sets stored: {mb * 1e3:.0f} kB a photo")
+    kb = write(args.folder, args.photos, args.seed)
+    print(f"{args.photos:,} photos' exact sets stored: {kb:.0f} kB a photo")
     times = {}
     try:
         for mode in ("draw", "read"):

@@ -81,6 +81,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
 import make_library  # noqa: E402
+from _clock import cpu_times  # noqa: E402
 from make_library import CROP, EXPOSURE, MIRROR_PROBABILITY, WHITE_BALANCE, sources  # noqa: E402
 
 from leitmotiv import candidates, pair_jobs, sparse_index, store  # noqa: E402
@@ -350,17 +351,12 @@ def _timed_steps():
         originals.append((owner, name, original))
 
         def timed(*a, _original=original, _total=totals[step], **kw):
-            wall, cpu = time.perf_counter(), os.times()
+            spent: dict[str, float] = {}
             try:
-                return _original(*a, **kw)
+                with cpu_times() as spent:
+                    return _original(*a, **kw)
             finally:
-                end = os.times()
-                _total += (
-                    time.perf_counter() - wall,
-                    end.user - cpu.user,
-                    end.system - cpu.system,
-                    1,
-                )
+                _total += (spent["wall"], spent["user"], spent["system"], 1)
 
         setattr(owner, name, timed)
     try:
