@@ -67,6 +67,17 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def _show_undecodable_names() -> None:
+    """Make standard output and error write U+FFFD for the bytes of a file name that
+    are not valid UTF-8 (see :mod:`leitmotiv.paths`), so that printing such a path, in
+    a table, a message or JSON, never fails and never emits invalid UTF-8."""
+    from leitmotiv.paths import SHOWN_ERRORS
+
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=SHOWN_ERRORS)
+
+
 def _check_implementations(settings: Settings) -> None:
     """Refuse unknown plugin names or parameters before any work is done."""
     from leitmotiv.plugins import UnknownImplementation, get_implementation
@@ -99,6 +110,7 @@ def _check_implementations(settings: Settings) -> None:
 @click.pass_context
 def cli(ctx, config_path, debug, library, featurizer, divergence, clusterer):
     """leitmotiv: find the recurring motifs in a photo collection."""
+    _show_undecodable_names()
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

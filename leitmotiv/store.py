@@ -28,6 +28,8 @@ from typing import Any
 import peewee as pw
 from playhouse import db_url
 
+from leitmotiv.paths import from_stored, to_stored
+
 log = logging.getLogger(__name__)
 
 #: Name of the SQLite database file inside the library folder.
@@ -49,6 +51,17 @@ database_proxy = pw.DatabaseProxy()
 def utcnow() -> dt.datetime:
     """The current time in UTC, naive (the store keeps naive UTC timestamps)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class PathField(pw.TextField):
+    """A file path, kept losslessly even when its name is not valid UTF-8
+    (see :mod:`leitmotiv.paths`); Python code sees the path as the OS functions do."""
+
+    def db_value(self, value: str | None) -> str | None:
+        return None if value is None else to_stored(value)
+
+    def python_value(self, value: str | None) -> str | None:
+        return None if value is None else from_stored(value)
 
 
 class BaseModel(pw.Model):
@@ -78,7 +91,7 @@ class Photo(BaseModel):
     read, so an unchanged file is recognised without reading it.
     """
 
-    path = pw.TextField(unique=True)
+    path = PathField(unique=True)
     sha256 = pw.CharField(max_length=64, index=True)
     size = pw.BigIntegerField()
     mtime = pw.DoubleField()
@@ -178,7 +191,7 @@ class ClusterMember(BaseModel):
 class Failure(BaseModel):
     """A file that could not be added, with the reason, from the latest attempt."""
 
-    path = pw.TextField(unique=True)
+    path = PathField(unique=True)
     reason = pw.TextField()
     time = pw.DateTimeField(default=utcnow)
 
