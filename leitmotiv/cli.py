@@ -227,8 +227,15 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _report_ingest(report, as_json: bool) -> None:
-    """Print an ingest report; exit with status 1 if some files failed."""
+def _verbose_option(func):
+    return click.option(
+        "-v", "--verbose", is_flag=True, help="List every ignored file with the reason."
+    )(func)
+
+
+def _report_ingest(report, as_json: bool, verbose: bool = False) -> None:
+    """Print an ingest report (with ``verbose``, each ignored file and why); exit with
+    status 1 if some files failed."""
     if as_json:
         emit_json(
             {
@@ -240,8 +247,14 @@ def _report_ingest(report, as_json: bool) -> None:
                 "failed": report.failed,
                 "seconds": round(report.seconds, 3),
                 "failures": [{"path": f.path, "reason": f.reason} for f in report.failures],
+                "ignored_files": [
+                    {"path": f.path, "reason": f.reason} for f in report.ignored_files
+                ],
             }
         )
+    elif verbose:
+        for skipped in report.ignored_files:
+            click.echo(f"ignored {skipped.path}: {skipped.reason}")
     for failure in report.failures:
         click.echo(f"{failure.path}: {failure.reason}", err=True)
     if not as_json:
@@ -268,14 +281,15 @@ def _photo_or_usage_error(app: AppContext, text: str, param: str = "PHOTO"):
 @_jobs_option
 @_dask_option
 @_json_option
+@_verbose_option
 @pass_app
-def add_image(app, paths, jobs, dask, as_json):
+def add_image(app, paths, jobs, dask, as_json, verbose):
     """Add photo files to the library (unchanged files are skipped)."""
     for path in paths:
         if path.is_dir():
             raise click.BadParameter(f"{path} is a folder; use add-directory", param_hint="PATH")
     report = app.library.add(paths, recursive=False, jobs=_jobs(app, jobs), dask=dask)
-    _report_ingest(report, as_json)
+    _report_ingest(report, as_json, verbose)
 
 
 @cli.command("add-directory")
@@ -289,11 +303,12 @@ def add_image(app, paths, jobs, dask, as_json):
 @_jobs_option
 @_dask_option
 @_json_option
+@_verbose_option
 @pass_app
-def add_directory(app, folders, no_recursive, jobs, dask, as_json):
+def add_directory(app, folders, no_recursive, jobs, dask, as_json, verbose):
     """Add the photos in folders (and their sub-folders) to the library, incrementally."""
     report = app.library.add(folders, recursive=not no_recursive, jobs=_jobs(app, jobs), dask=dask)
-    _report_ingest(report, as_json)
+    _report_ingest(report, as_json, verbose)
 
 
 @cli.command("build-index")

@@ -14,7 +14,26 @@ Conversions
   composited on a neutral mid-grey background (:data:`ALPHA_BACKGROUND`), so that
   transparent regions look like "no colour in particular" rather than black or white;
 - the EXIF orientation is applied, so the result is upright;
-- animated images (GIF, WebP, ...) give their first frame.
+- animated images (GIF, WebP, ...) and MPO files (a camera's stereo or multi-picture
+  JPEG) give their first frame.
+
+Formats
+-------
+The format is told by the file's content, not its name: every format Pillow reads
+(JPEG, PNG, TIFF, WebP, BMP, GIF, MPO, PBM/PGM/PPM, AVIF), HEIC/HEIF through
+pillow-heif, PAM through :mod:`leitmotiv.pam`, and camera RAW files (DNG, CR2, CR3,
+NEF, ARW, RAF, ORF, RW2) through LibRaw (:mod:`leitmotiv.camera_raw`).  Only regular
+files are opened: a named pipe, socket or device (or a link to one) is refused from
+``os.stat``, before opening, since reading one may never end.  A PNG or JPEG whose
+data is shorter than its header declares is refused before decoding
+(:mod:`leitmotiv.pixel_data`).
+
+Capture date
+------------
+EXIF ``DateTimeOriginal`` when it is plausible, that is from :data:`EARLIEST_CAPTURE`
+(the first surviving photographs) to a day after now; otherwise the file's
+modification time, with ``taken_source`` ``"mtime-bad-exif"`` (the EXIF date was there
+but implausible) or ``"mtime"`` (there was none).
 """
 
 from __future__ import annotations
@@ -32,6 +51,9 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
+from leitmotiv.formats import RAW_EXTENSIONS, RAW_FORMATS, SNIFF_BYTES, sniff, special_file_kind
+from leitmotiv.pixel_data import missing_pixel_data
+
 try:  # HEIC/HEIF support is optional: without pillow-heif those files are refused.
     import pillow_heif
 
@@ -44,12 +66,14 @@ __all__ = [
     "ALPHA_BACKGROUND",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_TARGET_LONG_SIDE",
+    "EARLIEST_CAPTURE",
     "IMAGE_EXTENSIONS",
     "DecodeError",
     "DecodedImage",
     "decode",
     "file_sha256",
     "is_image_name",
+    "regular_file_stat",
     "thumbnail_jpeg",
 ]
 
@@ -69,7 +93,32 @@ ALPHA_BACKGROUND = 128
 # caller allowed a larger limit), so Pillow never speaks first.
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 
-_BASE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+#: Capture dates before this (about when the oldest surviving photograph was taken)
+#: are implausible: a camera with a flat clock battery or a bad edit wrote them.
+EARLIEST_CAPTURE = dt.datetime(1826, 1, 1)
+
+#: How far after now a capture date may lie (a camera clock set a little ahead, in
+#: another time zone) before it is implausible.
+FUTURE_CAPTURE_SLACK = dt.timedelta(days=1)
+
+_BASE_EXTENSIONS = {
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".bmp",
+    ".gif",
+    ".mpo",
+    ".pbm",
+    ".pgm",
+    ".ppm",
+    ".pnm",
+    ".pam",
+    *RAW_EXTENSIONS,
+}
 if _HEIF:
     _BASE_EXTENSIONS |= {".heic", ".heif"}
 if features.check("avif") or (_HEIF and hasattr(pillow_heif, "register_avif_opener")):
@@ -131,9 +180,11 @@ class DecodedImage:
         is present, naive local time otherwise) or else the file's modification time
         as a naive local time.
     taken_source : str
-        ``"exif"`` or ``"mtime"``.
+        ``"exif"``, ``"mtime"``, or ``"mtime-bad-exif"`` when an EXIF date was there
+        but implausible (see the module docstring).
     format : str
-        Pillow's format name, e.g. ``"JPEG"``, ``"PNG"``, ``"HEIF"``.
+        Pillow's format name, e.g. ``"JPEG"``, ``"PNG"``, ``"HEIF"``, ``"MPO"``, or
+        ``"PAM"``, or a RAW file's extension in capitals (``"DNG"``, ``"CR3"``, ...).
     """
 
     rgb: np.ndarray
@@ -218,26 +269,107 @@ def decode(
     """
     if target_long_side is not None and target_long_side < 1:
         raise ValueError(f"target_long_side must be positive or None, got {target_long_side}")
+    regular_file_stat(path)
     try:
-        fh = open(path, "rb")  # closed in the finally below
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise DecodeError(path, "broken link (its target does not exist)") from None
-        raise DecodeError(path, "file not found") from None
-    except IsADirectoryError:
-        raise DecodeError(path, "is a directory, not a file") from None
+        # Without blocking: should the path have become a named pipe since the check,
+        # opening it must not wait for a writer (the fstat below then refuses it).
+        fh = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
     except PermissionError:
         raise DecodeError(path, "permission denied") from None
     except OSError as exc:
         raise DecodeError(path, f"cannot open the file ({exc.strerror or exc})") from None
     try:
         stat = os.fstat(fh.fileno())
+        kind = special_file_kind(stat.st_mode)
+        if kind is not None:
+            raise DecodeError(path, f"not a regular file ({kind})")
         if stat.st_size == 0:
             raise DecodeError(path, "empty file (0 bytes)")
-        im = _open(fh, path, max_pixels)
+        found = sniff(fh.read(SNIFF_BYTES))
+        fh.seek(0)
+        extension = Path(os.fspath(path)).suffix.lower()
+        if found in RAW_FORMATS or (extension in RAW_EXTENSIONS and found in ("TIFF", None)):
+            return _decode_raw(fh, path, stat.st_mtime, target_long_side, extension)
+        im = _open_pam(fh, path, max_pixels) if found == "PAM" else _open(fh, path, max_pixels)
+        missing = missing_pixel_data(fh, im.format or "")
+        if missing is not None:
+            raise DecodeError(path, missing)
         return _decode_open(im, path, stat.st_mtime, target_long_side)
     finally:
         fh.close()
+
+
+def regular_file_stat(path: str | os.PathLike[str]) -> os.stat_result:
+    """``os.stat(path)`` of a regular file (links followed), without opening it.
+
+    Raises
+    ------
+    DecodeError
+        When the path is missing, a broken link, not accessible, a directory, or a
+        special file (named pipe, socket, device), with that reason in plain words.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise DecodeError(path, "broken link (its target does not exist)") from None
+        raise DecodeError(path, "file not found") from None
+    except PermissionError:
+        raise DecodeError(path, "permission denied") from None
+    except OSError as exc:
+        raise DecodeError(path, f"cannot open the file ({exc.strerror or exc})") from None
+    kind = special_file_kind(st.st_mode)
+    if kind == "a directory":
+        raise DecodeError(path, "is a directory, not a file")
+    if kind is not None:
+        raise DecodeError(path, f"not a regular file ({kind})")
+    return st
+
+
+def _decode_raw(
+    fh: io.BufferedReader,
+    path: str | os.PathLike[str],
+    mtime: float,
+    target: int | None,
+    extension: str,
+) -> DecodedImage:
+    """A camera RAW file through LibRaw (imported here: only RAW files need it)."""
+    from leitmotiv.camera_raw import RawError, read_raw
+
+    try:
+        raw = read_raw(fh, target)
+    except RawError as exc:
+        raise DecodeError(path, str(exc)) from None
+    rgb = raw.rgb if target is None else _resize_long_side(raw.rgb, target)
+    taken, source = _capture_time(raw.taken, mtime)
+    return DecodedImage(
+        rgb=np.ascontiguousarray(rgb, dtype=np.uint8),
+        width=raw.width,
+        height=raw.height,
+        taken=taken,
+        taken_source=source,
+        format=extension.lstrip(".").upper() or "RAW",
+    )
+
+
+def _open_pam(fh: io.BufferedReader, path: str | os.PathLike[str], max_pixels: int) -> Image.Image:
+    from leitmotiv.pam import PamError, read_pam
+
+    try:
+        return read_pam(fh, max_pixels)
+    except PamError as exc:
+        raise DecodeError(path, str(exc)) from None
+
+
+def _capture_time(exif: dt.datetime | None, mtime: float) -> tuple[dt.datetime, str]:
+    """The capture time and its source: the EXIF date if plausible, else the file time."""
+    if exif is None:
+        return dt.datetime.fromtimestamp(mtime), "mtime"
+    # Wall-clock times compared: the day of slack covers any time zone offset.
+    wall = exif.replace(tzinfo=None)
+    if EARLIEST_CAPTURE <= wall <= dt.datetime.now() + FUTURE_CAPTURE_SLACK:
+        return exif, "exif"
+    return dt.datetime.fromtimestamp(mtime), "mtime-bad-exif"
 
 
 def _open(fh: io.BufferedReader, path: str | os.PathLike[str], max_pixels: int) -> Image.Image:
@@ -290,7 +422,7 @@ def _decode_open(
     fmt = im.format or "unknown"
     width, height = im.size  # before draft() shrinks it
     orientation, taken = _read_exif(im)
-    if target is not None and fmt == "JPEG":
+    if target is not None and fmt in ("JPEG", "MPO"):
         _jpeg_draft(im, target)
     try:
         im.seek(0)  # first frame of animations
@@ -312,10 +444,7 @@ def _decode_open(
         rgb = np.asarray(Image.fromarray(rgb, "RGB").transpose(transpose))
         if orientation in (5, 6, 7, 8):
             width, height = height, width
-    if taken is not None:
-        source = "exif"
-    else:
-        taken, source = dt.datetime.fromtimestamp(mtime), "mtime"
+    taken, source = _capture_time(taken, mtime)
     return DecodedImage(
         rgb=np.ascontiguousarray(rgb, dtype=np.uint8),
         width=int(width),

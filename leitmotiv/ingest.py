@@ -117,24 +117,12 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _stat(path: str) -> os.stat_result:
-    """``os.stat``, but a file that cannot be read fails with decode's plain-words reason
-    (e.g. "broken link") rather than the bare OS message."""
-    from leitmotiv.imaging import decode
-
-    try:
-        return os.stat(path)
-    except OSError:
-        decode(path)  # raises a DecodeError saying why
-        raise
-
-
 def hash_file(path: str) -> FileHash | FileFailure:
     """Hash one file (to recognise an unchanged or moved file without decoding it)."""
-    from leitmotiv.imaging import DecodeError, file_sha256
+    from leitmotiv.imaging import DecodeError, file_sha256, regular_file_stat
 
     try:
-        st = _stat(path)
+        st = regular_file_stat(path)  # a named pipe or a device is refused unopened
         return FileHash(path, file_sha256(path), st.st_size, st.st_mtime)
     except (DecodeError, OSError, ValueError) as exc:
         return FileFailure(path, _reason(exc))
@@ -159,14 +147,21 @@ def fit_file(path: str, featurizer: str, params: dict[str, Any]) -> FittedFile |
         turned into a failure naming the exception type, so one bad file or one bug
         on an odd file never stops a batch.
     """
-    from leitmotiv.imaging import DecodeError, decode, file_sha256, thumbnail_jpeg
+    from leitmotiv.imaging import (
+        DecodeError,
+        decode,
+        file_sha256,
+        regular_file_stat,
+        thumbnail_jpeg,
+    )
 
     timings: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
         # stat before reading: if the file changes while we read it, the recorded
-        # mtime is the older one and the next run looks at it again.
-        st = _stat(path)
+        # mtime is the older one and the next run looks at it again.  A named pipe or a
+        # device is refused here, unopened.
+        st = regular_file_stat(path)
         digest = file_sha256(path)
         t1 = time.perf_counter()
         image = decode(path, target_long_side=FIT_LONG_SIDE)

@@ -9,8 +9,10 @@ Adding photos
 :meth:`Library.add` walks the given files and folders and brings the store up to date,
 incrementally:
 
-- a file whose extension is not an image type is *ignored* (not a failure), and so are
-  hidden files and folders (names starting with a dot) and the library folder itself;
+- a file that is not a photo by its extension nor by its first bytes is *ignored* (not
+  a failure), and so are hidden files and folders (names starting with a dot) and the
+  library folder itself; special files (named pipes, devices) named like photos fail
+  (see :mod:`leitmotiv.folder_walk`);
 - a file with the same path, size and modification time as before is *unchanged*; if
   only the time differs, its content hash decides;
 - a new path whose content hash is that of a known photo whose file is gone is a
@@ -66,7 +68,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import peewee as pw
@@ -75,6 +77,9 @@ from leitmotiv import ingest, pair_jobs, store
 from leitmotiv.config import Settings
 from leitmotiv.motifs import Motif
 from leitmotiv.sparse_index import positions_in
+
+if TYPE_CHECKING:
+    from leitmotiv.folder_walk import Skipped
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +145,8 @@ class IngestReport:
     """What :meth:`Library.add` did.
 
     ``failures`` lists the failures of this run; ``timings`` sums the seconds the
-    workers spent per stage (hash, decode, thumbnail, model) over the fitted files.
+    workers spent per stage (hash, decode, thumbnail, model) over the fitted files;
+    ``ignored_files`` gives the path and reason of each of the ``ignored``.
     """
 
     added: int = 0
@@ -152,6 +158,7 @@ class IngestReport:
     seconds: float = 0.0
     failures: list[Failure] = dataclasses.field(default_factory=list)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    ignored_files: list[Skipped] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -433,50 +440,16 @@ class Library:
     def _collect(
         self, paths: Iterable[str | os.PathLike[str]], recursive: bool, report: IngestReport
     ) -> list[str]:
-        """The image files under ``paths`` (absolute, unique, in walk order)."""
-        from leitmotiv.imaging import is_image_name
+        """The files to decode under ``paths`` (see :mod:`leitmotiv.folder_walk`); the
+        failed entries are recorded, the ignored ones counted in ``report``."""
+        from leitmotiv.folder_walk import collect
 
-        library_real = os.path.realpath(self.folder)
-        files: dict[str, None] = {}
-        visited: set[str] = set()
-
-        def walk(folder: str) -> None:
-            real = os.path.realpath(folder)
-            if real in visited or real == library_real:
-                return
-            visited.add(real)
-            try:
-                entries = sorted(os.scandir(folder), key=lambda e: e.name)
-            except OSError as exc:
-                self._fail(folder, f"cannot list the folder ({exc.strerror or exc})", report)
-                return
-            for entry in entries:
-                if entry.name.startswith("."):
-                    report.ignored += 1
-                    continue
-                try:
-                    is_dir = entry.is_dir()  # follows links; a link loop is caught by `visited`
-                except OSError:
-                    is_dir = False
-                if is_dir:
-                    if is_image_name(entry.name):
-                        self._fail(entry.path, "is a directory, not a file", report)
-                    if recursive:
-                        walk(entry.path)
-                elif is_image_name(entry.name):
-                    files[entry.path] = None
-                else:
-                    report.ignored += 1
-
-        for given in paths:
-            path = os.path.abspath(os.path.expanduser(os.fspath(given)))
-            if os.path.isdir(path):
-                walk(path)
-            elif is_image_name(path) or not os.path.lexists(path):
-                files[path] = None  # a missing file becomes a failure naming it
-            else:
-                report.ignored += 1
-        return list(files)
+        walk = collect(paths, recursive, exclude=self.folder)
+        for skipped in walk.failed:
+            self._fail(skipped.path, skipped.reason, report)
+        report.ignored += len(walk.ignored)
+        report.ignored_files.extend(walk.ignored)
+        return walk.files
 
     def _fail(self, path: str, reason: str, report: IngestReport | None) -> None:
         """Record a failure (replacing an older one of the same path)."""

@@ -172,3 +172,25 @@ def test_add_image_and_usage_errors(fast, photos_dir, tmp_path):
     assert (index["n_photos"], index["pairs_computed"]) == (2, 1)
     ranked = fast.json("similar", photos_dir / "coffee_1.jpg")
     assert [Path(r["path"]).name for r in ranked] == ["coffee_0.jpg"]
+
+
+def test_ignored_files_are_listed_with_their_reasons(fast, tmp_path, photos_dir):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(photos_dir / "coffee_0.jpg", folder / "coffee.jpg")
+    shutil.copy(photos_dir / "coffee_1.jpg", folder / "IMG_0002")  # a JPEG by content
+    (folder / "notes.txt").write_text("shopping list\n")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    report = fast.json("add-directory", folder)
+    assert (report["added"], report["ignored"], report["failed"]) == (2, 2, 0)
+    assert sorted((Path(f["path"]).name, f["reason"]) for f in report["ignored_files"]) == [
+        (".DS_Store", "hidden (the name starts with a dot)"),
+        ("notes.txt", "not a photo (neither its name nor its first bytes are an image format)"),
+    ]
+    quiet = fast("add-directory", folder).stdout
+    assert "notes.txt" not in quiet
+    verbose = fast("add-directory", folder, "-v").stdout.splitlines()
+    assert f"ignored {folder / 'notes.txt'}: not a photo" in verbose[1]
+    assert verbose[-1].startswith("added 0, updated 0, moved 0, unchanged 2, ignored 2,")
+    named = fast.json("add-image", folder / "notes.txt")
+    assert [f["reason"] for f in named["ignored_files"]] == [report["ignored_files"][1]["reason"]]

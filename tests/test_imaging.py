@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import jpeg_claiming, png_with_rows
 from PIL import Image
 
 from leitmotiv import imaging
@@ -217,7 +218,7 @@ def test_permission_denied_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(imaging, "open", refuse, raising=False)
+    monkeypatch.setattr(imaging.os, "open", refuse)  # decode opens with os.open
     with pytest.raises(DecodeError, match="permission denied") as info:
         decode(path)
     assert "locked.png" in str(info.value)
@@ -425,3 +426,225 @@ def test_larger_limit_than_pillow_reaches_the_data(tmp_path: Path) -> None:
     with pytest.raises(DecodeError) as info:
         decode(path, max_pixels=10**9, target_long_side=64)
     assert "too large" not in str(info.value)
+
+
+# --- headers that lie ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg"])
+def test_lying_header_is_truncated_pixel_data_and_costs_no_memory(tmp_path, kind) -> None:
+    import tracemalloc
+
+    if kind == "png":
+        row = np.full((1, 14000, 3), 128, dtype=np.uint8)
+        path = png_with_rows(tmp_path / "liar.png", 14000, 14000, row)
+    else:
+        path = jpeg_claiming(tmp_path / "liar.jpg", 14000, 14000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeError, match="truncated pixel data") as info:
+            decode(path, target_long_side=512)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "14000×14000" in str(info.value) and path.name in str(info.value)
+    # Decoding the declared size would take 588 MB (1.2 GB as measured before the check).
+    assert peak < 16 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_png_with_half_its_rows_is_truncated(tmp_path) -> None:
+    rows = np.random.default_rng(0).integers(0, 256, (100, 300, 3), dtype=np.uint8)
+    with pytest.raises(DecodeError, match=r"truncated pixel data.* 50 % of them"):
+        decode(png_with_rows(tmp_path / "half.png", 300, 200, rows))
+    complete = decode(png_with_rows(tmp_path / "whole.png", 300, 100, rows))
+    assert np.array_equal(complete.rgb, rows)
+
+
+def test_jpeg_lower_bound_accepts_real_photos(photos_dir: Path) -> None:
+    from leitmotiv.pixel_data import missing_pixel_data
+
+    for path in sorted(photos_dir.glob("*.jpg"))[:40]:
+        with open(path, "rb") as fh:
+            assert missing_pixel_data(fh, "JPEG") is None, path.name
+
+
+# --- formats told by content -----------------------------------------------------------
+
+
+def _picture(height: int = 40, width: int = 60) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("suffix", "mode"), [(".ppm", "RGB"), (".pgm", "L"), (".pbm", "1")])
+def test_netpbm_files_decode(tmp_path, suffix, mode) -> None:
+    image = Image.fromarray(_picture()).convert(mode)
+    path = tmp_path / f"scan{suffix}"
+    image.save(path)
+    decoded = decode(path)
+    expected = np.asarray(image.convert("RGB"))
+    assert decoded.format == "PPM" and np.array_equal(decoded.rgb, expected)
+
+
+@pytest.mark.parametrize(
+    ("depth", "tupltype", "maxval"),
+    [(3, "RGB", 255), (1, "GRAYSCALE", 65535), (4, "RGB_ALPHA", 255), (1, "BLACKANDWHITE", 1)],
+)
+def test_pam_files_decode(tmp_path, depth, tupltype, maxval) -> None:
+    rgb = _picture()
+    if depth == 1:
+        grey = rgb[..., 0].astype(np.int64)
+        samples = (grey * maxval // 255)[..., None]
+        expected = np.repeat(np.rint(samples * 255.0 / maxval).astype(np.uint8), 3, axis=2)
+    elif depth == 4:
+        samples = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2)
+        expected = rgb
+    else:
+        samples, expected = rgb, rgb
+    dtype = ">u2" if maxval > 255 else "u1"
+    header = (
+        f"P7\nWIDTH {rgb.shape[1]}\nHEIGHT {rgb.shape[0]}\nDEPTH {depth}\n"
+        f"MAXVAL {maxval}\n# a comment\nTUPLTYPE {tupltype}\nENDHDR\n"
+    )
+    path = tmp_path / "scan.pam"
+    path.write_bytes(header.encode() + samples.astype(dtype).tobytes())
+    decoded = decode(path)
+    assert decoded.format == "PAM" and np.array_equal(decoded.rgb, expected)
+    # The same file cut short is truncated pixel data, named with the file.
+    short = tmp_path / "short.pam"
+    short.write_bytes(path.read_bytes()[: len(header) + 10])
+    with pytest.raises(DecodeError, match=r"short\.pam: truncated pixel data"):
+        decode(short)
+
+
+def test_mpo_gives_its_first_frame_at_the_working_size(tmp_path, photos_dir) -> None:
+    first = Image.open(photos_dir / "astronaut_0.jpg").convert("RGB")
+    second = first.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    path = tmp_path / "stereo.mpo"
+    first.save(path, save_all=True, append_images=[second], quality=95)
+    decoded = decode(path, target_long_side=128)
+    assert decoded.format == "MPO" and (decoded.width, decoded.height) == first.size
+    small = np.asarray(first.resize(decoded.rgb.shape[1::-1], Image.BOX))
+    flipped = np.asarray(second.resize(decoded.rgb.shape[1::-1], Image.BOX))
+    assert _corr(_grey_small(decoded.rgb), _grey_small(small)) > 0.95
+    assert _corr(_grey_small(decoded.rgb), _grey_small(small)) > _corr(
+        _grey_small(decoded.rgb), _grey_small(flipped)
+    )
+
+
+def test_avif_decodes(tmp_path, photos_dir) -> None:
+    assert ".avif" in IMAGE_EXTENSIONS, "this Pillow reads no AVIF (Pillow >= 11.3 does)"
+    source = Image.open(photos_dir / "coffee_0.jpg").convert("RGB")
+    path = tmp_path / "photo.avif"
+    source.save(path, quality=90)
+    decoded = decode(path)
+    assert decoded.format == "AVIF" and decoded.rgb.shape == (source.height, source.width, 3)
+    assert _corr(_grey_small(decoded.rgb), _grey_small(np.asarray(source))) > 0.98
+
+
+def test_a_jpeg_named_anything_decodes_by_content(tmp_path, photos_dir) -> None:
+    path = tmp_path / "IMG_0001"
+    path.write_bytes((photos_dir / "coffee_0.jpg").read_bytes())
+    assert decode(path).format == "JPEG"
+
+
+def test_named_pipe_is_refused_before_opening(tmp_path) -> None:
+    from helpers import no_hang
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with no_hang(30):  # opening the pipe for reading would wait forever for a writer
+        with pytest.raises(DecodeError, match=r"pipe\.jpg: not a regular file \(a named pipe"):
+            decode(fifo)
+        with pytest.raises(DecodeError, match="not a regular file"):
+            imaging.regular_file_stat(fifo)
+
+
+# --- camera RAW ----------------------------------------------------------------------
+
+
+def test_dng_demosaic_resembles_its_source(tmp_path, photos_dir) -> None:
+    from dng_writer import write_dng
+
+    source = np.asarray(Image.open(photos_dir / "coffee_0.jpg").convert("RGB"))
+    taken = dt.datetime(2019, 5, 4, 13, 2, 1)
+    path = write_dng(tmp_path / "IMG_0001.dng", source, taken=taken)
+    decoded = decode(path, target_long_side=256)
+    assert decoded.format == "DNG"
+    assert (decoded.width, decoded.height) == (source.shape[1], source.shape[0])
+    assert max(decoded.rgb.shape[:2]) == 256
+    small = np.asarray(Image.fromarray(source).resize(decoded.rgb.shape[1::-1], Image.BOX))
+    assert _corr(_grey_small(decoded.rgb), _grey_small(small)) > 0.95
+    # Colours survive the mosaic and LibRaw's colour pipeline (within a few levels).
+    mean_error = np.abs(decoded.rgb.reshape(-1, 3).mean(0) - small.reshape(-1, 3).mean(0))
+    assert mean_error.max() < 15, mean_error
+    assert (decoded.taken, decoded.taken_source) == (taken, "exif")
+
+
+def test_dng_preview_is_used_and_turned_upright(tmp_path, photos_dir) -> None:
+    from dng_writer import write_dng
+
+    source = np.asarray(Image.open(photos_dir / "coffee_0.jpg").convert("RGB"))
+    # The preview differs from the mosaic (mirrored), so the test sees which was used.
+    preview = np.ascontiguousarray(source[:, ::-1])
+    path = write_dng(tmp_path / "turned.dng", source, preview=preview, orientation=6)
+    decoded = decode(path, target_long_side=300)
+    assert (decoded.width, decoded.height) == (source.shape[0], source.shape[1])
+    upright = np.ascontiguousarray(np.rot90(preview, k=-1))  # 90° clockwise, as tag 6 says
+    small = np.asarray(Image.fromarray(upright).resize(decoded.rgb.shape[1::-1], Image.BOX))
+    assert decoded.rgb.shape[:2] == (300, 200)
+    assert _corr(_grey_small(decoded.rgb), _grey_small(small)) > 0.98
+    # Asked for more than the preview holds, the mosaic is demosaiced instead.
+    full = decode(path, target_long_side=2000)
+    mosaic = np.ascontiguousarray(np.rot90(source, k=-1))
+    assert _corr(_grey_small(full.rgb), _grey_small(mosaic)) > 0.95
+
+
+def test_broken_raw_files_are_refused(tmp_path, photos_dir) -> None:
+    from dng_writer import write_dng
+
+    source = np.asarray(Image.open(photos_dir / "coffee_0.jpg").convert("RGB"))
+    whole = write_dng(tmp_path / "whole.dng", source).read_bytes()
+    cut = tmp_path / "cut.dng"  # this writer puts the IFDs last: they are cut off
+    cut.write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(DecodeError, match=r"cut\.dng: not a camera RAW file"):
+        decode(cut)
+    text = tmp_path / "notes.nef"
+    text.write_bytes(b"not a raw file at all\n" * 20)
+    with pytest.raises(DecodeError, match=r"notes\.nef: not a camera RAW file"):
+        decode(text)
+
+
+# --- implausible capture dates ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stamp", "source"),
+    [
+        ("9999:12:31 23:59:59", "mtime-bad-exif"),
+        ("1800:01:01 00:00:00", "mtime-bad-exif"),
+        ("0001:01:01 00:00:00", "mtime-bad-exif"),
+        ("1900:06:01 12:00:00", "exif"),
+        ("2020:02:29 08:00:00", "exif"),
+    ],
+)
+def test_implausible_exif_dates_fall_back_to_the_file_time(tmp_path, stamp, source) -> None:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = stamp
+    path = _save(tmp_path, "dated.jpg", Image.new("RGB", (8, 8)), exif=exif.tobytes())
+    os.utime(path, (1_600_000_000, 1_600_000_000))
+    decoded = decode(path)
+    assert decoded.taken_source == source
+    if source == "exif":
+        assert decoded.taken == dt.datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S")
+    else:
+        assert decoded.taken == dt.datetime.fromtimestamp(1_600_000_000)
+
+
+def test_a_date_just_ahead_is_kept_one_far_ahead_is_not(tmp_path) -> None:
+    for days, source in ((0.5, "exif"), (3, "mtime-bad-exif")):
+        exif = Image.Exif()
+        ahead = dt.datetime.now() + dt.timedelta(days=days)
+        exif.get_ifd(0x8769)[0x9003] = ahead.strftime("%Y:%m:%d %H:%M:%S")
+        path = _save(tmp_path, "ahead.jpg", Image.new("RGB", (8, 8)), exif=exif.tobytes())
+        assert decode(path).taken_source == source, days

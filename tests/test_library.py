@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import jpeg_claiming, no_hang, png_with_rows
 
 from leitmotiv import sparse_index, store
 from leitmotiv.config import Settings
@@ -71,7 +72,27 @@ def test_bad_corpus_fails_file_by_file(tmp_path, bad_dir, library):
     link = bad / "dangling_link.jpg"
     link.unlink()
     link.symlink_to(bad / "no such target.jpg")
-    report = library.add([bad], jobs=2, progress=False)
+    # Cases the shared corpus cannot hold: special files, headers that lie, a cut PAM,
+    # and names that are not valid UTF-8 (one a good photo, one a broken file).
+    os.mkfifo(bad / "pipe.jpg")
+    (bad / "zero.jpg").symlink_to("/dev/zero")
+    png_with_rows(bad / "liar.png", 14000, 14000, np.zeros((1, 14000, 3), np.uint8))
+    jpeg_claiming(bad / "liar.jpg", 14000, 14000)
+    (bad / "short.pam").write_bytes(b"P7\nWIDTH 9\nHEIGHT 9\nDEPTH 3\nMAXVAL 255\nENDHDR\n\x00")
+    odd_name = os.fsdecode(bytes(bad) + b"/caf\xe9.bmp")
+    shutil.copy(bad / "photo.bmp", odd_name)
+    odd_broken = os.fsdecode(bytes(bad) + b"/cut\xff.jpg")
+    shutil.copy(bad / "truncated.jpg", odd_broken)
+    new_cases = {
+        "pipe.jpg": "not a regular file (a named pipe (FIFO))",
+        "zero.jpg": "not a regular file (a character device)",
+        "liar.png": "truncated pixel data",
+        "liar.jpg": "truncated pixel data",
+        "short.pam": "truncated pixel data",
+        odd_broken: "truncated",
+    }
+    with no_hang(300):
+        report = library.add([bad], jobs=2, progress=False)
 
     with open(bad / "expected.csv", newline="", encoding="utf-8") as fh:
         expected = list(csv.DictReader(fh))
@@ -90,6 +111,9 @@ def test_bad_corpus_fails_file_by_file(tmp_path, bad_dir, library):
     assert report.added == len(added) == library.count_photos()
     assert report.ignored >= 2  # README.md, expected.csv (and fake.jpg/README.txt)
     assert "broken link" in failed[str(link)]
+    for name, reason in new_cases.items():
+        assert failed[str(bad / name)].startswith(reason), (name, failed.get(str(bad / name)))
+    assert odd_name in added  # stored and read back with its bytes intact
 
 
 def test_second_run_is_unchanged_and_moves_keep_models(few_photos, library):

@@ -390,7 +390,11 @@ def date_label(photo) -> str:
 
 def date_source_label(photo) -> str:
     """Where the date comes from, in words: EXIF, file time or nothing."""
-    return {"exif": "EXIF", "mtime": "file time"}.get(photo.taken_source or "", "")
+    return {
+        "exif": "EXIF",
+        "mtime": "file time",
+        "mtime-bad-exif": "file time (the EXIF date is implausible)",
+    }.get(photo.taken_source or "", "")
 
 
 def _file_etag(path: Path) -> str | None:
