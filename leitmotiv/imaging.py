@@ -264,8 +264,9 @@ def decode(
     ------
     DecodeError
         For every file that cannot be decoded; the message names the file and the
-        reason (not found, broken link, is a directory, permission denied, empty file,
-        not an image, too large, truncated, corrupt data).
+        reason (not found, broken link, is a directory, not a regular file, permission
+        denied, empty file, not an image, too large, truncated, truncated pixel data,
+        corrupt data, not a camera RAW file LibRaw can read).
     """
     if target_long_side is not None and target_long_side < 1:
         raise ValueError(f"target_long_side must be positive or None, got {target_long_side}")

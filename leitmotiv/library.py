@@ -100,7 +100,7 @@ class Photo:
     taken : datetime or None
         Capture time (timezone-aware when the EXIF data gave an offset).
     taken_source : str or None
-        ``"exif"`` or ``"mtime"``.
+        ``"exif"``, ``"mtime"`` or ``"mtime-bad-exif"`` (see :mod:`leitmotiv.imaging`).
     width, height : int
         Size of the full upright image, in pixels.
     components : int or None

@@ -17,8 +17,8 @@ from PIL import Image
 
 __all__ = ["PamError", "read_pam"]
 
-# Pillow mode by the number of samples per pixel.
-_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# Samples per pixel this reader takes: grey (L), grey + alpha (LA), RGB, RGBA.
+_DEPTHS = (1, 2, 3, 4)
 
 # A header line is short; this bounds what a file without ENDHDR makes us read.
 _MAX_HEADER = 4096
@@ -77,7 +77,7 @@ def read_pam(fh: BinaryIO, max_pixels: int) -> Image.Image:
         raise PamError(f"empty image ({width}×{height} pixels)")
     if width * height > max_pixels:
         raise PamError(f"too large ({width}×{height} pixels, limit {max_pixels} pixels)")
-    if depth not in _MODES or not 1 <= maxval <= 65535:
+    if depth not in _DEPTHS or not 1 <= maxval <= 65535:
         raise PamError(f"unsupported PAM layout (DEPTH {depth}, MAXVAL {maxval})")
     dtype = np.dtype(">u2") if maxval > 255 else np.dtype("u1")
     count = width * height * depth
