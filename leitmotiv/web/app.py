@@ -49,7 +49,7 @@ from typing import Any
 import bottle
 from bottle import HTTPError, HTTPResponse, request, response
 
-from leitmotiv.paths import shown, to_stored
+from leitmotiv import paths
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
@@ -185,7 +185,7 @@ def photo_json(photo) -> dict[str, Any]:
     """A photo as the JSON API and ``leitmotiv ... --json`` show it."""
     return {
         "id": photo.id,
-        "path": shown(photo.path),
+        "path": paths.shown(photo.path),
         "taken": photo.taken.isoformat() if photo.taken is not None else None,
         "taken_source": photo.taken_source,
         "width": photo.width,
@@ -196,7 +196,7 @@ def photo_json(photo) -> dict[str, Any]:
 
 def photo_ref(photo) -> dict[str, Any]:
     """The short form of a photo inside other objects: id and path."""
-    return {"id": photo.id, "path": shown(photo.path)}
+    return {"id": photo.id, "path": paths.shown(photo.path)}
 
 
 def cluster_json(cluster) -> dict[str, Any]:
@@ -378,7 +378,7 @@ def _floor(moment: dt.datetime, unit: str) -> dt.datetime:
 
 def file_name(photo) -> str:
     """The last component of a photo's path, as shown under thumbnails."""
-    return shown(Path(photo.path).name)
+    return paths.shown(Path(photo.path).name)
 
 
 def date_label(photo) -> str:
@@ -401,13 +401,13 @@ def _file_etag(path: Path) -> str | None:
     """None, so that bottle makes the ETag of an original file, unless its name is not
     valid UTF-8: bottle hashes the name as UTF-8 and fails, so such a file gets an ETag
     made the same way from the name's stored form (see :mod:`leitmotiv.paths`)."""
-    if shown(str(path)) == str(path):
+    if paths.shown(str(path)) == str(path):
         return None
     try:
         st = path.stat()
     except OSError:
         return None  # gone: bottle answers 404 before it needs an ETag
-    key = f"{st.st_dev}:{st.st_ino}:{st.st_mtime}:{st.st_size}:{to_stored(str(path))}"
+    key = f"{st.st_dev}:{st.st_ino}:{st.st_mtime}:{st.st_size}:{paths.to_stored(str(path))}"
     return hashlib.sha1(key.encode()).hexdigest()
 
 
@@ -502,7 +502,7 @@ def make_app(library) -> bottle.Bottle:
             date_label=date_label,
             date_source_label=date_source_label,
             file_name=file_name,
-            shown_path=shown,
+            shown_path=paths.shown,
             thumb_size=thumb_size,
             **values,
         )
@@ -582,7 +582,7 @@ def make_app(library) -> bottle.Bottle:
             "top": top,
             "offset": offset,
             "similar": [
-                {"id": other.id, "path": shown(other.path), "distance": float(distance)}
+                {"id": other.id, "path": paths.shown(other.path), "distance": float(distance)}
                 for other, distance in ranking
             ],
         }
