@@ -102,3 +102,10 @@ def test_library_records_special_files_as_failures(tmp_path, odd_folder) -> None
         HIDDEN,
     )
     assert again.failed == 2 and again.added == 0
+
+
+def test_photos_named_one_by_one_are_photos_by_name_or_content(odd_folder) -> None:
+    named = ["scan.ppm", "scan.pam", "stereo.MPO", "IMG_0001"]
+    walk = collect([odd_folder / name for name in named])
+    assert [Path(p).name for p in walk.files] == named
+    assert walk.failed == walk.ignored == []

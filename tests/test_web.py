@@ -759,3 +759,13 @@ def test_timeline_ticks_stay_readable():
     )
     assert months.ticks[0].label == "Jan 2020"
     assert webapp.make_timeline([motif([], "year")]) is None
+
+
+def test_date_source_label_says_why_a_photo_has_its_file_time():
+    from types import SimpleNamespace
+
+    label = webapp.date_source_label
+    assert label(SimpleNamespace(taken_source="exif")) == "EXIF"
+    assert label(SimpleNamespace(taken_source="mtime")) == "file time"
+    bad = label(SimpleNamespace(taken_source="mtime-bad-exif"))
+    assert bad.startswith("file time") and "implausible" in bad
