@@ -12,10 +12,12 @@ in its first IFD, as cameras' files do, with the mosaic in a sub-IFD, and an EXI
 from __future__ import annotations
 
 import datetime as dt
+import io
 import struct
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 WHITE_LEVEL = 4095
 
@@ -91,14 +93,16 @@ def write_dng(
     rgb: np.ndarray,
     *,
     preview: np.ndarray | None = None,
+    preview_jpeg: bool = False,
     taken: dt.datetime | None = None,
     orientation: int = 1,
 ) -> Path:
     """Write ``rgb`` (sRGB ``uint8``, H x W x 3) as a DNG of its Bayer mosaic.
 
-    ``preview`` (``uint8`` RGB) goes in the first IFD as the camera's preview, the
-    mosaic then in a sub-IFD; ``taken`` becomes EXIF DateTimeOriginal; ``orientation``
-    the TIFF orientation tag (6: turn 90° clockwise to view).
+    ``preview`` (``uint8`` RGB) goes in the first IFD as the camera's preview (as a
+    JPEG with ``preview_jpeg``, as most cameras store it), the mosaic then in a
+    sub-IFD; ``taken`` becomes EXIF DateTimeOriginal; ``orientation`` the TIFF
+    orientation tag (6: turn 90° clockwise to view).
     """
     mosaic = bayer_mosaic(rgb)
     height, width = mosaic.shape
@@ -139,7 +143,13 @@ def write_dng(
     else:
         preview = np.ascontiguousarray(preview, dtype=np.uint8)
         sub = tiff.ifd(raw_ifd)
-        offset = tiff.blob(preview.tobytes())
+        if preview_jpeg:
+            buf = io.BytesIO()
+            Image.fromarray(preview).save(buf, "JPEG", quality=92)
+            data, compression, photometric = buf.getvalue(), 7, 6  # JPEG, YCbCr
+        else:
+            data, compression, photometric = preview.tobytes(), 1, 2  # none, RGB
+        offset = tiff.blob(data)
         first = tiff.ifd(
             {
                 **common,
@@ -147,12 +157,12 @@ def write_dng(
                 256: (LONG, [preview.shape[1]]),
                 257: (LONG, [preview.shape[0]]),
                 258: (SHORT, [8, 8, 8]),
-                259: (SHORT, [1]),
-                262: (SHORT, [2]),  # RGB
+                259: (SHORT, [compression]),
+                262: (SHORT, [photometric]),
                 273: (LONG, [offset]),
                 277: (SHORT, [3]),
                 278: (LONG, [preview.shape[0]]),
-                279: (LONG, [preview.nbytes]),
+                279: (LONG, [len(data)]),
                 284: (SHORT, [1]),
                 330: (LONG, [sub]),  # SubIFDs
             }

@@ -582,25 +582,48 @@ def test_dng_demosaic_resembles_its_source(tmp_path, photos_dir) -> None:
     assert (decoded.taken, decoded.taken_source) == (taken, "exif")
 
 
-def test_dng_preview_is_used_and_turned_upright(tmp_path, photos_dir) -> None:
+@pytest.mark.parametrize(
+    ("jpeg", "orientation", "turns"),
+    [(False, 6, -1), (True, 3, 2)],  # tag 6: 90° clockwise to view; tag 3: 180°
+)
+def test_dng_preview_is_used_and_turned_upright(
+    tmp_path, photos_dir, jpeg, orientation, turns
+) -> None:
     from dng_writer import write_dng
 
     source = np.asarray(Image.open(photos_dir / "coffee_0.jpg").convert("RGB"))
     # The preview differs from the mosaic (mirrored), so the test sees which was used.
     preview = np.ascontiguousarray(source[:, ::-1])
-    path = write_dng(tmp_path / "turned.dng", source, preview=preview, orientation=6)
+    path = write_dng(
+        tmp_path / "turned.dng", source, preview=preview, preview_jpeg=jpeg, orientation=orientation
+    )
     target = max(source.shape[:2]) - 20  # the preview is large enough
     decoded = decode(path, target_long_side=target)
     height, width = (source.shape[0] // 2) * 2, (source.shape[1] // 2) * 2  # the mosaic's
-    assert (decoded.width, decoded.height) == (height, width)  # upright: turned
-    upright = np.ascontiguousarray(np.rot90(preview, k=-1))  # 90° clockwise, as tag 6 says
+    upright = np.ascontiguousarray(np.rot90(preview, k=turns))
+    if turns % 2:
+        width, height = height, width
+    assert (decoded.width, decoded.height) == (width, height)
+    assert max(decoded.rgb.shape[:2]) == target
+    assert (decoded.rgb.shape[0] > decoded.rgb.shape[1]) == (height > width)
     small = np.asarray(Image.fromarray(upright).resize(decoded.rgb.shape[1::-1], Image.BOX))
-    assert decoded.rgb.shape[0] == target and decoded.rgb.shape[1] < target
     assert _corr(_grey_small(decoded.rgb), _grey_small(small)) > 0.98
     # Asked for more than the preview holds, the mosaic is demosaiced instead.
     full = decode(path, target_long_side=2000)
-    mosaic = np.ascontiguousarray(np.rot90(source, k=-1))
+    mosaic = np.ascontiguousarray(np.rot90(source, k=turns))
     assert _corr(_grey_small(full.rgb), _grey_small(mosaic)) > 0.95
+
+
+def test_dng_preview_of_another_shape_is_not_the_picture(tmp_path, photos_dir) -> None:
+    from dng_writer import write_dng
+
+    source = np.asarray(Image.open(photos_dir / "coffee_0.jpg").convert("RGB"))
+    # A letterboxed preview (half the height) shows less than the whole picture.
+    preview = np.ascontiguousarray(source[: source.shape[0] // 2, ::-1])
+    path = write_dng(tmp_path / "wide.dng", source, preview=preview)
+    decoded = decode(path, target_long_side=max(source.shape[:2]) // 2)
+    small = np.asarray(Image.fromarray(source).resize(decoded.rgb.shape[1::-1], Image.BOX))
+    assert _corr(_grey_small(decoded.rgb), _grey_small(small)) > 0.95  # the demosaic
 
 
 def test_broken_raw_files_are_refused(tmp_path, photos_dir) -> None:
