@@ -246,7 +246,8 @@ def decode(
     Parameters
     ----------
     path : str or path-like
-        The file.  Its format is recognised by content, not by extension.
+        A regular file.  Its format is recognised by content, not by extension
+        (except that a TIFF-like file named ``.dng``, ``.nef``, ... is camera RAW).
     max_pixels : int
         Refuse images whose header declares more than this many pixels; checked
         before any pixel data is decoded, so decompression bombs cost nothing.
