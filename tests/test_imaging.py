@@ -432,8 +432,19 @@ def test_larger_limit_than_pillow_reaches_the_data(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["png", "jpeg"])
-def test_lying_header_is_truncated_pixel_data_and_costs_no_memory(tmp_path, kind) -> None:
+def test_lying_header_is_truncated_pixel_data_and_costs_no_memory(
+    tmp_path, kind, monkeypatch
+) -> None:
     import tracemalloc
+
+    from PIL import ImageFile
+
+    def no_decoding(self):
+        raise AssertionError("the pixels were decoded")
+
+    # Refused before any pixel is decoded; tracemalloc sees NumPy's arrays (not
+    # Pillow's own buffers), so both the path and the memory are checked.
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
 
     if kind == "png":
         row = np.full((1, 14000, 3), 128, dtype=np.uint8)
