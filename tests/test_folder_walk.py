@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dng_writer import write_dng
 from helpers import no_hang
 from PIL import Image
 
@@ -35,6 +36,7 @@ def odd_folder(tmp_path, photos_dir) -> Path:
     Image.fromarray(rgb).save(folder / "stereo.MPO", save_all=True, append_images=[flipped])
     header = f"P7\nWIDTH {rgb.shape[1]}\nHEIGHT {rgb.shape[0]}\nDEPTH 3\nMAXVAL 255\nENDHDR\n"
     (folder / "scan.pam").write_bytes(header.encode() + rgb.tobytes())
+    write_dng(folder / "IMG_0003.DNG", rgb)
     (folder / "notes.txt").write_text("not a photo\n")
     shutil.copy(photos_dir / "coffee_0.jpg", folder / ".hidden.jpg")
     (folder / ".thumbnails").mkdir()
@@ -53,6 +55,7 @@ def test_walk_sorts_every_entry_with_a_reason(odd_folder) -> None:
         walk = collect([odd_folder])
     assert sorted(Path(p).name for p in walk.files) == [
         "IMG_0001",
+        "IMG_0003.DNG",
         "coffee.jpg",
         "scan.pam",
         "scan.ppm",
@@ -92,8 +95,15 @@ def test_library_records_special_files_as_failures(tmp_path, odd_folder) -> None
         again = library.add([odd_folder / "pipe.jpg", odd_folder / "zero.jpg"], jobs=1)
         failures = {Path(f.path).name: f.reason for f in library.failures()}
         added = sorted(Path(p.path).name for p in library.photos())
-    assert (report.added, report.failed, report.ignored) == (5, 4, 4)
-    assert added == ["IMG_0001", "coffee.jpg", "scan.pam", "scan.ppm", "stereo.MPO"]
+    assert (report.added, report.failed, report.ignored) == (6, 4, 4)
+    assert added == [
+        "IMG_0001",
+        "IMG_0003.DNG",
+        "coffee.jpg",
+        "scan.pam",
+        "scan.ppm",
+        "stereo.MPO",
+    ]
     assert failures["pipe.jpg"] == "not a regular file (a named pipe (FIFO))"
     assert failures["zero.jpg"] == "not a regular file (a character device)"
     assert set(failures) == {"album.jpg", "pipe.jpg", "socket.jpg", "zero.jpg"}
