@@ -12,7 +12,8 @@ database text column nor a terminal, a JSON document or a web page takes it as i
   followed by its bytes, percent-encoded.  The prefix never starts a stored path of
   the ordinary kind, because those are absolute (they start with ``/``).
 - :func:`shown` is what a person or a script reads: every undecodable byte becomes
-  U+FFFD, the replacement character.  Text streams reconfigured with the error
+  U+FFFD, the replacement character (:func:`shown_data` does it to every string of a
+  page or a JSON document).  Text streams reconfigured with the error
   handler :data:`SHOWN_ERRORS` do the same to everything written to them (the command
   line's standard output and error, JSON included; "?" in encodings without U+FFFD).
 """
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import codecs
 import os
+from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-__all__ = ["BYTES_PREFIX", "SHOWN_ERRORS", "from_stored", "shown", "to_stored"]
+__all__ = ["BYTES_PREFIX", "SHOWN_ERRORS", "from_stored", "shown", "shown_data", "to_stored"]
 
 #: Start of the stored form of a path that is not valid UTF-8.
 BYTES_PREFIX = "bytes:"
@@ -92,3 +94,15 @@ def from_stored(text: str) -> str:
 def shown(path: str) -> str:
     """``path`` for display: each undecodable byte of a name becomes U+FFFD."""
     return path.encode("utf-8", errors=SHOWN_ERRORS).decode("utf-8")
+
+
+def shown_data(data: Any) -> Any:
+    """``data`` with :func:`shown` applied to every string in it, through dicts (keys
+    too), lists and tuples; anything else is returned as it is."""
+    if isinstance(data, str):
+        return shown(data)
+    if isinstance(data, dict):
+        return {shown_data(key): shown_data(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return type(data)(shown_data(value) for value in data)
+    return data

@@ -185,7 +185,7 @@ def photo_json(photo) -> dict[str, Any]:
     """A photo as the JSON API and ``leitmotiv ... --json`` show it."""
     return {
         "id": photo.id,
-        "path": paths.shown(photo.path),
+        "path": photo.path,
         "taken": photo.taken.isoformat() if photo.taken is not None else None,
         "taken_source": photo.taken_source,
         "width": photo.width,
@@ -196,7 +196,7 @@ def photo_json(photo) -> dict[str, Any]:
 
 def photo_ref(photo) -> dict[str, Any]:
     """The short form of a photo inside other objects: id and path."""
-    return {"id": photo.id, "path": paths.shown(photo.path)}
+    return {"id": photo.id, "path": photo.path}
 
 
 def cluster_json(cluster) -> dict[str, Any]:
@@ -378,7 +378,7 @@ def _floor(moment: dt.datetime, unit: str) -> dt.datetime:
 
 def file_name(photo) -> str:
     """The last component of a photo's path, as shown under thumbnails."""
-    return paths.shown(Path(photo.path).name)
+    return Path(photo.path).name
 
 
 def date_label(photo) -> str:
@@ -395,6 +395,16 @@ def date_source_label(photo) -> str:
         "mtime": "file time",
         "mtime-bad-exif": "file time (the EXIF date is implausible)",
     }.get(photo.taken_source or "", "")
+
+
+def _show_undecodable_names(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """Bottle plugin: a route's result (a page, or data for JSON) with every string
+    passed through :func:`leitmotiv.paths.shown`."""
+
+    def shown_result(*args: Any, **kwargs: Any) -> Any:
+        return paths.shown_data(callback(*args, **kwargs))
+
+    return shown_result
 
 
 def _file_etag(path: Path) -> str | None:
@@ -488,6 +498,10 @@ def make_app(library) -> bottle.Bottle:
         A WSGI application; nothing about it is global, so several can coexist.
     """
     app = bottle.Bottle()
+    # Every page and JSON document shows a file name that is not valid UTF-8 with
+    # U+FFFD for its undecodable bytes, rather than failing to encode (see
+    # leitmotiv.paths); installed last, this runs before bottle's JSON plugin.
+    app.install(_show_undecodable_names)
     templates = Templates([TEMPLATE_DIR])
     nav: list[tuple[str, str]] = [("Photos", "/"), ("Clusters", "/clusters"), ("Motifs", "/motifs")]
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_FILES}
@@ -502,7 +516,6 @@ def make_app(library) -> bottle.Bottle:
             date_label=date_label,
             date_source_label=date_source_label,
             file_name=file_name,
-            shown_path=paths.shown,
             thumb_size=thumb_size,
             **values,
         )
@@ -582,7 +595,7 @@ def make_app(library) -> bottle.Bottle:
             "top": top,
             "offset": offset,
             "similar": [
-                {"id": other.id, "path": paths.shown(other.path), "distance": float(distance)}
+                {"id": other.id, "path": other.path, "distance": float(distance)}
                 for other, distance in ranking
             ],
         }

@@ -10,7 +10,7 @@
       <figcaption>
         <h1 id="selected-title">{{file_name(photo)}}</h1>
         <dl class="facts">
-          <dt>Path</dt><dd class="path">{{shown_path(photo.path)}}</dd>
+          <dt>Path</dt><dd class="path">{{photo.path}}</dd>
           <dt>Captured</dt><dd>{{date_label(photo)}}
 % if photo.taken_source:
             <span class="source">{{date_source_label(photo)}}</span>
