@@ -77,6 +77,8 @@ def missing_pixel_data(fh: BinaryIO, fmt: str) -> str | None:
         if fmt in ("JPEG", "MPO"):
             return _jpeg_missing(fh)
         return None
+    except (struct.error, IndexError):
+        return None  # a structure this check cannot follow: the decoder judges the file
     finally:
         fh.seek(position)
 

@@ -685,3 +685,13 @@ def test_a_date_just_ahead_is_kept_one_far_ahead_is_not(tmp_path) -> None:
         exif.get_ifd(0x8769)[0x9003] = ahead.strftime("%Y:%m:%d %H:%M:%S")
         path = _save(tmp_path, "ahead.jpg", Image.new("RGB", (8, 8)), exif=exif.tobytes())
         assert decode(path).taken_source == source, days
+
+
+def test_pixel_data_check_leaves_what_it_cannot_follow_to_the_decoder() -> None:
+    from leitmotiv.pixel_data import missing_pixel_data
+
+    # A frame header cut short, an IHDR of the wrong length: no claim either way.
+    jpeg = b"\xff\xd8\xff\xc0\x00\x05\x08\x00"
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x04IHDR\x00\x00"
+    assert missing_pixel_data(io.BytesIO(jpeg), "JPEG") is None
+    assert missing_pixel_data(io.BytesIO(png), "PNG") is None
