@@ -66,16 +66,23 @@ class RawImage:
     source: str
 
 
-def read_raw(fh: BinaryIO, target_long_side: int | None) -> RawImage:
+def read_raw(
+    path: str, fh: BinaryIO, target_long_side: int | None, max_pixels: int
+) -> RawImage:
     """Decode a camera RAW file.
 
     Parameters
     ----------
+    path : str
+        The file: LibRaw reads it from disk, a part at a time.
     fh : binary file
-        The open file, read from its start.
+        The same file, open: read whole into memory and handed to LibRaw instead when
+        ``path`` is not valid UTF-8 (rawpy passes only UTF-8 names to LibRaw).
     target_long_side : int or None
         The long side needed: a preview at least this large is used as it is; ``None``
         asks for the full mosaic, demosaiced.
+    max_pixels : int
+        Refuse a picture larger than this (width times height), before developing it.
 
     Returns
     -------
@@ -84,17 +91,24 @@ def read_raw(fh: BinaryIO, target_long_side: int | None) -> RawImage:
     Raises
     ------
     RawError
-        A file LibRaw does not recognise, with corrupt or truncated data, or too large
-        for memory.
+        A file LibRaw does not recognise, with corrupt or truncated data, larger than
+        ``max_pixels`` or too large for memory.
     """
-    fh.seek(0)
     try:
-        with rawpy.imread(fh) as raw:
+        path.encode("utf-8")
+        source: str | BinaryIO = path
+    except UnicodeEncodeError:
+        fh.seek(0)
+        source = fh
+    try:
+        with rawpy.imread(source) as raw:
             sizes = raw.sizes
             flip = int(sizes.flip)
             width, height = int(sizes.width), int(sizes.height)
             if flip in (5, 6):
                 width, height = height, width
+            if width * height > max_pixels:
+                raise RawError(f"too large ({width}×{height} pixels, limit {max_pixels} pixels)")
             taken = _capture_time(raw.other.timestamp)
             rgb = _preview(raw, flip, width, height, target_long_side)
             source = "preview"

@@ -291,7 +291,7 @@ def decode(
         fh.seek(0)
         extension = Path(os.fspath(path)).suffix.lower()
         if found in RAW_FORMATS or (extension in RAW_EXTENSIONS and found in ("TIFF", None)):
-            return _decode_raw(fh, path, stat.st_mtime, target_long_side, extension)
+            return _decode_raw(fh, path, stat.st_mtime, target_long_side, max_pixels, extension)
         im = _open_pam(fh, path, max_pixels) if found == "PAM" else _open(fh, path, max_pixels)
         missing = missing_pixel_data(fh, im.format or "")
         if missing is not None:
@@ -333,13 +333,14 @@ def _decode_raw(
     path: str | os.PathLike[str],
     mtime: float,
     target: int | None,
+    max_pixels: int,
     extension: str,
 ) -> DecodedImage:
     """A camera RAW file through LibRaw (imported here: only RAW files need it)."""
     from leitmotiv.camera_raw import RawError, read_raw
 
     try:
-        raw = read_raw(fh, target)
+        raw = read_raw(os.fspath(path), fh, target, max_pixels)
     except RawError as exc:
         raise DecodeError(path, str(exc)) from None
     rgb = raw.rgb if target is None else _resize_long_side(raw.rgb, target)

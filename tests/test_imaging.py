@@ -637,6 +637,20 @@ def test_dng_preview_of_another_shape_is_not_the_picture(tmp_path, photos_dir) -
     assert _corr(_grey_small(decoded.rgb), _grey_small(small)) > 0.95  # the demosaic
 
 
+def test_dng_whose_name_is_not_utf8_decodes(tmp_path, photos_dir) -> None:
+    from dng_writer import write_dng
+
+    source = np.asarray(Image.open(photos_dir / "coffee_0.jpg").convert("RGB"))
+    plain = write_dng(tmp_path / "plain.dng", source)
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.dng"))
+    odd.write_bytes(plain.read_bytes())
+    same = decode(plain, target_long_side=128).rgb
+    assert np.array_equal(decode(odd, target_long_side=128).rgb, same)
+    # Like every format, a RAW file larger than the limit is refused before developing.
+    with pytest.raises(DecodeError, match=r"plain\.dng: too large \(\d+×\d+ pixels, limit 1000"):
+        decode(plain, max_pixels=1000)
+
+
 def test_broken_raw_files_are_refused(tmp_path, photos_dir) -> None:
     from dng_writer import write_dng
 
