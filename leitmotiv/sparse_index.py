@@ -34,7 +34,7 @@ import numpy as np
 import peewee as pw
 
 from leitmotiv import candidates, store
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
 from leitmotiv.mixture import Mixture
 
 __all__ = [

@@ -8,7 +8,7 @@ The models are bound to :data:`database_proxy`; :func:`open_database` points the
 at the database it opens, and :func:`bound` binds the models to one database for a
 block of code, so a process can hold several libraries (the tests do).
 
-Implementation keys (:meth:`leitmotiv.implementation.Implementation.key`, a name plus
+Implementation keys (:meth:`leitmotiv.interfaces.Implementation.key`, a name plus
 its parameters as JSON) are stored once in :class:`ImplementationKey`; models, distances
 and clustering runs refer to them by id, which keeps the large distance table small.
 
@@ -141,7 +141,7 @@ class Neighbours(BaseModel):
     (see :mod:`leitmotiv.sparse_index`).  Blobs are little-endian arrays: ``embedding``
     float32; ``candidates`` the candidates' photo ids (int64) then their estimated
     divergences (float64).  ``samples`` keeps what the cheap estimate drew for the photo
-    (:meth:`leitmotiv.implementation.Divergence.dump_prepared`), so that a later update
+    (:meth:`leitmotiv.interfaces.Divergence.dump_prepared`), so that a later update
     does not draw it again; NULL where the divergence keeps nothing.
     """
 

@@ -20,7 +20,7 @@ import peewee as pw
 
 from leitmotiv import store
 from leitmotiv.candidates import sparse_distances
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
 from leitmotiv.mixture import Mixture
 
 __all__ = ["compute_chunk", "load_models", "plan_chunks", "save_chunk"]
