@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -398,3 +398,127 @@ def current_run(keys: tuple[int, int, int]) -> ClusterRun | None:
         .order_by(ClusterRun.id.desc())
         .first()
     )
+
+
+# -- the index's reads and writes: models, distances, candidate lists -----------------
+# The numerical modules (pair_chunks, sparse_index) call these and never build SQL.
+
+
+def model_blobs(db: pw.Database, featurizer_id: int, photo_ids: Iterable[int]) -> dict[int, bytes]:
+    """The stored model blobs of ``photo_ids`` for one featurizer, by photo id."""
+    out: dict[int, bytes] = {}
+    wanted = sorted({int(p) for p in photo_ids})
+    with bound(db):
+        for s in range(0, len(wanted), INSERT_CHUNK):
+            query = (
+                Model.select(Model.photo, Model.mixture)
+                .where(
+                    (Model.featurizer == featurizer_id)
+                    & Model.photo.in_(wanted[s : s + INSERT_CHUNK])
+                )
+                .tuples()
+            )
+            for photo_id, blob in query.iterator():
+                out[photo_id] = bytes(blob)
+    return out
+
+
+def save_distances(
+    db: pw.Database,
+    pairs: Iterable[tuple[int, int]],
+    values: Iterable[float],
+    featurizer_id: int,
+    divergence_id: int,
+) -> None:
+    """Store computed distances of photo-id pairs ``(a, b)``, ``a < b``, in one
+    transaction (pairs already stored are kept)."""
+    rows = [
+        (int(a), int(b), featurizer_id, divergence_id, float(v))
+        for (a, b), v in zip(pairs, values, strict=True)
+    ]
+    with bound(db), db.atomic():
+        insert_distances(rows)
+
+
+def search_key_id(db: pw.Database, key: str) -> int:
+    """The id of a candidate search's key (see :class:`Neighbours`), in its own
+    transaction."""
+    with bound(db), db.atomic():
+        return key_id(key)
+
+
+def neighbour_lists(
+    db: pw.Database, featurizer_id: int, search_id: int
+) -> Iterator[tuple[int, bytes, bytes]]:
+    """Every stored candidate list of one featurizer and search, as
+    ``(photo id, embedding blob, candidates blob)`` straight from the cursor."""
+    with bound(db):
+        query = Neighbours.select(
+            Neighbours.photo, Neighbours.embedding, Neighbours.candidates
+        ).where((Neighbours.featurizer == featurizer_id) & (Neighbours.search == search_id))
+    for photo_id, embedding, candidates in raw_rows(db, query):
+        yield photo_id, bytes(embedding), bytes(candidates)
+
+
+def kept_samples(
+    db: pw.Database, featurizer_id: int, search_id: int, photo_ids: Iterable[int]
+) -> Iterator[tuple[int, bytes]]:
+    """The sample sets kept with the candidate lists of ``photo_ids`` (those that have
+    one), as ``(photo id, blob)``."""
+    wanted = sorted(int(p) for p in photo_ids)
+    with bound(db):
+        where = (Neighbours.featurizer == featurizer_id) & (Neighbours.search == search_id)
+        queries = [
+            Neighbours.select(Neighbours.photo, Neighbours.samples).where(
+                where & Neighbours.photo.in_(wanted[s : s + INSERT_CHUNK])
+            )
+            for s in range(0, len(wanted), INSERT_CHUNK)
+        ]
+    for query in queries:
+        for photo_id, blob in raw_rows(db, query):
+            if blob:
+                yield photo_id, bytes(blob)
+
+
+def write_neighbours(
+    db: pw.Database,
+    featurizer_id: int,
+    search_id: int,
+    changed: Iterable[tuple[int, bytes]],
+    added: Iterable[tuple[int, bytes, bytes, bytes | None]],
+) -> None:
+    """Store one batch of candidate lists in one transaction.
+
+    Parameters
+    ----------
+    changed : iterable of (photo id, candidates blob)
+        Stored lists that get a new candidates blob.
+    added : iterable of (photo id, embedding blob, candidates blob, samples blob or None)
+        New lists.
+    """
+    meta = Neighbours._meta
+    column = {name: meta.fields[name].column_name for name in meta.fields}
+    # One prepared statement for every changed row: a batch changes thousands.
+    update = (
+        f"UPDATE {meta.table_name} SET {column['candidates']} = {db.param} "
+        f"WHERE {column['photo']} = {db.param} "
+        f"AND {column['featurizer']} = {db.param} AND {column['search']} = {db.param}"
+    )
+    fields = [
+        Neighbours.photo,
+        Neighbours.featurizer,
+        Neighbours.search,
+        Neighbours.embedding,
+        Neighbours.candidates,
+        Neighbours.samples,
+    ]
+    changed_rows = [(blob, int(p), featurizer_id, search_id) for p, blob in changed]
+    added_rows = [
+        (int(p), featurizer_id, search_id, emb, cands, samples)
+        for p, emb, cands, samples in added
+    ]
+    with bound(db), db.atomic():
+        for s in range(0, len(changed_rows), INSERT_CHUNK):
+            db.cursor().executemany(update, changed_rows[s : s + INSERT_CHUNK])
+        for s in range(0, len(added_rows), INSERT_CHUNK):
+            insert_rows(Neighbours, fields, added_rows[s : s + INSERT_CHUNK])
