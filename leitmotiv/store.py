@@ -4,9 +4,11 @@ One database per library: by default the SQLite file ``<library>/leitmotiv.db`` 
 mode (so the web view can read while an ingest writes), or any database named by a
 peewee URL (``postgresql://user@host/db``, ``sqlite:////path/file.db``, ...).
 
-The models are bound to :data:`database_proxy`; :func:`open_database` points the proxy
-at the database it opens, and :func:`bound` binds the models to one database for a
-block of code, so a process can hold several libraries (the tests do).
+The models are bound to :data:`database_proxy`, which resolves to a database per
+thread: :func:`bound` points it at one library's database for a block of code, in the
+calling thread only, so a process can use several libraries at once, from several
+threads (the web server's), without one thread's queries reaching another's database.
+Outside :func:`bound` the models have no database.
 
 Implementation keys (:meth:`leitmotiv.interfaces.Implementation.key`, a name plus
 its parameters as JSON) are stored once in :class:`ImplementationKey`; models, distances
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,36 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
 }
 
-database_proxy = pw.DatabaseProxy()
+class ThreadDatabaseProxy(pw.DatabaseProxy):
+    """A database proxy that each thread points at its own database.
+
+    peewee's ``bind_ctx`` rebinds model classes for the whole process, so two
+    libraries used from two threads could read and write each other's tables; this
+    proxy keeps the binding in thread-local storage instead.
+    """
+
+    __slots__ = ("_local",)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_local", threading.local())
+        super().__init__()
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        # peewee's Proxy only admits the attributes it declares; ``obj`` is ours.
+        object.__setattr__(self, attr, value)
+
+    @property
+    def obj(self) -> pw.Database | None:
+        """This thread's database (None outside :func:`bound`)."""
+        return getattr(self._local, "db", None)
+
+    @obj.setter
+    def obj(self, db: pw.Database | None) -> None:
+        self._local.db = db
+
+
+#: The database every model is bound to: this thread's, set by :func:`bound`.
+database_proxy = ThreadDatabaseProxy()
 
 
 def utcnow() -> dt.datetime:
@@ -236,7 +268,7 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 def schema_version(db: pw.Database) -> int:
     """The schema version recorded in ``db`` (0 for an empty database)."""
-    with db.bind_ctx([SchemaVersion]):
+    with bound(db):
         if not db.table_exists(SchemaVersion._meta.table_name):
             return 0
         row = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
@@ -256,7 +288,7 @@ def migrate(db: pw.Database) -> int:
     RuntimeError
         If the database was written by a newer leitmotiv (its version is unknown here).
     """
-    with db.bind_ctx(MODELS):
+    with bound(db):
         db.create_tables([SchemaVersion], safe=True)
         current = schema_version(db)
         if current > SCHEMA_VERSION:
@@ -298,18 +330,22 @@ def connect(url: str | None, folder: Path) -> pw.Database:
 
 
 def open_database(url: str | None, folder: Path) -> pw.Database:
-    """Connect to a library's database, migrate it, and point the proxy at it."""
+    """Connect to a library's database and migrate it."""
     db = connect(url, folder)
     migrate(db)
-    database_proxy.initialize(db)
     return db
 
 
 @contextlib.contextmanager
 def bound(db: pw.Database) -> Iterator[pw.Database]:
-    """Bind every model to ``db`` for the duration of the block."""
-    with db.bind_ctx(MODELS, bind_refs=False, bind_backrefs=False):
+    """Bind every model to ``db`` for the duration of the block, in this thread only
+    (other threads keep their own binding); blocks nest."""
+    previous = database_proxy.obj
+    database_proxy.obj = db
+    try:
         yield db
+    finally:
+        database_proxy.obj = previous
 
 
 def key_id(key: str) -> int:
