@@ -336,7 +336,7 @@ _STEPS = (
     (index, "_stored_edges", "read the stored distances"),
     (pair_chunks, "compute_chunk", "exact pairs (with drawing the sets below)"),
     (JensenShannon, "warm", "  draw sample sets (cheap and exact)"),
-    (pair_chunks, "save_chunk", "write the distances"),
+    (store, "save_distances", "write the distances"),
 )
 
 

@@ -147,7 +147,10 @@ def compute_chunk_remote(
 
     db = _worker_database(url, folder)
     impl = get_implementation("divergence", divergence[0], divergence[1])
-    models = pair_chunks.load_models(db, featurizer_id, pairs)
+    from leitmotiv.mixture import Mixture
+
+    blobs = store.model_blobs(db, featurizer_id, np.unique(pairs).tolist())
+    models = {photo_id: Mixture.from_bytes(blob) for photo_id, blob in blobs.items()}
     done, values = pair_chunks.compute_chunk(pairs, models, impl, n_jobs=1)
-    pair_chunks.save_chunk(db, done, values, featurizer_id, divergence_id)
+    store.save_distances(db, done, values, featurizer_id, divergence_id)
     return done, values

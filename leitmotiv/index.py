@@ -260,7 +260,7 @@ def _index_dense(ctx, ids, mixtures, jobs, show, workers, remote, report) -> Non
                 distances[i, j] = distances[j, i] = v
                 missing[i, j] = missing[j, i] = False
                 pairs = np.sort(np.stack([ids[i], ids[j]], axis=1), axis=1)
-                pair_chunks.save_chunk(ctx.db, pairs, v, featurizer_id, divergence_id)
+                store.save_distances(ctx.db, pairs, v, featurizer_id, divergence_id)
                 report.pairs_computed += len(v)
                 bar.update(len(v))
     report.distance_seconds = time.perf_counter() - t0
@@ -313,17 +313,16 @@ def _index_sparse(ctx, ids, mixtures, jobs, show, workers, remote, report, reclu
         k=k, wide=sparse_index.wide_for(k), batch=sparse_index.BATCH
     )
     t0 = time.perf_counter()
-    with store.bound(ctx.db):
-        graph = sparse_index.update_candidates(
-            ctx.db,
-            ids,
-            mixtures,
-            ctx.divergence,
-            featurizer_id,
-            params,
-            n_jobs=n_threads,
-            progress=show,
-        )
+    graph = sparse_index.update_candidates(
+        ctx.db,
+        ids,
+        mixtures,
+        ctx.divergence,
+        featurizer_id,
+        params,
+        n_jobs=n_threads,
+        progress=show,
+    )
     report.new_lists, report.changed_lists = graph.new, graph.changed
     report.candidate_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -463,7 +462,7 @@ def _local_chunks(
             pairs, values = pair_chunks.compute_chunk(
                 chunk, models, ctx.divergence, n_jobs=n_threads
             )
-            pair_chunks.save_chunk(ctx.db, pairs, values, featurizer_id, divergence_id)
+            store.save_distances(ctx.db, pairs, values, featurizer_id, divergence_id)
             yield pairs, values
             bar.update(len(values))
 
