@@ -1,6 +1,6 @@
 """End-to-end tests of the library commands of the ``leitmotiv`` command line.
 
-The quality test builds the 160-photo library once per session, through the CLI, with
+The quality test builds the library of the 64 test photos once per session, through the CLI, with
 the default featurizer parameters (it is about quality); the other tests use fewer
 samples to stay fast.
 """
@@ -46,10 +46,10 @@ def _leitmotiv(folder: Path, config_text: str) -> Leitmotiv:
 
 @pytest.fixture(scope="session")
 def photos_library(tmp_path_factory, photos_dir) -> Leitmotiv:
-    """The 160 shared photos, added and indexed through the CLI (default parameters)."""
+    """The 64 test photos, added and indexed through the CLI (default parameters)."""
     run = _leitmotiv(tmp_path_factory.mktemp("photos-library"), "")
     out = run("add-directory", photos_dir).stdout
-    assert "added 160," in out and "failed 0" in out
+    assert "added 64," in out and "failed 0" in out
     run("build-index")
     return run
 
@@ -63,7 +63,7 @@ def test_similarity_and_clusters_match_the_scenes(photos_library, photos_dir, gr
     from sklearn.metrics import adjusted_rand_score
 
     photos = photos_library.json("photos")
-    assert len(photos) == 160
+    assert len(photos) == 64
     group_of = {p["id"]: groups[Path(p["path"]).name] for p in photos}
     scores = []
     for p in photos:
