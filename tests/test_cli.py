@@ -172,3 +172,35 @@ def test_add_image_and_usage_errors(fast, photos_dir, tmp_path):
     assert (index["n_photos"], index["pairs_computed"]) == (2, 1)
     ranked = fast.json("similar", photos_dir / "coffee_1.jpg")
     assert [Path(r["path"]).name for r in ranked] == ["coffee_0.jpg"]
+
+
+def test_read_commands_on_a_missing_library_say_what_to_run(fast, tmp_path):
+    folder = tmp_path / "nowhere"
+    run = Leitmotiv(folder, fast.base[1])
+    for command in ("photos", "clusters", "motifs"):
+        result = run(command)
+        assert result.stdout == ""
+        assert f"no photos in the library {folder} yet" in result.stderr
+        assert f"leitmotiv --library {folder} add-directory FOLDER" in result.stderr
+        assert run(command, "--json").stdout.strip() == "[]"
+    result = run("similar", "1", status=2)
+    assert "add-directory" in result.stderr
+    assert not folder.exists()  # reading created neither the folder nor a database
+
+
+def test_an_unindexed_library_asks_for_build_index(fast, photos_dir):
+    fast("add-image", photos_dir / "coffee_0.jpg", photos_dir / "coffee_1.jpg")
+    for command in (["clusters"], ["motifs"], ["similar", photos_dir / "coffee_0.jpg"]):
+        result = fast(*command)
+        assert result.stdout == ""
+        assert "is not indexed yet: run `leitmotiv --library" in result.stderr
+        assert "build-index`" in result.stderr
+    assert "indexed 2 photos (dense): 1 new pair, 1 cluster in " in fast("build-index").stdout
+    assert "(2 photos)" in fast("clusters").stdout
+    assert fast("clusters").stderr == ""
+
+
+def test_one_photo_is_singular(fast, photos_dir):
+    fast("add-image", photos_dir / "coffee_0.jpg")
+    assert "indexed 1 photo (dense): 0 new pairs, 1 cluster in " in fast("build-index").stdout
+    assert "(1 photo)" in fast("clusters").stdout
