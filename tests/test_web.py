@@ -279,6 +279,12 @@ def test_photo_page_shows_the_photo_then_the_ranking(app, library, by_name, grou
     assert len(tiles(tail.text)) == others - (last - 1) * webapp.PHOTOS_PER_PAGE
     assert f'start="{(last - 1) * webapp.PHOTOS_PER_PAGE + 1}"' in tail.text
     assert call(app, f"/photo/{photo.id}?page={last + 1}").status == 404
+    # The page's JSON link asks for the ranking the page shows.
+    first_json = f'href="/api/photos/{photo.id}/similar?top={webapp.PHOTOS_PER_PAGE}"'
+    assert first_json in html
+    offset = (last - 1) * webapp.PHOTOS_PER_PAGE
+    tail_json = f"similar?top={webapp.PHOTOS_PER_PAGE}&amp;offset={offset}"
+    assert tail_json in tail.text
 
 
 def test_similar_api_matches_the_library(app, library, by_name):
@@ -394,6 +400,19 @@ def test_cluster_page_lists_all_members(app, library):
     body = call(app, f"/api/clusters/{cluster.id}").json()
     assert body["exemplar"] == {"id": cluster.exemplar.id, "path": cluster.exemplar.path}
     assert [m["id"] for m in body["members"]] == [m.id for m in cluster.members]
+
+
+def test_cluster_page_shows_dates_like_the_photo_grid(app, library):
+    # A cluster with EXIF-dated members and members dated by their file time only.
+    cluster = next(
+        c for c in library.clusters() if {m.taken_source for m in c.members} == {"exif", "mtime"}
+    )
+    html = call(app, f"/clusters/{cluster.id}").text
+    for photo in cluster.members[: webapp.PHOTOS_PER_PAGE]:
+        source = "EXIF" if photo.taken_source == "exif" else "file time"
+        tile = html.split(f'href="/photo/{photo.id}"', 1)[1].split("</li>", 1)[0]
+        assert f'<time datetime="{photo.taken.isoformat()}">' in tile
+        assert f'<span class="source">{source}</span>' in tile
 
 
 # ------------------------------------------------------------------- images
