@@ -69,16 +69,20 @@ class AppContext:
         where = f"--library {shlex.quote(str(self.library_flag))} " if self.library_flag else ""
         return f"leitmotiv {where}{args}"
 
+    def has_database(self) -> bool:
+        """Whether the library's database exists (looking creates nothing)."""
+        from leitmotiv import store
+
+        return store.database_exists(self.settings.database, Path(self.settings.library))
+
     def library_to_read(self):
         """The library for a read command, or None when it holds no photos yet.
 
         None comes after a message on standard error that says what to run.  A read
         never creates a database: a folder without one is reported as empty.
         """
-        from leitmotiv import store
-
         folder = Path(self.settings.library)
-        if store.database_exists(self.settings.database, folder) and self.library.count_photos():
+        if self.has_database() and self.library.count_photos():
             return self.library
         click.echo(
             f"no photos in the library {folder} yet: add some with "
@@ -495,9 +499,8 @@ def clusters(app, as_json):
 @pass_app
 def failures(app, as_json):
     """List the files that could not be added, with the reason."""
-    rows = [
-        {"path": f.path, "reason": f.reason, "time": _iso(f.time)} for f in app.library.failures()
-    ]
+    found = app.library.failures() if app.has_database() else []
+    rows = [{"path": f.path, "reason": f.reason, "time": _iso(f.time)} for f in found]
     if as_json:
         emit_json(rows)
         return

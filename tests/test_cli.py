@@ -185,6 +185,7 @@ def test_read_commands_on_a_missing_library_say_what_to_run(fast, tmp_path):
         assert run(command, "--json").stdout.strip() == "[]"
     result = run("similar", "1", status=2)
     assert "add-directory" in result.stderr
+    assert run("failures", "--json").stdout.strip() == "[]"
     assert not folder.exists()  # reading created neither the folder nor a database
 
 
