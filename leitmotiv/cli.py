@@ -42,21 +42,34 @@ class LeitmotivGroup(click.Group):
 
 
 class AppContext:
-    """What every command gets: the settings and, lazily, the opened library."""
+    """What every command gets: the settings and, lazily, the opened library: to write
+    (:attr:`library`) or only to read (:attr:`reader`)."""
 
     def __init__(self, settings: Settings, debug: bool) -> None:
         self.settings = settings
         self.debug = debug
         self._library = None
+        self._reader = None
 
     @property
     def library(self):
-        """The library of ``settings.library``, opened on first use."""
+        """The library of ``settings.library``, opened to write on first use (created
+        and migrated if needed)."""
         if self._library is None:
             from leitmotiv.library import Library
 
             self._library = Library.open(self.settings)
         return self._library
+
+    @property
+    def reader(self):
+        """The library of ``settings.library``, opened read-only on first use: the
+        commands that only read never write to it."""
+        if self._reader is None:
+            from leitmotiv.library import Library
+
+            self._reader = Library.open(self.settings, read_only=True)
+        return self._reader
 
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -154,7 +167,7 @@ def serve(app, host, port, threads):
     It listens on 127.0.0.1 only, unless --host says otherwise: the view shows file
     paths and serves the original photos, so exposing it is a deliberate choice.
     """
-    _serve(app.library, app.settings.library, host, port, threads)
+    _serve(app.reader, app.settings.library, host, port, threads)
 
 
 def _serve(library, folder: Path, host: str, port: int, threads: int) -> None:
@@ -243,7 +256,7 @@ def _report_ingest(report, as_json: bool) -> None:
 
 
 def _photo_or_usage_error(app: AppContext, text: str, param: str = "PHOTO"):
-    photo = app.library.find_photo(text)
+    photo = app.reader.find_photo(text)
     if photo is None:
         raise click.BadParameter(
             f"no photo {text!r} in the library (give an id or a path)", param_hint=param
@@ -362,7 +375,7 @@ def photos(app, as_json):
             "height": p.height,
             "components": p.components,
         }
-        for p in app.library.photos()
+        for p in app.reader.photos()
     ]
     if as_json:
         emit_json(rows)
@@ -385,7 +398,7 @@ def photos(app, as_json):
 def similar(app, photo, top, as_json):
     """List the photos most similar to PHOTO (an id or a path), nearest first."""
     query = _photo_or_usage_error(app, photo)
-    threshold = app.library.near_duplicate_threshold()
+    threshold = app.reader.near_duplicate_threshold()
     rows = [
         {
             "id": p.id,
@@ -393,7 +406,7 @@ def similar(app, photo, top, as_json):
             "distance": d,
             "relation": _relation(d, threshold),
         }
-        for p, d in app.library.similar(query.id, top=top)
+        for p, d in app.reader.similar(query.id, top=top)
     ]
     if as_json:
         emit_json(rows)
@@ -420,7 +433,7 @@ def clusters(app, as_json):
             "exemplar": {"id": c.exemplar.id, "path": c.exemplar.path},
             "members": [{"id": p.id, "path": p.path} for p in c.members],
         }
-        for c in app.library.clusters()
+        for c in app.reader.clusters()
     ]
     if as_json:
         emit_json(rows)
@@ -437,7 +450,7 @@ def clusters(app, as_json):
 def failures(app, as_json):
     """List the files that could not be added, with the reason."""
     rows = [
-        {"path": f.path, "reason": f.reason, "time": _iso(f.time)} for f in app.library.failures()
+        {"path": f.path, "reason": f.reason, "time": _iso(f.time)} for f in app.reader.failures()
     ]
     if as_json:
         emit_json(rows)
@@ -480,7 +493,7 @@ def _write_png(data: bytes, out: Path) -> None:
 def render(app, photo, out, size):
     """Render PHOTO's model back to an image (its expected colour at every pixel)."""
     found = _photo_or_usage_error(app, photo)
-    data = app.library.render(found.id, long_side=size)
+    data = app.reader.render(found.id, long_side=size)
     if data is None:
         raise click.ClickException(f"photo {found.id} has no model yet; run add-image again")
     _write_png(data, out)
@@ -492,7 +505,7 @@ def render(app, photo, out, size):
 @pass_app
 def average(app, cluster, out, size):
     """Render the average model of CLUSTER's photos (see `leitmotiv clusters`)."""
-    data = app.library.average(cluster, long_side=size)
+    data = app.reader.average(cluster, long_side=size)
     if data is None:
         raise click.BadParameter(f"no cluster {cluster} in the current index", param_hint="CLUSTER")
     _write_png(data, out)
@@ -537,7 +550,8 @@ def demo(app, folder, no_serve, host, port, jobs):
         names = ", ".join(Path(p.path).name for p in cluster.members)
         click.echo(f"  cluster {cluster.id}: {names}")
     if not no_serve:
-        _serve(library, folder, host, port, threads=8)
+        library.close()
+        _serve(Library.open(settings, read_only=True), folder, host, port, threads=8)
 
 
 def _date_bound(end: bool):
@@ -580,7 +594,7 @@ def motifs(app, since, until, as_json):
     """
     from leitmotiv.web.app import motif_json, motifs_with_photos
 
-    found, photos = motifs_with_photos(app.library, since=since, until=until)
+    found, photos = motifs_with_photos(app.reader, since=since, until=until)
     rows = [
         motif_json(m, photos, f"leitmotiv average {m.cluster_id} -o average-{m.cluster_id}.png")
         for m in found

@@ -191,3 +191,22 @@ def test_a_binding_belongs_to_its_thread(tmp_path):
     assert counted == {"a": 1, "b": 3, "a after": None, "b after": None}
     for db in dbs:
         db.close()
+
+
+def test_reading_an_old_schema_says_to_write_first_and_changes_nothing(tmp_path):
+    old = store.connect(None, tmp_path)
+    with store.bound(old):
+        old.create_tables([store.SchemaVersion])
+        store.MIGRATIONS[0][1](old)
+        store.SchemaVersion.create(version=1)
+    old.close()
+    before = (tmp_path / store.SQLITE_NAME).read_bytes()
+    with pytest.raises(RuntimeError, match=r"schema version 1\b.*run a command that writes"):
+        store.open_read_only(None, tmp_path)
+    assert (tmp_path / store.SQLITE_NAME).read_bytes() == before
+    db = store.open_database(None, tmp_path)  # a command that writes migrates it
+    db.close()
+    reader = store.open_read_only(None, tmp_path)
+    with store.bound(reader), pytest.raises(pw.OperationalError, match="readonly"):
+        _photo()
+    reader.close()
