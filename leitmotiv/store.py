@@ -324,7 +324,9 @@ def migrate(db: pw.Database) -> int:
     return current
 
 
-def connect(url: str | None, folder: Path, read_only: bool = False) -> pw.Database:
+def connect(
+    url: str | None, folder: Path, read_only: bool = False, immutable: bool = False
+) -> pw.Database:
     """Open (without migrating) the database of a library.
 
     Parameters
@@ -337,12 +339,16 @@ def connect(url: str | None, folder: Path, read_only: bool = False) -> pw.Databa
     read_only : bool
         Open a connection that cannot write: the SQLite file with ``mode=ro``, other
         SQLite URLs with ``query_only``, PostgreSQL with read-only transactions.
+    immutable : bool
+        With ``read_only``, open the SQLite file as one nobody writes (``immutable=1``):
+        no locks and no WAL index, which a folder this process may not write to needs.
     """
     pragmas = SQLITE_READ_ONLY_PRAGMAS if read_only else SQLITE_PRAGMAS
     if url is None:
         path = Path(folder) / SQLITE_NAME
         if read_only:
-            uri = f"{path.absolute().as_uri().replace('file://', 'file:', 1)}?mode=ro"
+            uri = path.absolute().as_uri().replace("file://", "file:", 1) + "?mode=ro"
+            uri += "&immutable=1" if immutable else ""
             db: pw.Database = pw.SqliteDatabase(uri, uri=True, pragmas=pragmas)
         else:
             db = pw.SqliteDatabase(str(path), pragmas=pragmas)
@@ -390,8 +396,18 @@ def open_read_only(url: str | None, folder: Path) -> pw.Database:
         db: pw.Database = pw.SqliteDatabase(":memory:", thread_safe=False, check_same_thread=False)
         migrate(db)
         return db
-    db = connect(url, folder, read_only=True)
-    version = schema_version(db)
+    try:
+        db = connect(url, folder, read_only=True)
+        version = schema_version(db)
+    except pw.OperationalError:
+        if url is not None:
+            raise
+        # Reading a WAL database needs its shared-memory index (-shm), which SQLite
+        # cannot create in a folder this process may not write to: read the file as
+        # immutable then (a writer's later changes show after the library is reopened).
+        db = connect(url, folder, read_only=True, immutable=True)
+        version = schema_version(db)
+        log.info("%s is not writable: reading its database as immutable", folder)
     if version == SCHEMA_VERSION:
         return db
     db.close()

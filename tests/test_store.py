@@ -210,3 +210,25 @@ def test_reading_an_old_schema_says_to_write_first_and_changes_nothing(tmp_path)
     with store.bound(reader), pytest.raises(pw.OperationalError, match="readonly"):
         _photo()
     reader.close()
+
+
+def test_a_folder_that_cannot_be_written_is_read_as_immutable(tmp_path, monkeypatch):
+    # As a user who may not write the folder, SQLite cannot make the WAL index and
+    # refuses mode=ro alone (root, running CI, may always write: so simulated here).
+    db = store.open_database(None, tmp_path)
+    with store.bound(db):
+        _photo()
+    db.close()
+    connect = store.connect
+
+    def refused_without_immutable(url, folder, read_only=False, immutable=False):
+        if read_only and not immutable:
+            raise pw.OperationalError("attempt to write a readonly database")
+        return connect(url, folder, read_only=read_only, immutable=immutable)
+
+    monkeypatch.setattr(store, "connect", refused_without_immutable)
+    reader = store.open_read_only(None, tmp_path)
+    assert reader.database.endswith("?mode=ro&immutable=1")
+    with store.bound(reader):
+        assert store.Photo.select().count() == 1
+    reader.close()
