@@ -43,7 +43,8 @@ class LeitmotivGroup(click.Group):
 
 
 class AppContext:
-    """What every command gets: the settings and, lazily, the opened library.
+    """What every command gets: the settings and, lazily, the opened library: to write
+    (:attr:`library`) or only to read (:attr:`reader`).
 
     ``library_flag`` is the ``--library`` folder when the command line gave one.
     """
@@ -53,15 +54,27 @@ class AppContext:
         self.debug = debug
         self.library_flag = library_flag
         self._library = None
+        self._reader = None
 
     @property
     def library(self):
-        """The library of ``settings.library``, opened on first use."""
+        """The library of ``settings.library``, opened to write on first use (created
+        and migrated if needed)."""
         if self._library is None:
             from leitmotiv.library import Library
 
             self._library = Library.open(self.settings)
         return self._library
+
+    @property
+    def reader(self):
+        """The library of ``settings.library``, opened read-only on first use: the
+        commands that only read never write to it."""
+        if self._reader is None:
+            from leitmotiv.library import Library
+
+            self._reader = Library.open(self.settings, read_only=True)
+        return self._reader
 
     def command(self, args: str) -> str:
         """``leitmotiv ARGS`` as the user should type it for this library (with
@@ -82,8 +95,8 @@ class AppContext:
         never creates a database: a folder without one is reported as empty.
         """
         folder = Path(self.settings.library)
-        if self.has_database() and self.library.count_photos():
-            return self.library
+        if self.has_database() and self.reader.count_photos():
+            return self.reader
         click.echo(
             f"no photos in the library {folder} yet: add some with "
             f"`{self.command('add-directory FOLDER')}`, then run `{self.command('build-index')}`",
@@ -207,7 +220,7 @@ def serve(app, host, port, threads):
     It listens on 127.0.0.1 only, unless --host says otherwise: the view shows file
     paths and serves the original photos, so exposing it is a deliberate choice.
     """
-    _serve(app.library, app.settings.library, host, port, threads)
+    _serve(app.reader, app.settings.library, host, port, threads)
 
 
 def _serve(library, folder: Path, host: str, port: int, threads: int) -> None:
@@ -309,7 +322,7 @@ def _report_ingest(report, as_json: bool, verbose: bool = False) -> None:
 
 
 def _photo_or_usage_error(app: AppContext, text: str, param: str = "PHOTO"):
-    photo = app.library.find_photo(text)
+    photo = app.reader.find_photo(text)
     if photo is None:
         raise click.BadParameter(
             f"no photo {text!r} in the library (give an id or a path)", param_hint=param
@@ -469,7 +482,7 @@ def similar(app, photo, top, as_json):
     if app.library_to_read() is None:
         raise click.exceptions.Exit(2)  # no PHOTO can be in an empty library
     query = _photo_or_usage_error(app, photo)
-    threshold = app.library.near_duplicate_threshold()
+    threshold = app.reader.near_duplicate_threshold()
     rows = [
         {
             "id": p.id,
@@ -477,9 +490,9 @@ def similar(app, photo, top, as_json):
             "distance": d,
             "relation": _relation(d, threshold),
         }
-        for p, d in app.library.similar(query.id, top=top)
+        for p, d in app.reader.similar(query.id, top=top)
     ]
-    if not rows and app.library.count_photos() > 1 and not app.library.clusters():
+    if not rows and app.reader.count_photos() > 1 and not app.reader.clusters():
         app.say_not_indexed()
     if as_json:
         emit_json(rows)
@@ -526,7 +539,7 @@ def clusters(app, as_json):
 @pass_app
 def failures(app, as_json):
     """List the files that could not be added, with the reason."""
-    found = app.library.failures() if app.has_database() else []
+    found = app.reader.failures() if app.has_database() else []
     rows = [{"path": f.path, "reason": f.reason, "time": _iso(f.time)} for f in found]
     if as_json:
         emit_json(rows)
@@ -569,7 +582,7 @@ def _write_png(data: bytes, out: Path) -> None:
 def render(app, photo, out, size):
     """Render PHOTO's model back to an image (its expected colour at every pixel)."""
     found = _photo_or_usage_error(app, photo)
-    data = app.library.render(found.id, long_side=size)
+    data = app.reader.render(found.id, long_side=size)
     if data is None:
         raise click.ClickException(f"photo {found.id} has no model yet; run add-image again")
     _write_png(data, out)
@@ -581,7 +594,7 @@ def render(app, photo, out, size):
 @pass_app
 def average(app, cluster, out, size):
     """Render the average model of CLUSTER's photos (see `leitmotiv clusters`)."""
-    data = app.library.average(cluster, long_side=size)
+    data = app.reader.average(cluster, long_side=size)
     if data is None:
         raise click.BadParameter(f"no cluster {cluster} in the current index", param_hint="CLUSTER")
     _write_png(data, out)
@@ -634,7 +647,8 @@ def demo(app, folder, no_serve, host, port, jobs):
         f"(or motifs, clusters, similar PHOTO)."
     )
     if not no_serve:
-        _serve(library, folder, host, port, threads=8)
+        library.close()
+        _serve(Library.open(settings, read_only=True), folder, host, port, threads=8)
 
 
 def _date_bound(end: bool):

@@ -69,19 +69,31 @@ class Context:
             ),
         )
 
-    def key_ids(self) -> tuple[int, int, int]:
-        """Ids of the (featurizer, divergence, clusterer) keys, created on first use.
+    def key_ids(self, create: bool = False) -> tuple[int, int, int]:
+        """Ids of the (featurizer, divergence, clusterer) keys.
 
-        They never change for this context (the implementations are fixed), so they
-        are looked up once.
+        Parameters
+        ----------
+        create : bool
+            Store the keys that are missing (commands that write results).  Without
+            it (reading) nothing is written: a key never stored has the id
+            :data:`leitmotiv.store.NO_KEY`, which matches nothing, since nothing was
+            computed with it yet.
+
+        The ids never change for this context (the implementations are fixed), so
+        once all three exist they are looked up no more.
         """
         if self._keys is None:
-            with store.bound(self.db), self.db.atomic():
-                self._keys = (
-                    store.key_id(self.featurizer.key()),
-                    store.key_id(self.divergence.key()),
-                    store.key_id(self.clusterer.key()),
-                )
+            keys = (self.featurizer.key(), self.divergence.key(), self.clusterer.key())
+            with store.bound(self.db):
+                if create:
+                    with self.db.atomic():
+                        ids = tuple(store.key_id(key) for key in keys)
+                else:
+                    ids = tuple(store.find_key_id(key) for key in keys)
+            if store.NO_KEY in ids:
+                return ids  # looked up again next time: another process may store them
+            self._keys = ids
         return self._keys
 
     def featurizer_spec(self) -> tuple[str, dict[str, Any]]:

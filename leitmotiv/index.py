@@ -165,7 +165,7 @@ def build(
     ValueError
         If the index is sparse and the clusterer needs every pairwise distance.
     """
-    keys = ctx.key_ids()
+    keys = ctx.key_ids(create=True)
     report = IndexReport()
     ids, mixtures = indexed_models(ctx, keys[0])
     report.n_photos = len(ids)
@@ -190,7 +190,7 @@ def _remote_chunks(
     """Compute and store chunks of pairs on Dask workers; yield (pairs, values)."""
     from leitmotiv.distributed import compute_chunk_remote
 
-    featurizer_id, divergence_id, _ = ctx.key_ids()
+    featurizer_id, divergence_id, _ = ctx.key_ids(create=True)
     spec = ctx.divergence_spec()
     tasks = [
         (ctx.settings.database, str(ctx.folder), featurizer_id, divergence_id, spec, chunk)
@@ -210,7 +210,7 @@ def _index_dense(ctx, ids, mixtures, jobs, show, workers, remote, report) -> Non
     """Every missing pair, by blocks of rows; clustering on the full matrix."""
     from tqdm import tqdm
 
-    featurizer_id, divergence_id, _ = ctx.key_ids()
+    featurizer_id, divergence_id, _ = ctx.key_ids(create=True)
     distances = _stored_distances(ctx, ids, featurizer_id, divergence_id)
     missing = np.isnan(distances)
     t0 = time.perf_counter()
@@ -305,7 +305,7 @@ def _index_sparse(ctx, ids, mixtures, jobs, show, workers, remote, report, reclu
 
     from leitmotiv import candidates, incremental_clustering, sparse_index
 
-    keys = ctx.key_ids()
+    keys = ctx.key_ids(create=True)
     featurizer_id, divergence_id, _ = keys
     n_threads = resolve_jobs(jobs)
     k = ctx.settings.neighbours
@@ -453,7 +453,7 @@ def _local_chunks(
     """Compute and store chunks of pairs in this process; yield (pairs, values)."""
     from tqdm import tqdm
 
-    featurizer_id, divergence_id, _ = ctx.key_ids()
+    featurizer_id, divergence_id, _ = ctx.key_ids(create=True)
     total = sum(len(chunk) for chunk in chunks)
     with tqdm(total=total, desc="distances", unit="pair", disable=not show) as bar:
         for chunk in chunks:
@@ -484,7 +484,7 @@ def _recluster(
     (int, bool)
         The number of clusters, and whether the clustering was redone.
     """
-    keys = ctx.key_ids()
+    keys = ctx.key_ids(create=True)
     featurizer_id, divergence_id, clusterer_id = keys
     db = ctx.db
     with store.bound(db):

@@ -406,7 +406,7 @@ def add(
     start = time.perf_counter()
     report = IngestReport()
     files = _collect(ctx, paths, recursive, report)
-    featurizer_id = ctx.key_ids()[0]
+    featurizer_id = ctx.key_ids(create=True)[0]
     with store.bound(ctx.db):
         known = {
             row.path: row
@@ -490,7 +490,7 @@ def add(
 def refit_missing(ctx: Context, workers: Workers, progress: bool) -> IngestReport:
     """Fit the photos that lack a model for the current featurizer (files present)."""
     report = IngestReport()
-    featurizer_id = ctx.key_ids()[0]
+    featurizer_id = ctx.key_ids(create=True)[0]
     with store.bound(ctx.db):
         modelled = store.Model.select(store.Model.photo).where(
             store.Model.featurizer == featurizer_id

@@ -80,6 +80,8 @@ class Library:
     ----------
     context : Context
         What the modules doing the work share.
+    read_only : bool
+        Opened for reading only (see :meth:`open`).
     folder : Path
         The library folder (database, ``cache/`` of rendered images).
     settings : Settings
@@ -88,8 +90,10 @@ class Library:
         The configured implementations, built by the plugin manager.
     """
 
-    def __init__(self, settings: Settings, db: pw.Database) -> None:
+    def __init__(self, settings: Settings, db: pw.Database, read_only: bool = False) -> None:
         self.context = Context.create(settings, db)
+        self.read_only = read_only
+        self._pngs = render_cache.PngCache(self.context.folder, writable=not read_only)
 
     settings = _shared("settings")
     folder = _shared("folder")
@@ -99,17 +103,31 @@ class Library:
     clusterer = _shared("clusterer")
 
     @classmethod
-    def open(cls, settings: Settings) -> Library:
+    def open(cls, settings: Settings, read_only: bool = False) -> Library:
         """Open the library of ``settings``, creating its folder and database if needed.
+
+        Parameters
+        ----------
+        settings : Settings
+        read_only : bool
+            Open it for reading only (the web view and the commands that only read):
+            nothing is created, migrated or written, not even a cached image (those
+            stay in memory); a library that does not exist yet reads as empty.
+            :meth:`add` and :meth:`build_index` then refuse to run.
 
         Raises
         ------
         OSError
             If the folder cannot be created.
+        RuntimeError
+            If, read-only, the database's schema is older (run a command that writes
+            first) or newer than this leitmotiv's.
         leitmotiv.plugins.UnknownImplementation, ValueError
             If the settings name an unknown implementation or parameter.
         """
         folder = Path(settings.library)
+        if read_only:
+            return cls(settings, store.open_read_only(settings.database, folder), read_only=True)
         folder.mkdir(parents=True, exist_ok=True)
         db = store.open_database(settings.database, folder)
         return cls(settings, db)
@@ -126,6 +144,10 @@ class Library:
         self.close()
 
     # -- writing ------------------------------------------------------------------
+
+    def _check_writable(self, what: str) -> None:
+        if self.read_only:
+            raise PermissionError(f"cannot {what}: the library {self.folder} is open read-only")
 
     def add(
         self,
@@ -163,6 +185,7 @@ class Library:
         module again in each worker: a script calling this with more than one job
         needs the usual ``if __name__ == "__main__":`` guard.
         """
+        self._check_writable("add photos")
         return ingest.add(
             self.context,
             paths,
@@ -220,6 +243,7 @@ class Library:
         ValueError
             If the index is sparse and the clusterer needs every pairwise distance.
         """
+        self._check_writable("build the index")
         start = time.perf_counter()
         show = show_progress(progress)
         index.check_clusterer(self.context, self.index_method(self.count_photos()))
@@ -306,10 +330,11 @@ class Library:
 
     def render(self, photo_id: int, long_side: int = 256) -> bytes | None:
         """PNG of the photo's model rendered back to an image (long side in pixels),
-        or None if the photo has no model.  Cached in ``<library>/cache/``."""
-        return render_cache.render(self.context, photo_id, long_side)
+        or None if the photo has no model.  Cached in ``<library>/cache/``, or in memory
+        when read-only (:class:`~leitmotiv.render_cache.PngCache`)."""
+        return render_cache.render(self.context, self._pngs, photo_id, long_side)
 
     def average(self, cluster_id: int, long_side: int = 256) -> bytes | None:
         """PNG of the average model of a cluster's members, rendered, or None if there
-        is no such cluster in the current clustering.  Cached in ``<library>/cache/``."""
-        return render_cache.average(self.context, cluster_id, long_side)
+        is no such cluster in the current clustering.  Cached like :meth:`render`."""
+        return render_cache.average(self.context, self._pngs, cluster_id, long_side)

@@ -3,8 +3,10 @@ average image.
 
 A rendered image depends only on the featurizer's key and the content of the photos
 (their SHA-256), so the cache file is named by a digest of those and never goes stale;
-it lives in ``<library>/cache/``.  A library whose folder cannot be written still
-renders, uncached.
+it lives in ``<library>/cache/``, written by a library opened to write.  A library
+opened read-only (the web view, the read commands) keeps what it renders in memory
+(:class:`PngCache`), and a library whose folder cannot be written still renders,
+uncached.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import hashlib
 import io
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +27,10 @@ from leitmotiv.context import Context
 
 log = logging.getLogger(__name__)
 
-__all__ = ["average", "render"]
+__all__ = ["MEMORY_BUDGET", "PngCache", "average", "render"]
+
+#: Bytes of PNGs a read-only library keeps in memory (a 256-px render is 50-150 kB).
+MEMORY_BUDGET = 64 * 2**20
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -39,30 +46,74 @@ def _fit_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _cached_png(folder: Path, name: str, make: Callable[[], np.ndarray]) -> bytes:
-    """PNG bytes from ``<folder>/cache/<name>``, made and written on a miss."""
-    cache = folder / "cache"
-    path = cache / name
-    try:
-        return path.read_bytes()
-    except OSError:
-        pass
-    data = _png(make())
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)  # readers never see half a file
-    except OSError as exc:  # a read-only library still renders, uncached
-        log.warning("cannot write %s: %s", path, exc)
-    return data
+class PngCache:
+    """Where rendered PNGs are kept.
+
+    Files in ``<library>/cache/`` are read first.  A miss is made and, for a library
+    opened to write, written there (atomically); for a library opened read-only it is
+    kept in memory instead, the most recently used first, up to ``budget`` bytes, so
+    reading never writes.
+
+    Parameters
+    ----------
+    folder : Path
+        The library folder.
+    writable : bool
+        Write misses to ``<folder>/cache/``.
+    budget : int
+        Bytes of PNGs kept in memory when not writable.
+    """
+
+    def __init__(self, folder: Path, writable: bool, budget: int = MEMORY_BUDGET) -> None:
+        self.folder = Path(folder)
+        self.writable = writable
+        self.budget = budget
+        self._memory: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()  # the web server's threads share one cache
+
+    def get(self, name: str, make: Callable[[], np.ndarray]) -> bytes:
+        """The PNG called ``name``, made by ``make()`` (an RGB array) on a miss."""
+        path = self.folder / "cache" / name
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass
+        with self._lock:
+            if name in self._memory:
+                self._memory.move_to_end(name)
+                return self._memory[name]
+        data = _png(make())
+        if self.writable:
+            self._write(path, data)
+        else:
+            self._keep(name, data)
+        return data
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)  # readers never see half a file
+        except OSError as exc:  # a library on a read-only disk still renders, uncached
+            log.warning("cannot write %s: %s", path, exc)
+
+    def _keep(self, name: str, data: bytes) -> None:
+        with self._lock:
+            if name not in self._memory:
+                self._memory[name] = data
+                self._size += len(data)
+            while self._size > self.budget and self._memory:
+                _, dropped = self._memory.popitem(last=False)
+                self._size -= len(dropped)
 
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def render(ctx: Context, photo_id: int, long_side: int = 256) -> bytes | None:
+def render(ctx: Context, cache: PngCache, photo_id: int, long_side: int = 256) -> bytes | None:
     """PNG of the photo's model rendered back to an image (long side in pixels), or
     None if the photo has no model.
 
@@ -85,10 +136,10 @@ def render(ctx: Context, photo_id: int, long_side: int = 256) -> bytes | None:
 
         return Mixture.from_bytes(bytes(row.mixture)).render(width, height)
 
-    return _cached_png(ctx.folder, name, make)
+    return cache.get(name, make)
 
 
-def average(ctx: Context, cluster_id: int, long_side: int = 256) -> bytes | None:
+def average(ctx: Context, cache: PngCache, cluster_id: int, long_side: int = 256) -> bytes | None:
     """PNG of the average model of a cluster's members, rendered, or None if there is no
     such cluster in the current clustering.
 
@@ -116,4 +167,4 @@ def average(ctx: Context, cluster_id: int, long_side: int = 256) -> bytes | None
             width, height = _fit_size(cluster.exemplar.width, cluster.exemplar.height, long_side)
         return mean.render(width, height)
 
-    return _cached_png(ctx.folder, name, make)
+    return cache.get(name, make)

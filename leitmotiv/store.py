@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -38,6 +40,19 @@ log = logging.getLogger(__name__)
 #: Name of the SQLite database file inside the library folder.
 SQLITE_NAME = "leitmotiv.db"
 
+#: Settings of a read-only SQLite connection: no journal mode or sync change (those
+#: write), and ``query_only`` refuses any write that would slip through.
+SQLITE_READ_ONLY_PRAGMAS = {
+    "query_only": 1,
+    "foreign_keys": 1,
+    "cache_size": -64000,
+    "busy_timeout": 30000,
+}
+
+#: The key id a reader uses for an implementation key that was never stored: no row
+#: has it (ids start at 1), so its queries find nothing computed yet.
+NO_KEY = 0
+
 #: SQLite settings: WAL lets readers work during a write; ``busy_timeout`` (ms) makes a
 #: second writer wait for the lock instead of failing at once.
 SQLITE_PRAGMAS = {
@@ -47,6 +62,7 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 30000,
     "synchronous": "normal",
 }
+
 
 class ThreadDatabaseProxy(pw.DatabaseProxy):
     """A database proxy that each thread points at its own database.
@@ -321,7 +337,9 @@ def migrate(db: pw.Database) -> int:
     return current
 
 
-def connect(url: str | None, folder: Path) -> pw.Database:
+def connect(
+    url: str | None, folder: Path, read_only: bool = False, immutable: bool = False
+) -> pw.Database:
     """Open (without migrating) the database of a library.
 
     Parameters
@@ -331,11 +349,26 @@ def connect(url: str | None, folder: Path) -> pw.Database:
         ``folder``.  SQLite URLs get the same pragmas as the default file.
     folder : Path
         The library folder (must exist).
+    read_only : bool
+        Open a connection that cannot write: the SQLite file with ``mode=ro``, other
+        SQLite URLs with ``query_only``, PostgreSQL with read-only transactions.
+    immutable : bool
+        With ``read_only``, open the SQLite file as one nobody writes (``immutable=1``):
+        no locks and no WAL index, which a folder this process may not write to needs.
     """
+    pragmas = SQLITE_READ_ONLY_PRAGMAS if read_only else SQLITE_PRAGMAS
     if url is None:
-        db: pw.Database = pw.SqliteDatabase(str(folder / SQLITE_NAME), pragmas=SQLITE_PRAGMAS)
+        path = Path(folder) / SQLITE_NAME
+        if read_only:
+            uri = path.absolute().as_uri().replace("file://", "file:", 1) + "?mode=ro"
+            uri += "&immutable=1" if immutable else ""
+            db: pw.Database = pw.SqliteDatabase(uri, uri=True, pragmas=pragmas)
+        else:
+            db = pw.SqliteDatabase(str(path), pragmas=pragmas)
     elif url.startswith("sqlite"):
-        db = db_url.connect(url, pragmas=SQLITE_PRAGMAS)
+        db = db_url.connect(url, pragmas=pragmas)
+    elif read_only and url.startswith("postgres"):
+        db = db_url.connect(url, options="-c default_transaction_read_only=on")
     else:
         db = db_url.connect(url)
     db.connect(reuse_if_open=True)
@@ -368,10 +401,64 @@ def database_exists(url: str | None, folder: Path) -> bool:
 
 
 def open_database(url: str | None, folder: Path) -> pw.Database:
-    """Connect to a library's database and migrate it."""
+    """Connect to a library's database and migrate it (for commands that write)."""
     db = connect(url, folder)
     migrate(db)
     return db
+
+
+def open_read_only(url: str | None, folder: Path) -> pw.Database:
+    """Connect to a library's database for reading only: nothing is written, not even
+    a migration.
+
+    A library whose SQLite file does not exist yet reads as empty (an empty store in
+    memory, never on disk).
+
+    Raises
+    ------
+    NotADirectoryError
+        If the library folder cannot exist (a file is in its way).
+    RuntimeError
+        If the schema is not this leitmotiv's: an older one is brought up to date only
+        by a command that writes; a newer one needs a newer leitmotiv.
+    """
+    if url is None and not (Path(folder) / SQLITE_NAME).exists():
+        # A folder that could not be made is an error, as it is for a writer.
+        existing = next(
+            p for p in (Path(folder).absolute(), *Path(folder).absolute().parents) if p.exists()
+        )
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+        # One connection shared by every thread: an in-memory database is private to
+        # the connection that made it.
+        db: pw.Database = pw.SqliteDatabase(":memory:", thread_safe=False, check_same_thread=False)
+        migrate(db)
+        return db
+    try:
+        db = connect(url, folder, read_only=True)
+        version = schema_version(db)
+    except pw.OperationalError:
+        if url is not None:
+            raise
+        # Reading a WAL database needs its shared-memory index (-shm), which SQLite
+        # cannot create in a folder this process may not write to: read the file as
+        # immutable then (a writer's later changes show after the library is reopened).
+        db = connect(url, folder, read_only=True, immutable=True)
+        version = schema_version(db)
+        log.info("%s is not writable: reading its database as immutable", folder)
+    if version == SCHEMA_VERSION:
+        return db
+    db.close()
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the database has schema version {version}, newer than this leitmotiv "
+            f"understands ({SCHEMA_VERSION}); upgrade leitmotiv"
+        )
+    raise RuntimeError(
+        f"the library's database has schema version {version}, older than this "
+        f"leitmotiv's ({SCHEMA_VERSION}); run a command that writes to the library "
+        "(add-directory, add-image or build-index) to upgrade it first"
+    )
 
 
 @contextlib.contextmanager
@@ -384,6 +471,13 @@ def bound(db: pw.Database) -> Iterator[pw.Database]:
         yield db
     finally:
         database_proxy.obj = previous
+
+
+def find_key_id(key: str) -> int:
+    """The id of an implementation key, or :data:`NO_KEY` if it was never stored
+    (nothing was computed with it); never writes."""
+    found = ImplementationKey.get_or_none(ImplementationKey.key == key)
+    return NO_KEY if found is None else found.id
 
 
 def key_id(key: str) -> int:
@@ -467,10 +561,7 @@ def current_run(keys: tuple[int, int, int]) -> ClusterRun | None:
     """The current cluster run of one (featurizer, divergence, clusterer), or None."""
     is_current = ClusterRun.is_current == True  # noqa: E712 - SQL expression
     return (
-        ClusterRun.select()
-        .where(runs_of(keys) & is_current)
-        .order_by(ClusterRun.id.desc())
-        .first()
+        ClusterRun.select().where(runs_of(keys) & is_current).order_by(ClusterRun.id.desc()).first()
     )
 
 
@@ -588,8 +679,7 @@ def write_neighbours(
     ]
     changed_rows = [(blob, int(p), featurizer_id, search_id) for p, blob in changed]
     added_rows = [
-        (int(p), featurizer_id, search_id, emb, cands, samples)
-        for p, emb, cands, samples in added
+        (int(p), featurizer_id, search_id, emb, cands, samples) for p, emb, cands, samples in added
     ]
     with bound(db), db.atomic():
         for s in range(0, len(changed_rows), INSERT_CHUNK):

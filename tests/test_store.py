@@ -191,3 +191,44 @@ def test_a_binding_belongs_to_its_thread(tmp_path):
     assert counted == {"a": 1, "b": 3, "a after": None, "b after": None}
     for db in dbs:
         db.close()
+
+
+def test_reading_an_old_schema_says_to_write_first_and_changes_nothing(tmp_path):
+    old = store.connect(None, tmp_path)
+    with store.bound(old):
+        old.create_tables([store.SchemaVersion])
+        store.MIGRATIONS[0][1](old)
+        store.SchemaVersion.create(version=1)
+    old.close()
+    before = (tmp_path / store.SQLITE_NAME).read_bytes()
+    with pytest.raises(RuntimeError, match=r"schema version 1\b.*run a command that writes"):
+        store.open_read_only(None, tmp_path)
+    assert (tmp_path / store.SQLITE_NAME).read_bytes() == before
+    db = store.open_database(None, tmp_path)  # a command that writes migrates it
+    db.close()
+    reader = store.open_read_only(None, tmp_path)
+    with store.bound(reader), pytest.raises(pw.OperationalError, match="readonly"):
+        _photo()
+    reader.close()
+
+
+def test_a_folder_that_cannot_be_written_is_read_as_immutable(tmp_path, monkeypatch):
+    # As a user who may not write the folder, SQLite cannot make the WAL index and
+    # refuses mode=ro alone (root, running CI, may always write: so simulated here).
+    db = store.open_database(None, tmp_path)
+    with store.bound(db):
+        _photo()
+    db.close()
+    connect = store.connect
+
+    def refused_without_immutable(url, folder, read_only=False, immutable=False):
+        if read_only and not immutable:
+            raise pw.OperationalError("attempt to write a readonly database")
+        return connect(url, folder, read_only=read_only, immutable=immutable)
+
+    monkeypatch.setattr(store, "connect", refused_without_immutable)
+    reader = store.open_read_only(None, tmp_path)
+    assert reader.database.endswith("?mode=ro&immutable=1")
+    with store.bound(reader):
+        assert store.Photo.select().count() == 1
+    reader.close()

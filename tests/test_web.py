@@ -8,6 +8,7 @@ unlike any test photo, so it does not disturb the rankings the tests check.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -21,6 +22,7 @@ import pytest
 from PIL import Image
 from test_motifs_library import DATED_SCENES, build_dated_library
 
+from leitmotiv import store
 from leitmotiv.config import Settings
 from leitmotiv.hookspecs import hookimpl
 from leitmotiv.library import Library
@@ -789,3 +791,104 @@ def test_date_source_label_says_why_a_photo_has_its_file_time():
     assert label(SimpleNamespace(taken_source="mtime")) == "file time"
     bad = label(SimpleNamespace(taken_source="mtime-bad-exif"))
     assert bad.startswith("file time") and "implausible" in bad
+
+
+# ------------------------------------------------------------ read-only serving
+
+
+def _every_route(library) -> list[str]:
+    """One URL of every route of the web view, on ``library``'s photos and clusters."""
+    photo = library.photos()[0].id
+    cluster = max(library.clusters(), key=lambda c: len(c.members)).id
+    motif = next(m for m in library.motifs() if m.periods)
+    return [
+        "/",
+        "/api/photos",
+        f"/photo/{photo}",
+        f"/api/photos/{photo}",
+        f"/api/photos/{photo}/similar?top=5",
+        f"/photo/{photo}/model",
+        f"/api/photos/{photo}/model",
+        "/clusters",
+        "/api/clusters",
+        f"/clusters/{cluster}",
+        f"/api/clusters/{cluster}",
+        "/motifs",
+        "/api/motifs",
+        f"/motifs/{motif.cluster_id}/{motif.periods[0].label}",
+        f"/photo/{photo}/thumb.jpg",
+        f"/photo/{photo}/render.png",
+        f"/photo/{photo}/render.png",  # the second time from the cache
+        f"/clusters/{cluster}/average.png",
+        f"/photo/{photo}/file",
+        "/static/style.css",
+    ]
+
+
+def _read_only_copy(library, folder: Path) -> Settings:
+    """A consistent copy of ``library``'s database in ``folder`` (no WAL, no cache)."""
+    import sqlite3
+
+    folder.mkdir()
+    source = sqlite3.connect(library.folder / "leitmotiv.db")
+    target = sqlite3.connect(folder / "leitmotiv.db")
+    source.backup(target)
+    target.close()
+    source.close()
+    return dataclasses.replace(library.settings, library=folder)
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def test_a_read_only_library_serves_every_route_without_writing(library, tmp_path):
+    # CI runs as root, which chmod does not stop: besides the read-only modes, the
+    # proof is that no file of the library changes and none appears but SQLite's
+    # shared-memory index and an empty write-ahead log.
+    settings = _read_only_copy(library, tmp_path / "copy")
+    folder = settings.library
+    before = _files(folder)
+    (folder / "leitmotiv.db").chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        reader = Library.open(settings, read_only=True)
+        app = make_app(reader)
+        for url in _every_route(library):
+            reply = call(app, url)
+            assert reply.status == 200, url
+            if reply.headers["content-type"].startswith("application/json"):
+                assert reply.body == call(make_app(library), url).body, url
+        with pytest.raises(PermissionError, match="read-only"):
+            reader.build_index(progress=False)
+        reader.close()
+    finally:
+        folder.chmod(0o755)
+    after = _files(folder)
+    assert after["leitmotiv.db"] == before["leitmotiv.db"]
+    assert set(after) <= set(before) | {"leitmotiv.db-shm", "leitmotiv.db-wal"}
+    assert after.get("leitmotiv.db-wal", (0, 0))[0] == 0
+
+
+def test_reading_with_an_unused_configuration_stores_no_key(library, tmp_path):
+    settings = _read_only_copy(library, tmp_path / "copy")
+    other = dataclasses.replace(
+        settings, params={**settings.params, "divergence": {"js": {"n_samples": 77}}}
+    )
+    reader = Library.open(other, read_only=True)
+    photos = reader.photos()
+    assert len(photos) == library.count_photos()
+    assert all(p.components for p in photos)  # the featurizer's models are there
+    assert reader.similar(photos[0].id) == [] and reader.clusters() == []  # not computed
+    with store.bound(reader.db):
+        keys = {row.key for row in store.ImplementationKey.select()}
+    assert reader.divergence.key() not in keys
+    reader.close()
+
+
+def test_a_library_that_does_not_exist_reads_as_empty(tmp_path):
+    reader = Library.open(Settings(library=tmp_path / "nowhere"), read_only=True)
+    assert reader.photos() == [] and reader.clusters() == [] and reader.failures() == []
+    assert call(make_app(reader), "/api/photos").json()["photos"] == []
+    reader.close()
+    assert not (tmp_path / "nowhere").exists()
