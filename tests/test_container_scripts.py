@@ -28,7 +28,7 @@ SERVER = REPO_ROOT / "scripts" / "server.sh"
 # exits with the status of $FAKE_STATUS_<command> (e.g. FAKE_STATUS_add_directory);
 # a container started with `run -d` exists until `rm`, and says it serves unless
 # $FAKE_DIES is set.
-FAKE_ENGINE = r'''
+FAKE_ENGINE = r"""
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -59,7 +59,7 @@ elif verb == "run":
     else:
         command = next(a for a in args if a in ("add-directory", "build-index"))
         sys.exit(int(os.environ.get("FAKE_STATUS_" + command.replace("-", "_"), "0")))
-'''
+"""
 
 
 @pytest.fixture
