@@ -20,7 +20,9 @@ ARG EXTRA_CA_CERTS=""
 ARG PIP_INDEX_URL=""
 ARG PIP_EXTRA_INDEX_URL=""
 ARG PIP_TRUSTED_HOST=""
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
+# pip's cache stays on: the wheel's build environment and the install then download
+# NumPy and SciPy once; the builder stage is not part of the image.
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
 
 # The Cython kernels need a C compiler with OpenMP; slim Python images have none.
 RUN if ! command -v cc >/dev/null; then \
