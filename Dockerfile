@@ -30,13 +30,18 @@ RUN if ! command -v cc >/dev/null; then \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 
-# The extra certificates join the system bundle, which pip is then told to use
-# (pip's own bundle would not know them).
+# The extra certificates join the system bundle, one file each as
+# update-ca-certificates expects, and pip is then told to use that bundle (pip's own
+# would not know them).
 RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
         command -v update-ca-certificates >/dev/null \
-            || { echo "EXTRA_CA_CERTS needs the ca-certificates package in $BASE_IMAGE" >&2; exit 1; }; \
+            || { echo "EXTRA_CA_CERTS needs the ca-certificates package in the base image" >&2; exit 1; }; \
         mkdir -p /usr/local/share/ca-certificates \
-        && printf '%s\n' "$EXTRA_CA_CERTS" > /usr/local/share/ca-certificates/leitmotiv-build-extra.crt \
+        && printf '%s\n' "$EXTRA_CA_CERTS" | awk \
+            '/-----BEGIN CERTIFICATE-----/ { n++ }; \
+             n { print > ("/usr/local/share/ca-certificates/leitmotiv-build-" n ".crt") }' \
+        && { ls /usr/local/share/ca-certificates/leitmotiv-build-*.crt >/dev/null 2>&1 \
+             || { echo "EXTRA_CA_CERTS holds no PEM certificate" >&2; exit 1; }; } \
         && update-ca-certificates; \
     fi
 RUN python3 -m venv /opt/leitmotiv
