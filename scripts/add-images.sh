@@ -17,14 +17,13 @@
 # `leitmotiv build-index` when that fails.
 set -euo pipefail
 
-engine=${CONTAINER_ENGINE:-docker}
-image=${LEITMOTIV_IMAGE:-leitmotiv}
-volume=${LEITMOTIV_VOLUME:-leitmotiv-library}
-
 if [ $# -eq 0 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
     echo "usage: $0 /path/to/photos [/more/photos ...]" >&2
     exit 2
 fi
+
+# shellcheck source=container-settings.sh
+. "$(dirname "$0")/container-settings.sh"
 
 mounts=()
 folders=()

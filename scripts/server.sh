@@ -15,9 +15,8 @@
 # LEITMOTIV_DATABASE (a database URL, passed on when set).
 set -euo pipefail
 
-engine=${CONTAINER_ENGINE:-docker}
-image=${LEITMOTIV_IMAGE:-leitmotiv}
-volume=${LEITMOTIV_VOLUME:-leitmotiv-library}
+# shellcheck source=container-settings.sh
+. "$(dirname "$0")/container-settings.sh"
 name=${LEITMOTIV_CONTAINER:-leitmotiv-server}
 port=${LEITMOTIV_PORT:-5000}
 bind=${LEITMOTIV_BIND:-127.0.0.1}

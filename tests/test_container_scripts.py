@@ -187,3 +187,16 @@ def test_server_needs_start_or_stop(engine):
     result = run(SERVER, "--restart", env=env)
     assert result.returncode == 2
     assert "usage" in result.stderr
+
+
+@pytest.mark.parametrize("script", [ADD_IMAGES, SERVER])
+def test_scripts_name_a_missing_engine(engine, tmp_path, script):
+    env, _ = engine
+    missing = tmp_path / "no-such-engine"
+    result = run(
+        script,
+        "--start" if script == SERVER else str(tmp_path),
+        env={**env, "CONTAINER_ENGINE": str(missing)},
+    )
+    assert result.returncode == 2
+    assert f"the container engine '{missing}' is not installed" in result.stderr
