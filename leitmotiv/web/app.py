@@ -257,12 +257,20 @@ def motifs_with_photos(library, **bounds: Any) -> tuple[list, dict[int, Any]]:
 
 
 def next_period(start: dt.datetime, resolution: str) -> dt.datetime:
-    """The start of the period after the one starting at ``start``."""
-    if resolution == "year":
-        return start.replace(year=start.year + 1)
-    if resolution == "month":
-        return (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-    return start + dt.timedelta(days=1)
+    """The start of the period after the one starting at ``start``.
+
+    The last period a ``datetime`` can hold (the year 9999, its December, its last
+    day) ends at ``datetime.max`` instead: a capture date that far out is a camera's
+    error, but it must not break the timeline.
+    """
+    try:
+        if resolution == "year":
+            return start.replace(year=start.year + 1)
+        if resolution == "month":
+            return (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        return start + dt.timedelta(days=1)
+    except (OverflowError, ValueError):
+        return dt.datetime.max
 
 
 @dataclass(frozen=True)
@@ -352,17 +360,24 @@ def make_timeline(motifs: Sequence[Any]) -> Timeline | None:
         unit = "day"
     boundaries = []
     moment = _floor(start, unit)
-    while moment <= end:
+    while moment < end:
         if moment >= start:
             boundaries.append(moment)
         moment = next_period(moment, unit)
     step = max(1, math.ceil(len(boundaries) / MAX_TICK_LABELS))
     timeline = Timeline(start, end, [])
-    fmt = {"year": "%Y", "month": "%b %Y", "day": "%d %b"}[unit]
-    timeline.ticks.extend(
-        Tick(timeline.x(b), b.strftime(fmt)) for b in boundaries[::step] if b < end
-    )
+    timeline.ticks.extend(Tick(timeline.x(b), _tick_label(b, unit)) for b in boundaries[::step])
     return timeline
+
+
+def _tick_label(moment: dt.datetime, unit: str) -> str:
+    """``2015``, ``Mar 2015`` or ``01 Mar``, the year always in four digits."""
+    year = moment.date().isoformat()[:4]
+    if unit == "year":
+        return year
+    if unit == "month":
+        return f"{moment:%b} {year}"
+    return f"{moment:%d %b}"
 
 
 def _floor(moment: dt.datetime, unit: str) -> dt.datetime:
@@ -383,7 +398,7 @@ def date_label(photo) -> str:
     """``YYYY-MM-DD HH:MM`` of the date captured, or ``no date``."""
     if photo.taken is None:
         return "no date"
-    return photo.taken.strftime("%Y-%m-%d %H:%M")
+    return photo.taken.isoformat(sep=" ", timespec="minutes")[:16]  # 4-digit year
 
 
 def date_source_label(photo) -> str:
