@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 import peewee as pw
 
-from leitmotiv import ingest, pair_jobs, store
+from leitmotiv import ingest, lifetime, pair_jobs, store
 from leitmotiv.config import Settings
 from leitmotiv.motifs import Motif
 from leitmotiv.sparse_index import positions_in
@@ -268,9 +268,16 @@ class _Workers:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.jobs,
                 mp_context=mp.get_context(method),
-                initializer=ingest.single_threaded,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return self._pool
+
+
+def _start_worker(parent_pid: int) -> None:
+    """Pool initializer: one thread per worker, and end when this process ends."""
+    ingest.single_threaded()
+    lifetime.end_with(parent_pid)
 
 
 def _split_taken(taken: dt.datetime | None) -> tuple[dt.datetime | None, int | None]:
