@@ -41,21 +41,45 @@ class LeitmotivGroup(click.Group):
             sys.exit(1)
 
 
-class AppContext:
-    """What every command gets: the settings and, lazily, the opened library."""
+#: Commands that only read the library: they work on a library whose folder is
+#: read-only (then opening it read-only).  Every other command may write.
+READING_COMMANDS = frozenset(
+    {"photos", "similar", "clusters", "motifs", "failures", "render", "average", "serve"}
+)
 
-    def __init__(self, settings: Settings, debug: bool) -> None:
+
+class AppContext:
+    """What every command gets: the settings and, lazily, the opened library.
+
+    ``reads_only`` says the command only reads: a read-only library folder is then
+    opened read-only instead of refused.
+    """
+
+    def __init__(self, settings: Settings, debug: bool, reads_only: bool = False) -> None:
         self.settings = settings
         self.debug = debug
+        self.reads_only = reads_only
         self._library = None
 
     @property
     def library(self):
-        """The library of ``settings.library``, opened on first use."""
+        """The library of ``settings.library``, opened on first use.
+
+        Raises
+        ------
+        click.UsageError
+            If the command writes and the library folder is read-only.
+        """
         if self._library is None:
             from leitmotiv.library import Library
+            from leitmotiv.store import ReadOnlyLibrary
 
-            self._library = Library.open(self.settings)
+            try:
+                self._library = Library.open(
+                    self.settings, read_only=None if self.reads_only else False
+                )
+            except ReadOnlyLibrary as exc:
+                raise click.UsageError(str(exc)) from None
         return self._library
 
 
@@ -89,8 +113,9 @@ def _check_implementations(settings: Settings) -> None:
 @click.option("-d", "--debug", is_flag=True, help="Show debug logs and full tracebacks.")
 @click.option(
     "--library",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Library folder (default: LEITMOTIV_LIBRARY, the config file, or the user data folder).",
+    metavar="DIR|URL",
+    help="Library folder (default: LEITMOTIV_LIBRARY, the config file, or the user data "
+    "folder), or a database URL (postgresql://user@host/db), taken as the database setting.",
 )
 @click.option("--featurizer", help="Featurizer plugin to use (see `leitmotiv plugins`).")
 @click.option("--divergence", help="Divergence plugin to use.")
@@ -113,7 +138,7 @@ def cli(ctx, config_path, debug, library, featurizer, divergence, clusterer):
         settings = load_settings(config_path, overrides=overrides)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    ctx.obj = AppContext(settings, debug)
+    ctx.obj = AppContext(settings, debug, reads_only=ctx.invoked_subcommand in READING_COMMANDS)
     if ctx.invoked_subcommand not in (None, "plugins"):
         _check_implementations(settings)
 
@@ -131,8 +156,9 @@ def plugins(as_json):
         emit_json([asdict(row) for row in rows])
         return
     for row in rows:
-        params = ", ".join(f"{k}={v!r}" for k, v in row.params.items())
-        click.echo(f"{row.kind:<11} {row.name:<16} {row.package} {row.version}  ({params})")
+        click.echo(f"{row.kind:<11} {row.name:<16} {row.package} {row.version}")
+        for key, default in row.params.items():
+            click.echo(f"    {key} = {default!r}  ({row.ranges[key]})")
 
 
 @cli.command()

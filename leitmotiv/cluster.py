@@ -8,15 +8,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from leitmotiv.implementation import Clusterer, Clustering
+from leitmotiv.implementation import Clusterer, Clustering, parameter
 
-
-def check_parameters(damping: float, preference: str | float) -> None:
-    """Refuse a damping outside [0.5, 1) or an unknown preference rule."""
-    if not 0.5 <= damping < 1.0:
-        raise ValueError(f"damping must be in [0.5, 1), got {damping}")
-    if isinstance(preference, str) and preference not in ("median", "min"):
-        raise ValueError(f"preference must be 'median', 'min' or a number, got {preference!r}")
+#: The preference rules besides a number: the median or the least similarity.
+PREFERENCES = ("median", "min")
 
 
 #: Distances up to this are identical photos (the same model twice: its divergence is
@@ -107,13 +102,10 @@ class AffinityPropagation(Clusterer):
 
     name: ClassVar[str] = "affinity"
 
-    preference: str | float = "median"
-    damping: float = 0.7
-    max_iter: int = 1000
-    convergence_iter: int = 30
-
-    def __post_init__(self) -> None:
-        check_parameters(self.damping, self.preference)
+    preference: str | float = parameter("median", choices=PREFERENCES)
+    damping: float = parameter(0.7, low=0.5, high=1.0, high_open=True)
+    max_iter: int = parameter(1000, low=1)
+    convergence_iter: int = parameter(30, low=1)
 
     def _preference(self, similarity: np.ndarray) -> float:
         off_diagonal = similarity[~np.eye(len(similarity), dtype=bool)]

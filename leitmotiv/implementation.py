@@ -5,6 +5,12 @@ Each implementation is a frozen dataclass: its fields are its typed parameters, 
 class attributes ``name`` and ``kind`` identify it.  The store records
 :meth:`Implementation.key` next to every model, distance and clustering, so that a
 change of implementation or parameter invalidates exactly the results it produced.
+
+Parameters are declared once, with their type (the field's annotation), default and
+range (:func:`leitmotiv.parameters.parameter`, importable from here too), and every
+instance is checked against that declaration when it is made
+(:meth:`Implementation.__post_init__`), whether from a config file or in Python: an
+implementation checks nothing by hand.
 """
 
 from __future__ import annotations
@@ -17,10 +23,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from leitmotiv.parameters import parameter, parameter_specs
+
 if TYPE_CHECKING:
     from leitmotiv.mixture import Mixture
 
 KINDS = ("featurizer", "divergence", "clusterer")
+
+__all__ = [
+    "KINDS",
+    "Clusterer",
+    "Clustering",
+    "Divergence",
+    "Featurizer",
+    "Implementation",
+    "parameter",
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,12 @@ class Implementation:
 
     name: ClassVar[str]
     kind: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        """Check every parameter against its declaration (see :func:`parameter`)."""
+        owner = f"{self.kind} {self.name!r}"
+        for spec in parameter_specs(type(self)):
+            object.__setattr__(self, spec.name, spec.check(owner, getattr(self, spec.name)))
 
     @property
     def params(self) -> dict[str, Any]:

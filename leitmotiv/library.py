@@ -389,19 +389,44 @@ class Library:
         )
 
     @classmethod
-    def open(cls, settings: Settings) -> Library:
+    def open(cls, settings: Settings, read_only: bool | None = False) -> Library:
         """Open the library of ``settings``, creating its folder and database if needed.
+
+        Parameters
+        ----------
+        settings : Settings
+        read_only : bool or None
+            True opens the library's SQLite file read-only (nothing is created or
+            migrated); None does so only when the library folder cannot be written
+            (the reading commands); False opens it for writing.  A database named
+            by a URL is opened as usual either way.
 
         Raises
         ------
+        leitmotiv.store.ReadOnlyLibrary
+            If the library must be written and its folder cannot be.
         OSError
             If the folder cannot be created.
         leitmotiv.plugins.UnknownImplementation, ValueError
             If the settings name an unknown implementation or parameter.
         """
         folder = Path(settings.library)
-        folder.mkdir(parents=True, exist_ok=True)
-        db = store.open_database(settings.database, folder)
+        # Only a library whose database is the file in its folder is read-only with it.
+        locked = (
+            settings.database is None
+            and folder.is_dir()
+            and not store.folder_is_writable(folder)
+        )
+        if read_only is None:
+            read_only = locked
+        elif locked and not read_only:
+            raise store.ReadOnlyLibrary(
+                f"the library folder {folder} is read-only: this command writes to the "
+                "library (reading commands such as photos, similar and clusters work)"
+            )
+        if not read_only:
+            folder.mkdir(parents=True, exist_ok=True)
+        db = store.open_database(settings.database, folder, read_only=read_only)
         return cls(settings, db)
 
     def close(self) -> None:
@@ -1288,7 +1313,9 @@ class Library:
             return store.Photo.select().count()
 
     def photo(self, photo_id: int) -> Photo | None:
-        """The photo with this id, or None."""
+        """The photo with this id, or None (also for an id no database can hold)."""
+        if not 0 < int(photo_id) <= store.MAX_ID:
+            return None
         return self._photos_by_id([int(photo_id)]).get(int(photo_id))
 
     def find_photo(self, id_or_path: str) -> Photo | None:
@@ -1381,6 +1408,8 @@ class Library:
 
     def cluster(self, cluster_id: int) -> Cluster | None:
         """One cluster of the current clustering, or None."""
+        if not 0 < int(cluster_id) <= store.MAX_ID:
+            return None
         found = self._clusters(int(cluster_id))
         return found[0] if found else None
 

@@ -31,10 +31,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import peewee as pw
 from playhouse import db_url
@@ -77,6 +80,38 @@ class DatabaseFull(pw.OperationalError):
 
 class DatabaseBusy(pw.OperationalError):
     """Another process held the database's write lock for longer than the busy timeout."""
+
+
+class ReadOnlyLibrary(PermissionError):
+    """A write to a library whose folder (or database) cannot be written."""
+
+
+def masked_url(url: str) -> str:
+    """A database URL as it may be shown: its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _without_password(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's error message) with the URL's password masked."""
+    password = urlsplit(url).password
+    text = text.replace(url, masked_url(url))
+    return text.replace(password, "***") if password else text
+
+
+def folder_is_writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried, since permission bits do not
+    tell a read-only mount apart, nor what the superuser may do)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".leitmotiv-write-test-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
 
 
 def _is_full(exc: BaseException) -> bool:
@@ -426,7 +461,38 @@ def migrate(db: pw.Database) -> int:
     return current
 
 
-def connect(url: str | None, folder: Path) -> pw.Database:
+#: Pragmas of a read-only connection: those that change nothing in the file.
+_READ_ONLY_PRAGMAS = {k: v for k, v in SQLITE_PRAGMAS.items() if k != "journal_mode"}
+
+
+def _open_read_only(path: Path) -> LibraryDatabase:
+    """The SQLite file at ``path``, opened read-only.
+
+    ``mode=ro`` first; a WAL database in a folder nobody can write to (a read-only
+    mount, say) cannot be opened that way without its ``-shm`` file, and is then
+    opened ``immutable``: as nothing can write to it, nothing can change under it.
+    """
+    if not path.is_file():
+        raise ReadOnlyLibrary(f"there is no library database {path}, and its folder is read-only")
+    error: pw.OperationalError | None = None
+    for options in ("mode=ro", "immutable=1"):
+        db = LibraryDatabase(
+            f"file:{quote(str(path))}?{options}",
+            read_only=True,
+            uri=True,
+            pragmas=_READ_ONLY_PRAGMAS,
+        )
+        try:
+            db.connect()
+            db.execute_sql("SELECT COUNT(*) FROM sqlite_master")
+            return db
+        except pw.OperationalError as exc:
+            db.close()
+            error = exc
+    raise pw.OperationalError(f"cannot open {path} read-only: {error}")
+
+
+def connect(url: str | None, folder: Path, read_only: bool = False) -> pw.Database:
     """Open (without migrating) the database of a library.
 
     Parameters
@@ -437,22 +503,56 @@ def connect(url: str | None, folder: Path) -> pw.Database:
         default file.
     folder : Path
         The library folder (must exist).
+    read_only : bool
+        Open the library's SQLite file read-only (see :func:`_open_read_only`); a
+        database named by a URL is opened as usual (its server decides).
+
+    Raises
+    ------
+    peewee.OperationalError
+        If the database cannot be opened; a URL's password is masked in the message.
     """
     if url is None:
-        db: pw.Database = LibraryDatabase(str(folder / SQLITE_NAME), pragmas=SQLITE_PRAGMAS)
+        path = folder / SQLITE_NAME
+        if read_only:
+            return _open_read_only(path)
+        db: pw.Database = LibraryDatabase(str(path), pragmas=SQLITE_PRAGMAS)
     elif url.startswith("sqlite"):
         params = db_url.parse(url)
         db = LibraryDatabase(params.pop("database"), pragmas=SQLITE_PRAGMAS, **params)
     else:
         db = db_url.connect(url)
-    db.connect(reuse_if_open=True)
+    try:
+        db.connect(reuse_if_open=True)
+    except pw.OperationalError as exc:
+        if url is None:
+            raise
+        reason = _without_password(str(exc).strip(), url)
+        raise pw.OperationalError(f"cannot open the database {masked_url(url)}: {reason}") from None
     return db
 
 
-def open_database(url: str | None, folder: Path) -> pw.Database:
-    """Connect to a library's database, migrate it, and point the proxy at it."""
-    db = connect(url, folder)
-    migrate(db)
+def open_database(url: str | None, folder: Path, read_only: bool = False) -> pw.Database:
+    """Connect to a library's database, migrate it, and point the proxy at it.
+
+    Read-only (see :func:`connect`), the database is not migrated, and must be at
+    :data:`SCHEMA_VERSION` already.
+
+    Raises
+    ------
+    ReadOnlyLibrary
+        If a read-only database needs a migration first.
+    """
+    db = connect(url, folder, read_only)
+    if getattr(db, "read_only", False):
+        if schema_version(db) != SCHEMA_VERSION:
+            db.close()
+            raise ReadOnlyLibrary(
+                f"the library in {folder} is read-only and was written by another version "
+                "of leitmotiv; open it once with write access to upgrade it"
+            )
+    else:
+        migrate(db)
     database_proxy.initialize(db)
     return db
 

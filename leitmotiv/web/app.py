@@ -49,6 +49,8 @@ from typing import Any
 import bottle
 from bottle import HTTPError, HTTPResponse, request, response
 
+from leitmotiv import store
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
@@ -64,9 +66,6 @@ API_DEFAULT_LIMIT = 100
 API_MAX_LIMIT = 1000
 API_DEFAULT_TOP = 10
 
-# SQLite stores integers in 64 bits; a larger id cannot exist and would make the
-# database driver raise, so it is answered with a 404 before any query.
-_MAX_ID = 2**63 - 1
 _COUNT_RE = re.compile(r"[0-9]{1,9}")  # page numbers, offsets, limits: ASCII digits only
 # Period labels of leitmotiv.motifs: a year, a month or a day.
 _PERIOD_RE = re.compile(r"[0-9]{4}(?:-[0-9]{2}){0,2}")
@@ -507,7 +506,7 @@ def make_app(library) -> bottle.Bottle:
     app.config["leitmotiv.render"] = render
 
     def valid_id(some_id: int) -> bool:
-        return 0 < some_id <= _MAX_ID
+        return 0 < some_id <= store.MAX_ID
 
     def get_photo(photo_id: int):
         photo = library.photo(photo_id) if valid_id(photo_id) else None
@@ -516,7 +515,7 @@ def make_app(library) -> bottle.Bottle:
         return photo
 
     def get_cluster(cluster_id: int):
-        cluster = library.cluster(cluster_id) if 0 <= cluster_id <= _MAX_ID else None
+        cluster = library.cluster(cluster_id) if 0 <= cluster_id <= store.MAX_ID else None
         if cluster is None:
             raise HTTPError(404, f"There is no cluster {cluster_id}.")
         return cluster
