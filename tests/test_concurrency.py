@@ -8,11 +8,14 @@ says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -94,10 +97,9 @@ def test_a_writer_kept_waiting_says_so_then_completes(tmp_path, twelve_photos):
     photo = sorted(twelve_photos.iterdir())[0]
     first = command(config, library, "add-image", str(photo), "-j", "1")
     subprocess.run(first, check=True, capture_output=True, env=environment(), timeout=300)
-    # Another process holds the write lock for three seconds.
+    # Another process holds the write lock until the writer says it is waiting.
     holder = sqlite3.connect(library / store.SQLITE_NAME, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    start = time.monotonic()
     waiting = subprocess.Popen(
         command(config, library, "add-directory", str(twelve_photos), "-j", "1"),
         stdout=subprocess.PIPE,
@@ -105,11 +107,22 @@ def test_a_writer_kept_waiting_says_so_then_completes(tmp_path, twelve_photos):
         text=True,
         env=environment(),
     )
-    time.sleep(3.0)
+    said = f"waiting for another process writing to {library / store.SQLITE_NAME}"
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_stderr() -> None:
+        for line in waiting.stderr:
+            lines.put(line)
+
+    threading.Thread(target=read_stderr, daemon=True).start()
+    err = ""
+    deadline = time.monotonic() + 120
+    while said not in err and waiting.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            err += lines.get(timeout=0.5)
     holder.execute("COMMIT")
     holder.close()
-    out, err = waiting.communicate(timeout=300)
-    assert waiting.returncode == 0, err
-    assert time.monotonic() - start >= 3.0
-    assert f"waiting for another process writing to {library / store.SQLITE_NAME}" in err
+    assert said in err
+    out = waiting.stdout.read()
+    assert waiting.wait(timeout=300) == 0, err
     assert "added 11" in out and "unchanged 1" in out

@@ -27,7 +27,7 @@ def dated_library(folder, times: list[dt.datetime]) -> Library:
     """A library whose photos (no files, no models) carry these EXIF times, all in one
     current cluster."""
     library = Library.open(Settings(library=folder))
-    featurizer, divergence, clusterer = library._key_ids()
+    featurizer, divergence, clusterer = library.context.key_ids()
     with store.bound(library.db), library.db.atomic():
         ids = [
             store.Photo.insert(
