@@ -9,10 +9,13 @@ renders, uncached.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,13 +51,21 @@ def _cached_png(folder: Path, name: str, make: Callable[[], np.ndarray]) -> byte
     except OSError:
         pass
     data = _png(make())
+    tmp = None
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        # A file of its own per writer (the web view renders in several threads).
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=cache)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)  # readers never see half a file
-    except OSError as exc:  # a read-only library still renders, uncached
-        log.warning("cannot write %s: %s", path, exc)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a full disk leaves no half-written file behind
+        # A read-only library renders uncached, as expected; anything else is news.
+        expected = exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+        log.log(logging.DEBUG if expected else logging.WARNING, "cannot write %s: %s", path, exc)
     return data
 
 

@@ -94,6 +94,16 @@ def test_a_full_disk_says_so_then_the_rerun_completes(tmp_path, photos, tiny_dis
     assert full.stderr.strip() == f"error: cannot write {db_path}: database or disk is full"
     stored = check_whole_units(db_path)
     assert stored < 10
+    # Reading still works; a render that cannot be cached leaves no partial file.
+    out = tmp_path / "render.png"
+    render = subprocess.run(
+        [*cmd[:7], "render", "1", "-o", str(out)], capture_output=True, text=True, env=env
+    )
+    assert render.returncode == 0, render.stderr
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert "No space left on device" in render.stderr
+    cache = library / "cache"
+    assert not [n for n in (os.listdir(cache) if cache.exists() else []) if n.endswith(".tmp")]
     subprocess.run(["mount", "-o", "remount,size=20m", str(tiny_disk)], check=True)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
