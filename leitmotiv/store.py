@@ -37,7 +37,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import peewee as pw
 from playhouse import db_url
@@ -99,7 +99,9 @@ def _without_password(text: str, url: str) -> str:
     """``text`` (e.g. a driver's error message) with the URL's password masked."""
     password = urlsplit(url).password
     text = text.replace(url, masked_url(url))
-    return text.replace(password, "***") if password else text
+    for spelling in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(spelling, "***")  # as written in the URL, and decoded
+    return text
 
 
 def folder_is_writable(folder: Path) -> bool:
@@ -146,7 +148,9 @@ class LibraryDatabase(pw.SqliteDatabase):
     def path(self) -> str:
         """The database file, for messages (without a ``file:`` URI's options)."""
         name = str(self.database)
-        return name.removeprefix("file:").split("?", 1)[0]
+        if self.connect_params.get("uri"):
+            return unquote(name.removeprefix("file:").split("?", 1)[0])
+        return name
 
     def _explained(self, exc: BaseException) -> BaseException:
         """The error to raise for a driver error: a full disk or a lock held too long

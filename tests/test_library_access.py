@@ -107,3 +107,21 @@ def test_a_database_url_as_library_is_the_database(tmp_path, empty_postgres):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
     assert not any("postgresql" in name for name in os.listdir(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://me:p%40ss@db:5432/photos?sslmode=require",
+         "postgresql://me:***@db:5432/photos?sslmode=require"),
+        ("postgresql://me@db/photos", "postgresql://me@db/photos"),
+        ("sqlite:////srv/photos.db", "sqlite:////srv/photos.db"),
+    ],
+)  # fmt: skip
+def test_a_database_url_is_shown_without_its_password(url, shown):
+    from leitmotiv.store import _without_password, masked_url
+
+    assert masked_url(url) == shown
+    assert _without_password(f"refused for {url}", url) == f"refused for {shown}"
+    if "p%40ss" in url:  # a driver may quote the password decoded
+        assert _without_password('password "p@ss" refused', url) == 'password "***" refused'
