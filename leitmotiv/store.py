@@ -421,7 +421,10 @@ def _lock_schema(db: pw.Database) -> None:
     ``CREATE TABLE IF NOT EXISTS`` at once can both fail on its catalogue.
     """
     if isinstance(db, pw.PostgresqlDatabase):
-        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        taken = db.execute_sql("SELECT pg_try_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        if not taken.fetchone()[0]:
+            log.warning("waiting for another process changing the schema of %s", db.database)
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
 
 
 def migrate(db: pw.Database) -> int:

@@ -59,6 +59,23 @@ def run_twice_at_once(cmd: list[str]) -> list[subprocess.CompletedProcess]:
     return done
 
 
+def wait_for_line(proc: subprocess.Popen, text: str, seconds: float = 120) -> str:
+    """Standard error of ``proc`` up to the line holding ``text`` (or its end)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            lines.put(line)
+
+    threading.Thread(target=read_stderr, daemon=True).start()
+    err = ""
+    deadline = time.monotonic() + seconds
+    while text not in err and proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            err += lines.get(timeout=0.5)
+    return err
+
+
 def stored_counts(db) -> tuple[int, int, int]:
     """(photo rows, distinct photo paths, model rows) of a library's database."""
     with store.bound(db):
@@ -108,21 +125,33 @@ def test_a_writer_kept_waiting_says_so_then_completes(tmp_path, twelve_photos):
         env=environment(),
     )
     said = f"waiting for another process writing to {library / store.SQLITE_NAME}"
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read_stderr() -> None:
-        for line in waiting.stderr:
-            lines.put(line)
-
-    threading.Thread(target=read_stderr, daemon=True).start()
-    err = ""
-    deadline = time.monotonic() + 120
-    while said not in err and waiting.poll() is None and time.monotonic() < deadline:
-        with contextlib.suppress(queue.Empty):
-            err += lines.get(timeout=0.5)
+    err = wait_for_line(waiting, said)
     holder.execute("COMMIT")
     holder.close()
     assert said in err
     out = waiting.stdout.read()
     assert waiting.wait(timeout=300) == 0, err
     assert "added 11" in out and "unchanged 1" in out
+
+
+def test_opening_a_new_postgres_database_waits_for_its_schema(tmp_path, empty_postgres):
+    config = tmp_path / "config.toml"
+    config.write_text(f"database = {empty_postgres!r}\n", encoding="utf-8")
+    holder = store.connect(empty_postgres, tmp_path)
+    try:
+        with holder.atomic():
+            store._lock_schema(holder)  # as a process creating the schema would
+            opening = subprocess.Popen(
+                command(config, tmp_path / "library", "photos", "--json"),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=environment(),
+            )
+            err = wait_for_line(opening, "waiting for another process changing the schema")
+        assert "waiting for another process changing the schema of" in err
+        out = opening.stdout.read()
+        assert opening.wait(timeout=120) == 0, err
+        assert out.strip() == "[]"
+    finally:
+        holder.close()
