@@ -118,9 +118,10 @@ class AffinityPropagation(Clusterer):
         fixed-seed jitter.  Degenerate libraries are decided here, not by the message
         passing: identical items (see :func:`identical_groups`) always share a
         cluster and are clustered as one item; when the distinct items are
-        :func:`structureless` (e.g. two unrelated photos), each is its own cluster.
-        If the message passing does not converge, every item becomes its own cluster
-        rather than failing.
+        :func:`structureless` (e.g. two unrelated photos), each is its own cluster;
+        otherwise a member no nearer to its exemplar than the preference (the median
+        distance by default) stands alone.  If the message passing does not
+        converge, every item becomes its own cluster rather than failing.
         """
         distances = np.asarray(distances, dtype=np.float64)
         n = len(distances)
@@ -145,9 +146,10 @@ class AffinityPropagation(Clusterer):
 
         n = len(distances)
         similarity = -distances
+        preference = self._preference(similarity)
         model = SkAffinityPropagation(
             affinity="precomputed",
-            preference=self._preference(similarity),
+            preference=preference,
             damping=self.damping,
             max_iter=self.max_iter,
             convergence_iter=self.convergence_iter,
@@ -160,7 +162,15 @@ class AffinityPropagation(Clusterer):
         if exemplars.size == 0 or np.any(labels < 0):
             # Not converged: the honest fallback is one cluster per photo.
             return np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
-        return labels.astype(np.int64), exemplars
+        labels = labels.astype(np.int64)
+        # A member no nearer to its exemplar than the preference gains nothing by
+        # joining (a tie the message passing broke by its jitter, as for a photo
+        # unrelated to a small library's only pair): it stands alone.  None of the
+        # shared sets' clusters holds such a member.
+        alone = np.flatnonzero(similarity[np.arange(n), exemplars[labels]] <= preference)
+        alone = alone[~np.isin(alone, exemplars)]
+        labels[alone] = len(exemplars) + np.arange(len(alone))
+        return labels, np.concatenate([exemplars, alone])
 
     def cluster_graph(
         self,

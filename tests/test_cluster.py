@@ -48,6 +48,9 @@ def unrelated(n: int, seed: int = 0) -> np.ndarray:
         (np.full((3, 3), 0.7) - 0.7 * np.eye(3), [{0}, {1}, {2}]),  # equally distant
         (unrelated(5), [{i} for i in range(5)]),
         (unrelated(20, seed=1), [{i} for i in range(20)]),
+        # A near pair and a photo unrelated to both: the pair, and the photo alone.
+        ([[0, 0.3, 0.95], [0.3, 0, 0.95], [0.95, 0.95, 0]], [{0, 1}, {2}]),
+        ([[0, 0.3, 0.951], [0.3, 0, 0.948], [0.951, 0.948, 0]], [{0, 1}, {2}]),
     ],
 )
 def test_degenerate_libraries(distances, expected):
