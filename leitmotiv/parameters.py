@@ -91,7 +91,13 @@ def parameter(
 
 
 #: The words for each parameter type in messages and in ``leitmotiv plugins``.
-_TYPE_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
+_TYPE_WORDS = {
+    int: "an integer",
+    float: "a number",
+    str: "text",
+    bool: "true or false",
+    object: "any value",
+}
 
 
 def _accepted_types(annotation: Any) -> tuple[type, ...]:
@@ -160,11 +166,24 @@ class ParameterSpec:
 
 @functools.cache
 def parameter_specs(cls: type) -> tuple[ParameterSpec, ...]:
-    """The declared parameters of an implementation class, in field order."""
-    hints = typing.get_type_hints(cls)
+    """The declared parameters of an implementation class, in field order.
+
+    A class whose annotations cannot be resolved here (a name imported only for type
+    checkers) has each parameter typed by its default (any type if that is None).
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):
+        hints = {}
+
+    def annotation(f: dataclasses.Field) -> Any:
+        if f.name in hints:
+            return hints[f.name]
+        return object if f.default in (None, dataclasses.MISSING) else type(f.default)
+
     return tuple(
         ParameterSpec(
-            f.name, _accepted_types(hints[f.name]), f.default, f.metadata.get("bounds", Bounds())
+            f.name, _accepted_types(annotation(f)), f.default, f.metadata.get("bounds", Bounds())
         )
         for f in dataclasses.fields(cls)
     )

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
@@ -52,6 +52,24 @@ def test_parameters_are_checked_from_their_declaration(params, message):
     with pytest.raises(ValueError) as caught:
         Toy.from_params(params)
     assert message in str(caught.value)
+
+
+if TYPE_CHECKING:  # a name only type checkers see: the annotation cannot be resolved
+    from collections.abc import Sequence as Unresolvable
+
+
+@dataclass(frozen=True)
+class Unresolved(Clusterer):
+    name: ClassVar[str] = "unresolved"
+
+    shape: Unresolvable | None = None
+    size: int = parameter(3, low=1)
+
+
+def test_a_class_with_unresolvable_annotations_is_checked_by_its_defaults():
+    assert Unresolved.from_params({"shape": (1, 2)}).shape == (1, 2)
+    with pytest.raises(ValueError, match="parameter size must be an integer >= 1, got 0"):
+        Unresolved.from_params({"size": 0})
 
 
 def test_a_number_given_as_an_integer_is_stored_as_a_number():
