@@ -8,11 +8,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from leitmotiv.implementation import Clusterer, Clustering, parameter
-
-#: The preference rules besides a number: the median or the least similarity.
-PREFERENCES = ("median", "min")
-
+from leitmotiv.affinity_settings import PREFERENCES, preference_value
+from leitmotiv.interfaces import Clusterer, Clustering
+from leitmotiv.parameters import parameter
+from leitmotiv.sparse_cluster import SparseAffinityPropagation
 
 #: Distances up to this are identical photos (the same model twice: its divergence is
 #: zero up to rounding, which the square root of the distance lifts to about 1e-8).
@@ -64,24 +63,6 @@ def structureless(distances: np.ndarray) -> bool:
     off = ~np.eye(n, dtype=bool)
     nearest = np.where(off, distances, np.inf).min(axis=1)
     return bool(np.all(nearest >= (1.0 - UNRELATED_MARGIN) * np.median(distances[off])))
-
-
-def preference_value(preference: str | float, similarities: np.ndarray) -> float:
-    """The self-similarity for a preference setting.
-
-    Parameters
-    ----------
-    preference : "median", "min" or float
-    similarities : ndarray, 1-D
-        The similarities between distinct items the rule is relative to.
-    """
-    if isinstance(preference, str) and similarities.size == 0:
-        return 0.0
-    if preference == "median":
-        return float(np.median(similarities))
-    if preference == "min":
-        return float(np.min(similarities))
-    return float(preference)
 
 
 @dataclass(frozen=True)
@@ -187,8 +168,6 @@ class AffinityPropagation(Clusterer):
         its clusterer.  With ``typical`` (the median distance of random pairs) the
         ``"median"`` preference keeps the dense scale.
         """
-        from leitmotiv.sparse_cluster import SparseAffinityPropagation
-
         sparse = SparseAffinityPropagation(
             preference=self.preference,
             damping=self.damping,

@@ -63,7 +63,8 @@ import cv2
 import numpy as np
 
 from leitmotiv.colour import SPACES, from_rgb
-from leitmotiv.implementation import Featurizer, parameter
+from leitmotiv.interfaces import Featurizer
+from leitmotiv.parameters import parameter
 from leitmotiv.transform import FeatureTransform
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
-from leitmotiv.implementation import Clusterer, parameter
-from leitmotiv.parameters import parameter_specs
+from leitmotiv.interfaces import Clusterer
+from leitmotiv.parameters import parameter, parameter_specs
 from leitmotiv.plugins import implementations, list_implementations
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

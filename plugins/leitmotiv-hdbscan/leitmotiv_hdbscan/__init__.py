@@ -23,7 +23,8 @@ from typing import ClassVar
 import numpy as np
 
 from leitmotiv.hookspecs import hookimpl
-from leitmotiv.implementation import Clusterer, Clustering, parameter
+from leitmotiv.interfaces import Clusterer, Clustering
+from leitmotiv.parameters import parameter
 
 __all__ = ["Hdbscan", "leitmotiv_clusterers", "medoids"]
 __version__ = "0.1.0"

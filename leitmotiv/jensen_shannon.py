@@ -47,8 +47,9 @@ from leitmotiv.divergence import (
     prepare_many,
     prepared,
 )
-from leitmotiv.implementation import Divergence, parameter
+from leitmotiv.interfaces import Divergence
 from leitmotiv.mixture import Mixture
+from leitmotiv.parameters import parameter
 
 #: Linear maps of the (x, y) model coordinates, centred on the image centre.
 _IDENTITY = np.eye(2)
