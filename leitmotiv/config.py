@@ -42,6 +42,11 @@ INDEX_METHODS = ("auto", "dense", "sparse")
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def is_database_url(text: str) -> bool:
+    """Whether ``text`` is a database URL (``postgresql://...``) rather than a folder."""
+    return bool(_URL_RE.match(text))
+
+
 class ConfigError(ValueError):
     """A configuration file or value that cannot be used; the message says why."""
 
@@ -157,7 +162,7 @@ def _coerce(
         key = (keys or {}).get(name, name)
         if name not in SETTINGS:
             raise ConfigError(f"{origin}: unknown setting {key!r}; known: {', '.join(SETTINGS)}")
-        if name == "library" and isinstance(value, str) and _URL_RE.match(value):
+        if name == "library" and isinstance(value, str) and is_database_url(value):
             name = "database"  # never a folder named after a URL (and its password)
         out[name] = _setting_value(SETTINGS[name], value, origin, key)
     return out

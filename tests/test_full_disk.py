@@ -30,7 +30,7 @@ FAST_CONFIG = "[params.featurizer.gmm]\nn_samples = 1000\n"
 def photos(tmp_path, photos_dir) -> Path:
     folder = tmp_path / "photos"
     folder.mkdir()
-    for name in sorted(n for n in os.listdir(photos_dir) if n.endswith(".jpg"))[:10]:
+    for name in sorted(n for n in os.listdir(photos_dir) if n.endswith(".jpg"))[:20]:
         shutil.copy2(photos_dir / name, folder / name)
     return folder
 
@@ -58,11 +58,11 @@ def test_a_full_database_says_so_and_keeps_whole_photos(tmp_path, photos):
     message = str(caught.value)
     assert message == f"cannot write {db_path}: database or disk is full"
     stored = check_whole_units(db_path)
-    assert 0 < stored < 10
+    assert 0 < stored < 20
     with Library.open(settings) as library:  # a new connection has no page limit
         report = library.add([photos], jobs=1, progress=False)
-    assert (report.added, report.unchanged, report.failed) == (10 - stored, stored, 0)
-    assert check_whole_units(db_path) == 10
+    assert (report.added, report.unchanged, report.failed) == (20 - stored, stored, 0)
+    assert check_whole_units(db_path) == 20
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_a_full_disk_says_so_then_the_rerun_completes(tmp_path, photos, tiny_dis
     db_path = library / store.SQLITE_NAME
     assert full.stderr.strip() == f"error: cannot write {db_path}: database or disk is full"
     stored = check_whole_units(db_path)
-    assert stored < 10
+    assert stored < 20
     # Reading still works; a render that cannot be cached leaves no partial file.
     out = tmp_path / "render.png"
     render = subprocess.run(
@@ -108,4 +108,4 @@ def test_a_full_disk_says_so_then_the_rerun_completes(tmp_path, photos, tiny_dis
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"unchanged {stored}" in done.stdout
-    assert check_whole_units(db_path) == 10
+    assert check_whole_units(db_path) == 20
