@@ -65,6 +65,23 @@ def structureless(distances: np.ndarray) -> bool:
     return bool(np.all(nearest >= (1.0 - UNRELATED_MARGIN) * np.median(distances[off])))
 
 
+def near_duplicates_only(distances: np.ndarray, near_duplicate: float | None) -> Clustering | None:
+    """One cluster for a :func:`structureless` library whose photos are all
+    near-duplicates of each other by the divergence's calibration; None otherwise.
+
+    Alone, a clusterer cannot tell two mild edits of one photo from two unrelated
+    photos (each pair is the library's median); the divergence's calibrated
+    near-duplicate distance (:meth:`leitmotiv.interfaces.Divergence.near_duplicate_threshold`)
+    can.  Libraries with any structure are left to the clusterer.
+    """
+    n = len(distances)
+    if near_duplicate is None or n < 2 or not structureless(distances):
+        return None
+    if distances[~np.eye(n, dtype=bool)].max() >= near_duplicate:
+        return None
+    return Clustering(np.zeros(n, dtype=np.int64), np.zeros(1, dtype=np.int64))
+
+
 @dataclass(frozen=True)
 class AffinityPropagation(Clusterer):
     """Affinity propagation (Frey and Dueck, 2007) on a precomputed distance matrix.

@@ -95,6 +95,7 @@ def result_json(result):
     [
         (["coffee_0.jpg", "rocket_0.jpg"], [["0_coffee_0.jpg"], ["1_rocket_0.jpg"]]),
         (["coffee_0.jpg", "coffee_0.jpg"], [["0_coffee_0.jpg", "1_coffee_0.jpg"]]),
+        (["coffee_0.jpg", "coffee_1.jpg"], [["0_coffee_0.jpg", "1_coffee_1.jpg"]]),
         (["astronaut_0.jpg"], [["0_astronaut_0.jpg"]]),
     ],
 )
