@@ -1,5 +1,7 @@
-"""What the dense and the sparse affinity propagation share: the check of their
-parameters and the rule that turns the ``preference`` setting into a self-similarity.
+"""What the dense and the sparse affinity propagation share: the preference rules their
+``preference`` parameter accepts (declared with each parameter, see
+:mod:`leitmotiv.parameters`) and the rule that turns the setting into a
+self-similarity.
 
 Both :class:`leitmotiv.cluster.AffinityPropagation` and
 :class:`leitmotiv.sparse_cluster.SparseAffinityPropagation` import it; neither imports
@@ -11,15 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_parameters", "preference_value"]
+__all__ = ["PREFERENCES", "preference_value"]
 
-
-def check_parameters(damping: float, preference: str | float) -> None:
-    """Refuse a damping outside [0.5, 1) or an unknown preference rule."""
-    if not 0.5 <= damping < 1.0:
-        raise ValueError(f"damping must be in [0.5, 1), got {damping}")
-    if isinstance(preference, str) and preference not in ("median", "min"):
-        raise ValueError(f"preference must be 'median', 'min' or a number, got {preference!r}")
+#: The preference rules besides a number: the median or the least similarity.
+PREFERENCES = ("median", "min")
 
 
 def preference_value(preference: str | float, similarities: np.ndarray) -> float:

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from leitmotiv.config import ConfigError, Settings, load_settings
+from leitmotiv.config import ConfigError, Settings, is_database_url, load_settings
 
 log = logging.getLogger("leitmotiv")
 
@@ -42,28 +42,55 @@ class LeitmotivGroup(click.Group):
             sys.exit(1)
 
 
+#: Commands that only read the library: they work on a library whose folder is
+#: read-only (then opening it read-only).  Every other command may write.
+READING_COMMANDS = frozenset(
+    {"photos", "similar", "clusters", "motifs", "failures", "render", "average", "serve"}
+)
+
+
 class AppContext:
     """What every command gets: the settings and, lazily, the opened library: to write
     (:attr:`library`) or only to read (:attr:`reader`).
 
-    ``library_flag`` is the ``--library`` folder when the command line gave one.
+    ``library_flag`` is the ``--library`` value when the command line gave one;
+    ``reads_only`` says the command only reads: a read-only library folder is then
+    opened read-only instead of refused.
     """
 
-    def __init__(self, settings: Settings, debug: bool, library_flag: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        debug: bool,
+        library_flag: str | None = None,
+        reads_only: bool = False,
+    ) -> None:
         self.settings = settings
         self.debug = debug
         self.library_flag = library_flag
+        self.reads_only = reads_only
         self._library = None
         self._reader = None
 
     @property
     def library(self):
-        """The library of ``settings.library``, opened to write on first use (created
-        and migrated if needed)."""
+        """The library of ``settings.library``, opened on first use.
+
+        Raises
+        ------
+        click.UsageError
+            If the command writes and the library folder is read-only.
+        """
         if self._library is None:
             from leitmotiv.library import Library
+            from leitmotiv.store import ReadOnlyLibrary
 
-            self._library = Library.open(self.settings)
+            try:
+                self._library = Library.open(
+                    self.settings, read_only=self.reads_only
+                )
+            except ReadOnlyLibrary as exc:
+                raise click.UsageError(str(exc)) from None
         return self._library
 
     @property
@@ -79,8 +106,14 @@ class AppContext:
     def command(self, args: str) -> str:
         """``leitmotiv ARGS`` as the user should type it for this library (with
         ``--library`` when they chose the library that way)."""
-        where = f"--library {shlex.quote(str(self.library_flag))} " if self.library_flag else ""
-        return f"leitmotiv {where}{args}"
+        if not self.library_flag:
+            return f"leitmotiv {args}"
+        shown = self.library_flag
+        if is_database_url(shown):
+            from leitmotiv.store import masked_url
+
+            shown = masked_url(shown)  # never print a password
+        return f"leitmotiv --library {shlex.quote(shown)} {args}"
 
     def has_database(self) -> bool:
         """Whether the library's database exists (looking creates nothing)."""
@@ -154,8 +187,9 @@ def _check_implementations(settings: Settings) -> None:
 @click.option("-d", "--debug", is_flag=True, help="Show debug logs and full tracebacks.")
 @click.option(
     "--library",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Library folder (default: LEITMOTIV_LIBRARY, the config file, or the user data folder).",
+    metavar="DIR|URL",
+    help="Library folder (default: LEITMOTIV_LIBRARY, the config file, or the user data "
+    "folder), or a database URL (postgresql://user@host/db), taken as the database setting.",
 )
 @click.option("--featurizer", help="Featurizer plugin to use (see `leitmotiv plugins`).")
 @click.option("--divergence", help="Divergence plugin to use.")
@@ -179,7 +213,12 @@ def cli(ctx, config_path, debug, library, featurizer, divergence, clusterer):
         settings = load_settings(config_path, overrides=overrides)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    ctx.obj = AppContext(settings, debug, library_flag=library)
+    ctx.obj = AppContext(
+        settings,
+        debug,
+        library_flag=library,
+        reads_only=ctx.invoked_subcommand in READING_COMMANDS,
+    )
     if ctx.invoked_subcommand not in (None, "plugins"):
         _check_implementations(settings)
 
@@ -197,8 +236,9 @@ def plugins(as_json):
         emit_json([asdict(row) for row in rows])
         return
     for row in rows:
-        params = ", ".join(f"{k}={v!r}" for k, v in row.params.items())
-        click.echo(f"{row.kind:<11} {row.name:<16} {row.package} {row.version}  ({params})")
+        click.echo(f"{row.kind:<11} {row.name:<16} {row.package} {row.version}")
+        for key, default in row.params.items():
+            click.echo(f"    {key} = {default!r}  ({row.ranges[key]})")
 
 
 @cli.command()
@@ -627,7 +667,9 @@ def demo(app, folder, no_serve, host, port, jobs):
     from leitmotiv.samples import sample_photos
 
     # Only an explicit folder: the configured library is the user's own photos.
-    folder = (folder or app.library_flag or user_data_dir() / "demo").resolve()
+    flag = app.library_flag
+    given = Path(flag) if flag and not is_database_url(flag) else None
+    folder = (folder or given or user_data_dir() / "demo").resolve()
     settings = replace(app.settings, library=folder, database=None)
     library = Library.open(settings)
     click.echo(f"Building the demo library in {folder} ...")

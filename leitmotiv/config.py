@@ -25,6 +25,7 @@ Environment variables: ``LEITMOTIV_LIBRARY``, ``LEITMOTIV_DATABASE``,
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -32,20 +33,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from leitmotiv.parameters import ParameterSpec, parameter, parameter_specs
+
 DEFAULT_IMPLEMENTATIONS = {"featurizer": "gmm", "divergence": "js", "clusterer": "affinity"}
-_KEYS = (
-    "library",
-    "database",
-    "featurizer",
-    "divergence",
-    "clusterer",
-    "jobs",
-    "index",
-    "dense_limit",
-    "neighbours",
-    "params",
-)
-_INDEX_METHODS = ("auto", "dense", "sparse")
+INDEX_METHODS = ("auto", "dense", "sparse")
+
+#: A database URL (``postgresql://...``, ``sqlite:///...``) rather than a folder.
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_database_url(text: str) -> bool:
+    """Whether ``text`` is a database URL (``postgresql://...``) rather than a folder."""
+    return bool(_URL_RE.match(text))
 
 
 class ConfigError(ValueError):
@@ -76,12 +75,15 @@ def user_config_path() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings of one run.
+    """Resolved settings of one run; its fields are the table of every setting, with
+    type, default and range (:func:`leitmotiv.parameters.parameter`), from which
+    every value is checked.
 
     Attributes
     ----------
     library : Path
-        Folder of the library (database, thumbnails, caches).
+        Folder of the library (database, thumbnails, caches).  A database URL given
+        here is taken as ``database``.
     database : str or None
         A peewee database URL; None means the SQLite file in ``library``.
     featurizer, divergence, clusterer : str
@@ -105,10 +107,10 @@ class Settings:
     featurizer: str = DEFAULT_IMPLEMENTATIONS["featurizer"]
     divergence: str = DEFAULT_IMPLEMENTATIONS["divergence"]
     clusterer: str = DEFAULT_IMPLEMENTATIONS["clusterer"]
-    jobs: int = 0
-    index: str = "auto"
-    dense_limit: int = 2000
-    neighbours: int = 50
+    jobs: int = parameter(0, low=0)
+    index: str = parameter("auto", choices=INDEX_METHODS)
+    dense_limit: int = parameter(2000, low=1)
+    neighbours: int = parameter(50, low=1)
     params: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def params_for(self, kind: str) -> dict[str, Any]:
@@ -116,38 +118,53 @@ class Settings:
         return dict(self.params.get(kind, {}).get(getattr(self, kind), {}))
 
 
-def _coerce(values: Mapping[str, Any], origin: str) -> dict[str, Any]:
+#: Every setting by name, as declared by the fields of :class:`Settings`.
+SETTINGS: dict[str, ParameterSpec] = {spec.name: spec for spec in parameter_specs(Settings)}
+
+
+def _setting_value(spec: ParameterSpec, value: Any, origin: str, key: str) -> Any:
+    """One setting's value, checked against its declaration (``key`` as the user
+    wrote it: the file's key or the environment variable)."""
+    if origin == "environment" and int in spec.types and isinstance(value, str):
+        try:
+            value = int(value.strip())  # the environment holds text only
+        except ValueError:
+            pass  # the check below explains what is expected
+    if spec.name == "library":
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{origin}: {key} must be a folder (text), got {value!r}")
+        return Path(os.path.expanduser(str(value))).resolve()
+    if spec.name == "params":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(v, Mapping) and all(isinstance(p, Mapping) for p in v.values())
+            for v in value.values()
+        ):
+            raise ConfigError(f"{origin}: [params] must be tables [params.<kind>.<name>]")
+        return {k: {n: dict(p) for n, p in v.items()} for k, v in value.items()}
+    try:
+        return spec.check(origin, value, key=key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _coerce(
+    values: Mapping[str, Any], origin: str, keys: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Check ``{setting: value}`` from one source against :data:`SETTINGS`.
+
+    ``keys`` names each setting as the source spells it (environment variables);
+    a database URL given as ``library`` becomes the ``database`` setting.
+    """
     out: dict[str, Any] = {}
-    for key, value in values.items():
+    for name, value in values.items():
         if value is None:
             continue
-        if key not in _KEYS:
-            raise ConfigError(f"{origin}: unknown setting {key!r}; known: {', '.join(_KEYS)}")
-        if key == "library":
-            out[key] = Path(os.path.expanduser(str(value))).resolve()
-        elif key in ("jobs", "dense_limit", "neighbours"):
-            try:
-                out[key] = int(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{origin}: {key} must be an integer, got {value!r}") from None
-            least = 0 if key == "jobs" else 1
-            if out[key] < least:
-                what = "0 (all cores) or more" if key == "jobs" else "at least 1"
-                raise ConfigError(f"{origin}: {key} must be {what}, got {value}")
-        elif key == "index":
-            if value not in _INDEX_METHODS:
-                raise ConfigError(
-                    f"{origin}: index must be one of {', '.join(_INDEX_METHODS)}, got {value!r}"
-                )
-            out[key] = str(value)
-        elif key == "params":
-            if not isinstance(value, Mapping) or not all(
-                isinstance(v, Mapping) for v in value.values()
-            ):
-                raise ConfigError(f"{origin}: [params] must be tables [params.<kind>.<name>]")
-            out[key] = {k: {n: dict(p) for n, p in v.items()} for k, v in value.items()}
-        else:
-            out[key] = str(value)
+        key = (keys or {}).get(name, name)
+        if name not in SETTINGS:
+            raise ConfigError(f"{origin}: unknown setting {key!r}; known: {', '.join(SETTINGS)}")
+        if name == "library" and isinstance(value, str) and is_database_url(value):
+            name = "database"  # never a folder named after a URL (and its password)
+        out[name] = _setting_value(SETTINGS[name], value, origin, key)
     return out
 
 
@@ -194,7 +211,8 @@ def load_settings(
         merged.update(read_config_file(Path(config_path)))
     elif user_config_path().is_file():
         merged.update(read_config_file(user_config_path()))
-    env_values = {key: environ.get(f"LEITMOTIV_{key.upper()}") for key in _KEYS if key != "params"}
-    merged.update(_coerce(env_values, "environment"))
+    variables = {name: f"LEITMOTIV_{name.upper()}" for name in SETTINGS if name != "params"}
+    env_values = {name: environ.get(variable) for name, variable in variables.items()}
+    merged.update(_coerce(env_values, "environment", variables))
     merged.update(_coerce(dict(overrides or {}), "command line"))
     return replace(Settings(), **merged)

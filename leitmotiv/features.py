@@ -64,6 +64,7 @@ import numpy as np
 
 from leitmotiv.colour import SPACES, from_rgb
 from leitmotiv.interfaces import Featurizer
+from leitmotiv.parameters import parameter
 from leitmotiv.transform import FeatureTransform
 
 if TYPE_CHECKING:
@@ -335,28 +336,12 @@ class GmmFeaturizer(Featurizer):
 
     name: ClassVar[str] = "gmm"
 
-    n_samples: int = 5000
-    blur: float = 0.01
-    colour_space: str = DEFAULT_COLOUR_SPACE
-    normalization: str = "common"
-    max_components: int = 50
-    weight_concentration: float = 0.01
-
-    def __post_init__(self) -> None:
-        _check_params(self.n_samples, self.blur, self.colour_space, self.normalization)
-        if isinstance(self.max_components, bool) or not isinstance(
-            self.max_components, numbers.Integral
-        ):
-            raise ValueError(f"max_components must be an integer, got {self.max_components!r}")
-        if self.max_components < 1:
-            raise ValueError(f"max_components must be at least 1, got {self.max_components}")
-        wc = self.weight_concentration
-        if (
-            isinstance(wc, bool)
-            or not isinstance(wc, numbers.Real)
-            or not (math.isfinite(wc) and wc > 0)
-        ):
-            raise ValueError(f"weight_concentration must be a positive number, got {wc!r}")
+    n_samples: int = parameter(5000, low=1)
+    blur: float = parameter(0.01, low=0.0, high=1.0)
+    colour_space: str = parameter(DEFAULT_COLOUR_SPACE, choices=SPACES)
+    normalization: str = parameter("common", choices=NORMALIZATIONS)
+    max_components: int = parameter(50, low=1)
+    weight_concentration: float = parameter(0.01, low=0.0, low_open=True)
 
     def features(self, image: np.ndarray, seed: int = 0) -> Features:
         """The normalized samples :meth:`model` fits."""

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from leitmotiv import pair_chunks, store
+from leitmotiv.cluster import near_duplicates_only
 from leitmotiv.context import Context
 from leitmotiv.sparse_index import positions_in
 from leitmotiv.workers import Workers, resolve_jobs
@@ -265,9 +266,13 @@ def _index_dense(ctx, ids, mixtures, jobs, show, workers, remote, report) -> Non
                 bar.update(len(v))
     report.distance_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    report.n_clusters, redone = _recluster(
-        ctx, ids, report.pairs_computed, lambda: ctx.clusterer.cluster(distances)
-    )
+    def cluster():
+        # A library with no structure to cluster on (two photos, say) is decided by
+        # the divergence's calibration when it has one.
+        near = near_duplicates_only(distances, ctx.divergence.near_duplicate_threshold())
+        return near if near is not None else ctx.clusterer.cluster(distances)
+
+    report.n_clusters, redone = _recluster(ctx, ids, report.pairs_computed, cluster)
     report.clustering = "full" if redone else "kept"
     report.cluster_seconds = time.perf_counter() - t1
 

@@ -314,13 +314,10 @@ def _write_fitted(ctx: Context, result: FittedFile, featurizer_id: int) -> bool:
     }
     lower_bound = result.lower_bound if np.isfinite(result.lower_bound) else None
     with store.bound(ctx.db), ctx.db.atomic():
-        row = store.Photo.get_or_none(store.Photo.path == result.path)
-        if row is None:
-            photo_id = store.Photo.insert({store.Photo.path: result.path, **fields}).execute()
-            is_new = True
-        else:
-            photo_id, is_new = row.id, False
-            if row.sha256 != result.sha256:
+        photo_id, old_sha256 = store.claim_photo(result.path, fields)
+        is_new = old_sha256 is None
+        if not is_new:
+            if old_sha256 != result.sha256:
                 # New content: every model and distance of the old content is stale.
                 store.Model.delete().where(store.Model.photo == photo_id).execute()
                 store.Distance.delete().where(

@@ -5,6 +5,11 @@ Each implementation is a frozen dataclass: its fields are its typed parameters, 
 class attributes ``name`` and ``kind`` identify it.  The store records
 :meth:`Implementation.key` next to every model, distance and clustering, so that a
 change of implementation or parameter invalidates exactly the results it produced.
+
+Parameters are declared once, with their type (the field's annotation), default and
+range (:func:`leitmotiv.parameters.parameter`), and every instance is checked against
+that declaration when it is made (:meth:`Implementation.__post_init__`), whether from
+a config file or in Python: an implementation checks nothing by hand.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from leitmotiv.parameters import parameter_specs
 
 if TYPE_CHECKING:
     from leitmotiv.mixture import Mixture
@@ -35,6 +42,13 @@ class Implementation:
 
     name: ClassVar[str]
     kind: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        """Check every parameter against its declaration (see
+        :func:`leitmotiv.parameters.parameter`)."""
+        owner = f"{self.kind} {self.name!r}"
+        for spec in parameter_specs(type(self)):
+            object.__setattr__(self, spec.name, spec.check(owner, getattr(self, spec.name)))
 
     @property
     def params(self) -> dict[str, Any]:

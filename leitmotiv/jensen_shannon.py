@@ -49,6 +49,7 @@ from leitmotiv.divergence import (
 )
 from leitmotiv.interfaces import Divergence
 from leitmotiv.mixture import Mixture
+from leitmotiv.parameters import parameter
 
 #: Linear maps of the (x, y) model coordinates, centred on the image centre.
 _IDENTITY = np.eye(2)
@@ -155,23 +156,11 @@ class JensenShannon(Divergence):
     #: mild-edit set, rounded down (``benchmarks/quality.py``).
     NEAR_DUPLICATE: ClassVar[float] = 0.90
 
-    n_samples: int = 1000
-    seed: int = 0
-    colour_weight: float = 0.2
-    symmetries: str = "none"
-    palette_samples: int = 250
-
-    def __post_init__(self) -> None:
-        if int(self.n_samples) < 10:
-            raise ValueError(f"n_samples must be at least 10, got {self.n_samples}")
-        if int(self.palette_samples) < 10:
-            raise ValueError(f"palette_samples must be at least 10, got {self.palette_samples}")
-        if not self.colour_weight >= 0:
-            raise ValueError(f"colour_weight must be >= 0, got {self.colour_weight}")
-        if self.symmetries not in SYMMETRIES:
-            raise ValueError(
-                f"symmetries must be one of {', '.join(SYMMETRIES)}, got {self.symmetries!r}"
-            )
+    n_samples: int = parameter(1000, low=10)
+    seed: int = parameter(0, low=0)
+    colour_weight: float = parameter(0.2, low=0.0)
+    symmetries: str = parameter("none", choices=tuple(SYMMETRIES))
+    palette_samples: int = parameter(250, low=10)
 
     def near_duplicate_threshold(self) -> float | None:
         """Distance below which two photos are near-duplicates, if calibrated."""

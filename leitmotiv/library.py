@@ -117,6 +117,8 @@ class Library:
 
         Raises
         ------
+        leitmotiv.store.ReadOnlyLibrary
+            If the library must be written and its folder cannot be.
         OSError
             If the folder cannot be created.
         RuntimeError
@@ -128,6 +130,12 @@ class Library:
         folder = Path(settings.library)
         if read_only:
             return cls(settings, store.open_read_only(settings.database, folder), read_only=True)
+        # Only a library whose database is the file in its folder is read-only with it.
+        if settings.database is None and folder.is_dir() and not store.folder_is_writable(folder):
+            raise store.ReadOnlyLibrary(
+                f"the library folder {folder} is read-only: this command writes to the "
+                "library (reading commands such as photos, similar and clusters work)"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         db = store.open_database(settings.database, folder)
         return cls(settings, db)

@@ -137,16 +137,21 @@ def choose_resolution(times: Iterable[datetime]) -> str:
 
 
 def period_of(moment: datetime, resolution: str) -> tuple[str, datetime]:
-    """Label and start of the period holding ``moment``."""
+    """Label and start of the period holding ``moment``.
+
+    Labels are ``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY`` with the year always in four
+    digits (taken from ``isoformat``: ``strftime("%Y")`` writes the year 1 as ``1``
+    on Linux, a label the web view's period URLs would not accept).
+    """
     if resolution == "day":
         start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-        return start.strftime("%Y-%m-%d"), start
+        return start.date().isoformat(), start
     if resolution == "month":
         start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        return start.strftime("%Y-%m"), start
+        return start.date().isoformat()[:7], start
     if resolution == "year":
         start = moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
-        return start.strftime("%Y"), start
+        return start.date().isoformat()[:4], start
     raise ValueError(f"unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}")
 
 

@@ -20,6 +20,7 @@ import pluggy
 
 from leitmotiv import hookspecs
 from leitmotiv.interfaces import KINDS, Implementation
+from leitmotiv.parameters import parameter_specs
 
 ENTRY_POINT_GROUP = "leitmotiv"
 DEFAULT_PLUGINS = ("leitmotiv.default_plugins",)
@@ -37,13 +38,15 @@ class UnknownImplementation(LookupError):
 
 @dataclass(frozen=True)
 class ImplementationInfo:
-    """What ``leitmotiv plugins`` reports about one implementation."""
+    """What ``leitmotiv plugins`` reports about one implementation: ``params`` maps
+    each parameter to its default, ``ranges`` to what it accepts, in words."""
 
     kind: str
     name: str
     package: str
     version: str
     params: dict[str, Any]
+    ranges: dict[str, str]
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
@@ -129,5 +132,6 @@ def list_implementations() -> list[ImplementationInfo]:
     for kind in KINDS:
         for name, (cls, package, version) in sorted(implementations(kind).items()):
             defaults = {f.name: getattr(cls(), f.name) for f in fields(cls)}
-            rows.append(ImplementationInfo(kind, name, package, version, defaults))
+            ranges = {spec.name: spec.describe() for spec in parameter_specs(cls)}
+            rows.append(ImplementationInfo(kind, name, package, version, defaults, ranges))
     return rows

@@ -209,7 +209,9 @@ def count_photos(ctx: Context) -> int:
 
 
 def photo(ctx: Context, photo_id: int) -> Photo | None:
-    """The photo with this id, or None."""
+    """The photo with this id, or None (also for an id no database can hold)."""
+    if not 0 < int(photo_id) <= store.MAX_ID:
+        return None
     return _photos_by_id(ctx, [int(photo_id)]).get(int(photo_id))
 
 
@@ -302,6 +304,8 @@ def clusters(ctx: Context) -> list[Cluster]:
 
 def cluster(ctx: Context, cluster_id: int) -> Cluster | None:
     """One cluster of the current clustering, or None."""
+    if not 0 < int(cluster_id) <= store.MAX_ID:
+        return None
     found = _clusters(ctx, int(cluster_id))
     return found[0] if found else None
 

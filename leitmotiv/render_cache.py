@@ -11,10 +11,13 @@ uncached.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import logging
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -91,13 +94,22 @@ class PngCache:
         return data
 
     def _write(self, path: Path, data: bytes) -> None:
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(data)
+            # A file of its own per writer (the web view renders in several threads).
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
             os.replace(tmp, path)  # readers never see half a file
-        except OSError as exc:  # a library on a read-only disk still renders, uncached
-            log.warning("cannot write %s: %s", path, exc)
+        except OSError as exc:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)  # a full disk leaves no half-written file behind
+            # A read-only disk renders uncached, as expected; anything else is news.
+            expected = exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+            level = logging.DEBUG if expected else logging.WARNING
+            log.log(level, "cannot write %s: %s", path, exc)
 
     def _keep(self, name: str, data: bytes) -> None:
         with self._lock:

@@ -31,8 +31,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from leitmotiv.affinity_settings import check_parameters, preference_value
+from leitmotiv.affinity_settings import PREFERENCES, preference_value
 from leitmotiv.interfaces import Clusterer, Clustering
+from leitmotiv.parameters import parameter
 
 __all__ = ["SparseAffinityPropagation", "knn_graph", "sparse_affinity_propagation"]
 
@@ -257,16 +258,11 @@ class SparseAffinityPropagation(Clusterer):
 
     name: ClassVar[str] = "affinity-sparse"
 
-    preference: str | float = "median"
-    damping: float = 0.7
-    max_iter: int = 1000
-    convergence_iter: int = 30
-    n_neighbors: int = 30
-
-    def __post_init__(self) -> None:
-        check_parameters(self.damping, self.preference)
-        if int(self.n_neighbors) < 1:
-            raise ValueError(f"n_neighbors must be at least 1, got {self.n_neighbors}")
+    preference: str | float = parameter("median", choices=PREFERENCES)
+    damping: float = parameter(0.7, low=0.5, high=1.0, high_open=True)
+    max_iter: int = parameter(1000, low=1)
+    convergence_iter: int = parameter(30, low=1)
+    n_neighbors: int = parameter(30, low=1)
 
     def _preference(self, similarities: np.ndarray) -> float:
         return preference_value(self.preference, similarities)

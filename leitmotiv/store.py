@@ -16,6 +16,16 @@ and clustering runs refer to them by id, which keeps the large distance table sm
 
 Every write is one unit of work in its own ``db.atomic()`` block (see
 :mod:`leitmotiv.library`), so a killed process leaves either the whole unit or none.
+
+Several processes may write one library at once (two ``add-directory`` runs, an
+ingest beside a ``build-index``).  On SQLite every transaction begins ``IMMEDIATE``,
+taking the write lock at its start, where the busy timeout applies (a transaction
+that began with a read and then writes fails at once with "database is locked"); a
+writer that has to wait says so on the log.  On PostgreSQL a photo row is claimed
+with ``ON CONFLICT DO NOTHING`` and ``SELECT ... FOR UPDATE`` (:func:`claim_photo`),
+and schema changes run under an advisory lock, so two processes opening a brand-new
+database both succeed.  A full disk fails with :class:`DatabaseFull`, naming the
+database, and leaves the interrupted unit rolled back.
 """
 
 from __future__ import annotations
@@ -25,10 +35,13 @@ import datetime as dt
 import errno
 import logging
 import os
+import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import peewee as pw
 from playhouse import db_url
@@ -53,15 +66,29 @@ SQLITE_READ_ONLY_PRAGMAS = {
 #: has it (ids start at 1), so its queries find nothing computed yet.
 NO_KEY = 0
 
+#: How long (ms) a writer waits for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 30000
+
+#: How long (ms) a writer waits silently; beyond this it logs that it is waiting.
+QUIET_WAIT_MS = 1000
+
 #: SQLite settings: WAL lets readers work during a write; ``busy_timeout`` (ms) makes a
 #: second writer wait for the lock instead of failing at once.
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
     "cache_size": -64000,
-    "busy_timeout": 30000,
+    "busy_timeout": BUSY_TIMEOUT_MS,
     "synchronous": "normal",
 }
+
+#: The largest id a photo, cluster or any row can have: SQLite integers are signed
+#: 64-bit, and a larger number in a query makes the driver raise instead of matching
+#: nothing.
+MAX_ID = 2**63 - 1
+
+#: Key of the PostgreSQL advisory lock held while the schema is created or migrated.
+_SCHEMA_LOCK = 0x6C65_6974_6D6F  # "leitmo"
 
 
 class ThreadDatabaseProxy(pw.DatabaseProxy):
@@ -94,6 +121,148 @@ class ThreadDatabaseProxy(pw.DatabaseProxy):
 
 #: The database every model is bound to: this thread's, set by :func:`bound`.
 database_proxy = ThreadDatabaseProxy()
+
+
+class DatabaseFull(pw.OperationalError):
+    """The database could not grow: its disk (or its size limit) is full."""
+
+
+class DatabaseBusy(pw.OperationalError):
+    """Another process held the database's write lock for longer than the busy timeout."""
+
+
+class ReadOnlyLibrary(PermissionError):
+    """A write to a library whose folder (or database) cannot be written."""
+
+
+def masked_url(url: str) -> str:
+    """A database URL as it may be shown: its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _without_password(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's error message) with the URL's password masked."""
+    password = urlsplit(url).password
+    text = text.replace(url, masked_url(url))
+    for spelling in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(spelling, "***")  # as written in the URL, and decoded
+    return text
+
+
+def folder_is_writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried, since permission bits do not
+    tell a read-only mount apart, nor what the superuser may do)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".leitmotiv-write-test-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def _is_full(exc: BaseException) -> bool:
+    return "database or disk is full" in str(exc)
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return "database is locked" in str(exc)
+
+
+class LibraryDatabase(pw.SqliteDatabase):
+    """A library's SQLite database: write transactions begin ``IMMEDIATE``, waits for
+    another writer are logged, and a full disk is reported as such.
+
+    Parameters
+    ----------
+    database : str
+        Path of the file (or a ``file:`` URI with ``uri=True``).
+    read_only : bool
+        Opened read-only: transactions begin ``DEFERRED`` (an ``IMMEDIATE`` one would
+        need the write lock), :func:`key_id` inserts nothing.
+    **kwargs
+        As :class:`peewee.SqliteDatabase` (``pragmas``, ``uri``...).
+    """
+
+    def __init__(self, database: str, read_only: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("lock_type", None if read_only else "IMMEDIATE")
+        super().__init__(database, **kwargs)
+        self.read_only = read_only
+
+    @property
+    def path(self) -> str:
+        """The database file, for messages (without a ``file:`` URI's options)."""
+        name = str(self.database)
+        if self.connect_params.get("uri"):
+            return unquote(name.removeprefix("file:").split("?", 1)[0])
+        return name
+
+    def _explained(self, exc: BaseException) -> BaseException:
+        """The error to raise for a driver error: a full disk or a lock held too long
+        named as such, with the file; anything else as it is."""
+        if _is_full(exc):
+            return DatabaseFull(f"cannot write {self.path}: database or disk is full")
+        if _is_locked(exc):
+            return DatabaseBusy(
+                f"{self.path} is locked: another process has been writing to it for "
+                f"more than {BUSY_TIMEOUT_MS // 1000} s; try again when it is done"
+            )
+        return exc
+
+    def execute_sql(self, sql: str, params: Any = None, *args: Any, **kwargs: Any):
+        try:
+            return super().execute_sql(sql, params, *args, **kwargs)
+        except (pw.OperationalError, sqlite3.OperationalError) as exc:
+            explained = self._explained(exc)
+            if explained is exc:
+                raise
+            raise explained from exc
+
+    def begin(self, lock_type: str | None = None) -> None:
+        """Begin a transaction; an ``IMMEDIATE`` one waits for another writer's lock,
+        saying so when the wait is longer than :data:`QUIET_WAIT_MS`."""
+        lock_type = lock_type or self._lock_type
+        statement = f"BEGIN {lock_type}" if lock_type else "BEGIN"
+        conn = self.connection()
+        if lock_type is None:
+            conn.execute(statement)
+            return
+        conn.execute(f"PRAGMA busy_timeout = {QUIET_WAIT_MS}")
+        try:
+            conn.execute(statement)
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc):
+                raise self._explained(exc) from exc
+            log.warning("waiting for another process writing to %s", self.path)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS - QUIET_WAIT_MS}")
+            try:
+                conn.execute(statement)
+            except sqlite3.OperationalError as again:
+                raise self._explained(again) from again
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except pw.OperationalError as exc:
+            explained = self._explained(exc)
+            if explained is exc:
+                raise
+            raise explained from exc
+
+    def rollback(self) -> None:
+        """Roll back, unless SQLite already did: after "database or disk is full" it
+        ends the transaction itself, and a second rollback would raise "cannot
+        rollback - no transaction is active" in place of the real cause."""
+        conn = self._state.conn
+        if conn is not None and not conn.in_transaction:
+            return
+        super().rollback()
 
 
 def utcnow() -> dt.datetime:
@@ -304,8 +473,26 @@ def schema_version(db: pw.Database) -> int:
         return int(row or 0)
 
 
+def _lock_schema(db: pw.Database) -> None:
+    """Inside a transaction: wait until no other process is changing the schema.
+
+    SQLite needs nothing more (an ``IMMEDIATE`` transaction already holds the write
+    lock); PostgreSQL takes a transaction-level advisory lock, because two
+    ``CREATE TABLE IF NOT EXISTS`` at once can both fail on its catalogue.
+    """
+    if isinstance(db, pw.PostgresqlDatabase):
+        taken = db.execute_sql("SELECT pg_try_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        if not taken.fetchone()[0]:
+            log.warning("waiting for another process changing the schema of %s", db.database)
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+
+
 def migrate(db: pw.Database) -> int:
     """Bring ``db`` to :data:`SCHEMA_VERSION`, each step in its own transaction.
+
+    Safe when several processes open one database at once: each step runs under the
+    schema lock (see :func:`_lock_schema`) and is skipped if another process has
+    done it meanwhile.  A database already at the current version is only read.
 
     Returns
     -------
@@ -318,22 +505,26 @@ def migrate(db: pw.Database) -> int:
         If the database was written by a newer leitmotiv (its version is unknown here).
     """
     with bound(db):
-        db.create_tables([SchemaVersion], safe=True)
         current = schema_version(db)
-        if current > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the database has schema version {current}, newer than this leitmotiv "
-                f"understands ({SCHEMA_VERSION}); upgrade leitmotiv"
-            )
         for version, step in MIGRATIONS:
             if version <= current:
                 continue
             with db.atomic():
+                _lock_schema(db)
+                db.create_tables([SchemaVersion], safe=True)
+                current = schema_version(db)
+                if version <= current:
+                    continue
                 step(db)
                 SchemaVersion.delete().execute()
                 SchemaVersion.create(version=version)
             log.info("migrated the database to schema version %d", version)
             current = version
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the database has schema version {current}, newer than this leitmotiv "
+                f"understands ({SCHEMA_VERSION}); upgrade leitmotiv"
+            )
     return current
 
 
@@ -346,7 +537,8 @@ def connect(
     ----------
     url : str or None
         A peewee database URL; None means the SQLite file :data:`SQLITE_NAME` in
-        ``folder``.  SQLite URLs get the same pragmas as the default file.
+        ``folder``.  SQLite URLs get the same pragmas (and transactions) as the
+        default file.
     folder : Path
         The library folder (must exist).
     read_only : bool
@@ -355,6 +547,11 @@ def connect(
     immutable : bool
         With ``read_only``, open the SQLite file as one nobody writes (``immutable=1``):
         no locks and no WAL index, which a folder this process may not write to needs.
+
+    Raises
+    ------
+    peewee.OperationalError
+        If the database cannot be opened; a URL's password is masked in the message.
     """
     pragmas = SQLITE_READ_ONLY_PRAGMAS if read_only else SQLITE_PRAGMAS
     if url is None:
@@ -362,16 +559,25 @@ def connect(
         if read_only:
             uri = path.absolute().as_uri().replace("file://", "file:", 1) + "?mode=ro"
             uri += "&immutable=1" if immutable else ""
-            db: pw.Database = pw.SqliteDatabase(uri, uri=True, pragmas=pragmas)
+            db: pw.Database = LibraryDatabase(uri, read_only=True, uri=True, pragmas=pragmas)
         else:
-            db = pw.SqliteDatabase(str(path), pragmas=pragmas)
+            db = LibraryDatabase(str(path), pragmas=pragmas)
     elif url.startswith("sqlite"):
-        db = db_url.connect(url, pragmas=pragmas)
+        params = db_url.parse(url)
+        db = LibraryDatabase(
+            params.pop("database"), read_only=read_only, pragmas=pragmas, **params
+        )
     elif read_only and url.startswith("postgres"):
         db = db_url.connect(url, options="-c default_transaction_read_only=on")
     else:
         db = db_url.connect(url)
-    db.connect(reuse_if_open=True)
+    try:
+        db.connect(reuse_if_open=True)
+    except pw.OperationalError as exc:
+        if url is None:
+            raise
+        reason = _without_password(str(exc).strip(), url)
+        raise pw.OperationalError(f"cannot open the database {masked_url(url)}: {reason}") from None
     return db
 
 
@@ -488,8 +694,45 @@ def key_id(key: str) -> int:
     found = ImplementationKey.get_or_none(ImplementationKey.key == key)
     if found is not None:
         return found.id
+    if getattr(ImplementationKey._meta.database, "read_only", False):
+        return -1  # nothing is stored for a new key: an id that matches no row
     ImplementationKey.insert(key=key).on_conflict_ignore().execute()
     return ImplementationKey.get(ImplementationKey.key == key).id
+
+
+def claim_photo(path: str, values: dict[pw.Field, Any]) -> tuple[int, str | None]:
+    """The row of the photo at ``path``, inserted with ``values`` if there is none,
+    locked for the rest of the caller's transaction.
+
+    Two processes adding one file at once must not both insert it: on SQLite the
+    ``IMMEDIATE`` transaction already excludes the other writer; on PostgreSQL the
+    insert does nothing on a conflict (it waits for the other transaction to end) and
+    the row is then read ``FOR UPDATE``, so the two writes of one photo follow each
+    other.
+
+    Returns
+    -------
+    (int, str or None)
+        The photo's id and, for a photo that was there before, the SHA-256 it had
+        (None for a photo inserted now).
+    """
+    query = Photo.select(Photo.id, Photo.sha256).where(Photo.path == path).tuples()
+    if _locks_rows():
+        query = query.for_update()
+    row = query.first()
+    if row is not None:
+        return row[0], row[1]
+    inserted = Photo.insert({Photo.path: path, **values}).on_conflict_ignore().execute()
+    if inserted:
+        return int(inserted), None
+    row = query.clone().first()  # another process inserted it meanwhile
+    return row[0], row[1]
+
+
+def _locks_rows() -> bool:
+    db = Photo._meta.database
+    db = db.obj if isinstance(db, pw.DatabaseProxy) else db
+    return bool(getattr(db, "for_update", False))
 
 
 def raw_rows(db: pw.Database, query: pw.Query, batch: int = 10_000) -> Iterator[tuple]:
@@ -527,7 +770,11 @@ def insert_rows(
         marks = ", ".join("?" * len(fields))
         verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
         sql = f"{verb} INTO {model._meta.table_name} ({columns}) VALUES ({marks})"
-        db.cursor().executemany(sql, rows)
+        try:
+            db.cursor().executemany(sql, rows)
+        except sqlite3.OperationalError as exc:
+            explain = getattr(db, "_explained", lambda e: e)
+            raise explain(pw.OperationalError(*exc.args)) from exc
         return
     for start in range(0, len(rows), INSERT_CHUNK):
         query = model.insert_many(rows[start : start + INSERT_CHUNK], fields=fields)

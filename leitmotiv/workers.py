@@ -22,6 +22,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from leitmotiv import lifetime
+
 __all__ = [
     "SINGLE_THREAD_ENV",
     "LostTask",
@@ -188,6 +190,13 @@ class ProcessWorkers:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.jobs,
                 mp_context=mp.get_context(method),
-                initializer=single_threaded,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return self._pool
+
+
+def _start_worker(parent_pid: int) -> None:
+    """Pool initializer: one thread per worker, and end when the parent ends."""
+    single_threaded()
+    lifetime.end_with(parent_pid)

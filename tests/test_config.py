@@ -66,8 +66,14 @@ def test_params_for_the_chosen_implementation(tmp_path):
     [
         ("featurizer = [", "not valid TOML"),
         ("colour = 1\n", "unknown setting 'colour'"),
-        ("jobs = 'many'\n", "jobs must be an integer"),
-        ("jobs = -1\n", "jobs must be 0"),
+        ("jobs = 'many'\n", "jobs must be an integer >= 0, got 'many'"),
+        ("jobs = -1\n", "jobs must be an integer >= 0, got -1"),
+        ("library = 5\n", "library must be a folder"),
+        ("index = 'fast'\n", "index must be 'auto' or 'dense' or 'sparse', got 'fast'"),
+        ("dense_limit = 0\n", "dense_limit must be an integer >= 1, got 0"),
+        ("neighbours = 2.5\n", "neighbours must be an integer >= 1, got 2.5"),
+        ("featurizer = 5\n", "featurizer must be text, got 5"),
+        ("[params.divergence]\njs = 3\n", r"\[params\] must be tables"),
         ("params = 3\n", r"\[params\] must be tables"),
     ],
 )

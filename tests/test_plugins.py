@@ -116,7 +116,7 @@ def test_cli_lists_entry_point_plugin_and_accepts_it_by_flag(installed_testplugi
     )
     rows = json.loads(listed.stdout)
     assert {"kind": "clusterer", "name": "alone", "package": "leitmotiv-testplugin",
-            "version": "1.2.3", "params": {}} in rows
+            "version": "1.2.3", "params": {}, "ranges": {}} in rows
     kinds = {row["kind"] for row in rows}
     assert kinds == {"featurizer", "divergence", "clusterer"}
     chosen = subprocess.run(

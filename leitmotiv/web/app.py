@@ -49,7 +49,7 @@ from typing import Any
 import bottle
 from bottle import HTTPError, HTTPResponse, request, response
 
-from leitmotiv import paths
+from leitmotiv import paths, store
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
@@ -66,9 +66,6 @@ API_DEFAULT_LIMIT = 100
 API_MAX_LIMIT = 1000
 API_DEFAULT_TOP = 10
 
-# SQLite stores integers in 64 bits; a larger id cannot exist and would make the
-# database driver raise, so it is answered with a 404 before any query.
-_MAX_ID = 2**63 - 1
 _COUNT_RE = re.compile(r"[0-9]{1,9}")  # page numbers, offsets, limits: ASCII digits only
 # Period labels of leitmotiv.motifs: a year, a month or a day.
 _PERIOD_RE = re.compile(r"[0-9]{4}(?:-[0-9]{2}){0,2}")
@@ -259,12 +256,20 @@ def motifs_with_photos(library, **bounds: Any) -> tuple[list, dict[int, Any]]:
 
 
 def next_period(start: dt.datetime, resolution: str) -> dt.datetime:
-    """The start of the period after the one starting at ``start``."""
-    if resolution == "year":
-        return start.replace(year=start.year + 1)
-    if resolution == "month":
-        return (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-    return start + dt.timedelta(days=1)
+    """The start of the period after the one starting at ``start``.
+
+    The last period a ``datetime`` can hold (the year 9999, its December, its last
+    day) ends at ``datetime.max`` instead: a capture date that far out is a camera's
+    error, but it must not break the timeline.
+    """
+    try:
+        if resolution == "year":
+            return start.replace(year=start.year + 1)
+        if resolution == "month":
+            return (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        return start + dt.timedelta(days=1)
+    except (OverflowError, ValueError):
+        return dt.datetime.max
 
 
 @dataclass(frozen=True)
@@ -354,17 +359,24 @@ def make_timeline(motifs: Sequence[Any]) -> Timeline | None:
         unit = "day"
     boundaries = []
     moment = _floor(start, unit)
-    while moment <= end:
+    while moment < end:
         if moment >= start:
             boundaries.append(moment)
         moment = next_period(moment, unit)
     step = max(1, math.ceil(len(boundaries) / MAX_TICK_LABELS))
     timeline = Timeline(start, end, [])
-    fmt = {"year": "%Y", "month": "%b %Y", "day": "%d %b"}[unit]
-    timeline.ticks.extend(
-        Tick(timeline.x(b), b.strftime(fmt)) for b in boundaries[::step] if b < end
-    )
+    timeline.ticks.extend(Tick(timeline.x(b), _tick_label(b, unit)) for b in boundaries[::step])
     return timeline
+
+
+def _tick_label(moment: dt.datetime, unit: str) -> str:
+    """``2015``, ``Mar 2015`` or ``01 Mar``, the year always in four digits."""
+    year = moment.date().isoformat()[:4]
+    if unit == "year":
+        return year
+    if unit == "month":
+        return f"{moment:%b} {year}"
+    return f"{moment:%d %b}"
 
 
 def _floor(moment: dt.datetime, unit: str) -> dt.datetime:
@@ -385,7 +397,7 @@ def date_label(photo) -> str:
     """``YYYY-MM-DD HH:MM`` of the date captured, or ``no date``."""
     if photo.taken is None:
         return "no date"
-    return photo.taken.strftime("%Y-%m-%d %H:%M")
+    return photo.taken.isoformat(sep=" ", timespec="minutes")[:16]  # 4-digit year
 
 
 def date_source_label(photo) -> str:
@@ -526,7 +538,7 @@ def make_app(library) -> bottle.Bottle:
     app.config["leitmotiv.render"] = render
 
     def valid_id(some_id: int) -> bool:
-        return 0 < some_id <= _MAX_ID
+        return 0 < some_id <= store.MAX_ID
 
     def get_photo(photo_id: int):
         photo = library.photo(photo_id) if valid_id(photo_id) else None
@@ -535,7 +547,7 @@ def make_app(library) -> bottle.Bottle:
         return photo
 
     def get_cluster(cluster_id: int):
-        cluster = library.cluster(cluster_id) if 0 <= cluster_id <= _MAX_ID else None
+        cluster = library.cluster(cluster_id) if 0 <= cluster_id <= store.MAX_ID else None
         if cluster is None:
             raise HTTPError(404, f"There is no cluster {cluster_id}.")
         return cluster

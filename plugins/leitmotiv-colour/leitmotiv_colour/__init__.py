@@ -34,8 +34,6 @@ Select it with ``leitmotiv --featurizer colour ...`` or, in the configuration fi
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -45,6 +43,7 @@ from leitmotiv.colour import SPACES, from_rgb, to_rgb
 from leitmotiv.features import COLOUR_NORMALIZATION, as_rgb01, blur_image
 from leitmotiv.hookspecs import hookimpl
 from leitmotiv.interfaces import Featurizer
+from leitmotiv.parameters import parameter
 
 if TYPE_CHECKING:
     from leitmotiv.mixture import Mixture
@@ -96,37 +95,11 @@ class ColourFeaturizer(Featurizer):
 
     name: ClassVar[str] = "colour"
 
-    n_samples: int = 3000
-    blur: float = 0.02
-    colour_space: str = "lab"
-    max_components: int = 20
-    weight_concentration: float = 0.01
-
-    def __post_init__(self) -> None:
-        for field in ("n_samples", "max_components"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ValueError(f"{field} must be an integer, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{field} must be at least 1, got {value}")
-        blur = self.blur
-        if isinstance(blur, bool) or not isinstance(blur, numbers.Real):
-            raise ValueError(f"blur must be a number, got {blur!r}")
-        if not (math.isfinite(blur) and 0.0 <= blur <= 1.0):
-            raise ValueError(
-                f"blur must be between 0 and 1 (fraction of the long side), got {blur}"
-            )
-        if self.colour_space not in SPACES:
-            raise ValueError(
-                f"colour_space must be one of {', '.join(SPACES)}, got {self.colour_space!r}"
-            )
-        wc = self.weight_concentration
-        if (
-            isinstance(wc, bool)
-            or not isinstance(wc, numbers.Real)
-            or not (math.isfinite(wc) and wc > 0)
-        ):
-            raise ValueError(f"weight_concentration must be a positive number, got {wc!r}")
+    n_samples: int = parameter(3000, low=1)
+    blur: float = parameter(0.02, low=0.0, high=1.0)
+    colour_space: str = parameter("lab", choices=SPACES)
+    max_components: int = parameter(20, low=1)
+    weight_concentration: float = parameter(0.01, low=0.0, low_open=True)
 
     def colours(self, image: np.ndarray, seed: int = 0) -> np.ndarray:
         """The sampled colours of a photo, in model coordinates.

@@ -24,6 +24,7 @@ import numpy as np
 
 from leitmotiv.hookspecs import hookimpl
 from leitmotiv.interfaces import Clusterer, Clustering
+from leitmotiv.parameters import parameter
 
 __all__ = ["Hdbscan", "leitmotiv_clusterers", "medoids"]
 __version__ = "0.1.0"
@@ -85,39 +86,11 @@ class Hdbscan(Clusterer):
 
     name: ClassVar[str] = "hdbscan"
 
-    min_cluster_size: int = 2
-    min_samples: int | None = None
-    cluster_selection_epsilon: float = 0.0
-    cluster_selection_method: str = "eom"
+    min_cluster_size: int = parameter(2, low=2)
+    min_samples: int | None = parameter(None, low=1)
+    cluster_selection_epsilon: float = parameter(0.0, low=0.0)
+    cluster_selection_method: str = parameter("eom", choices=_METHODS)
     allow_single_cluster: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(self.min_cluster_size, bool) or not isinstance(self.min_cluster_size, int):
-            raise ValueError(f"min_cluster_size must be an integer, got {self.min_cluster_size!r}")
-        if self.min_cluster_size < 2:
-            raise ValueError(f"min_cluster_size must be at least 2, got {self.min_cluster_size}")
-        if self.min_samples is not None and (
-            isinstance(self.min_samples, bool)
-            or not isinstance(self.min_samples, int)
-            or self.min_samples < 1
-        ):
-            raise ValueError(
-                f"min_samples must be a positive integer or None, got {self.min_samples!r}"
-            )
-        epsilon = self.cluster_selection_epsilon
-        if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
-            raise ValueError(f"cluster_selection_epsilon must be a number, got {epsilon!r}")
-        if not np.isfinite(epsilon) or epsilon < 0:
-            raise ValueError(f"cluster_selection_epsilon must be finite and >= 0, got {epsilon}")
-        if self.cluster_selection_method not in _METHODS:
-            raise ValueError(
-                f"cluster_selection_method must be one of {', '.join(_METHODS)}, "
-                f"got {self.cluster_selection_method!r}"
-            )
-        if not isinstance(self.allow_single_cluster, bool):
-            raise ValueError(
-                f"allow_single_cluster must be true or false, got {self.allow_single_cluster!r}"
-            )
 
     def cluster(self, distances: np.ndarray) -> Clustering:
         """Cluster photos from their symmetric distance matrix.
