@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 import peewee as pw
 
-from leitmotiv import ingest, pair_jobs, store
+from leitmotiv import ingest, pair_jobs, store, summaries
 from leitmotiv.config import Settings
 from leitmotiv.motifs import Motif
 from leitmotiv.sparse_index import positions_in
@@ -1214,6 +1214,7 @@ class Library:
                 [store.ClusterMember.cluster, store.ClusterMember.photo],
                 members,
             )
+            summaries.store_run(run.id)
             # Older runs of this configuration are dropped in the same transaction:
             # readers see either the old run or the new one, never a mix.
             store.ClusterRun.delete().where(
@@ -1268,14 +1269,16 @@ class Library:
 
     def photos(self, offset: int = 0, limit: int | None = None) -> list[Photo]:
         """Photos ordered by capture time (unknown times last), then path."""
+        order = (store.Photo.taken.is_null(), store.Photo.taken, store.Photo.path)
         with store.bound(self.db):
-            query = self._photo_query().order_by(
-                store.Photo.taken.is_null(), store.Photo.taken, store.Photo.path
-            )
-            if limit is not None:
-                query = query.limit(limit)
-            if offset:
-                query = query.offset(offset)
+            query = self._photo_query().order_by(*order)
+            if limit is not None or offset:
+                # The page's ids first, from the index on that order alone (store.
+                # PHOTO_ORDER_INDEX): a deep offset then skips index entries, not joined
+                # rows.
+                page = store.Photo.select(store.Photo.id).order_by(*order)
+                page = page.limit(limit).offset(offset)
+                query = query.where(store.Photo.id.in_(page))
             return [self._to_photo(row) for row in query]
 
     def count_photos(self) -> int:
@@ -1353,23 +1356,74 @@ class Library:
             if cluster_id is not None:
                 query = query.where(store.Cluster.id == cluster_id)
             clusters = list(query.order_by(store.Cluster.id).tuples())
-            members: dict[int, list[int]] = {cid: [] for cid, *_ in clusters}
-            rows = (
-                store.ClusterMember.select(store.ClusterMember.cluster, store.ClusterMember.photo)
-                .where(store.ClusterMember.cluster.in_(list(members)))
-                .tuples()
-            )
-            for cid, pid in rows:
-                members[cid].append(pid)
+            members = summaries.member_ids(cid for cid, *_ in clusters)
         photos = self._photos_by_id({pid for pids in members.values() for pid in pids})
-        out = []
-        for cid, _run, exemplar in clusters:
-            ordered = sorted(
-                (photos[p] for p in members[cid] if p in photos),
-                key=lambda p: (p.id != exemplar, p.taken is None, str(p.taken), p.path),
+        return [
+            Cluster(cid, photos[exemplar], [photos[p] for p in members[cid] if p in photos])
+            for cid, _run, exemplar in clusters
+        ]
+
+    def photos_by_id(self, ids: Iterable[int]) -> dict[int, Photo]:
+        """The photos with these ids, by id (unknown ids are left out)."""
+        return self._photos_by_id(ids)
+
+    def count_similar(self, photo_id: int) -> int:
+        """Number of photos :meth:`similar` ranks for this photo (its stored distances)."""
+        featurizer_id, divergence_id, _ = self._key_ids()
+        d = store.Distance
+        with store.bound(self.db):
+            return (
+                d.select()
+                .where(
+                    ((d.photo_a == photo_id) | (d.photo_b == photo_id))
+                    & (d.featurizer == featurizer_id)
+                    & (d.divergence == divergence_id)
+                )
+                .count()
             )
-            out.append(Cluster(cid, photos[exemplar], ordered))
-        return out
+
+    def summary(self) -> summaries.RunSummary | None:
+        """The stored summary of the current clustering (None before :meth:`build_index`)."""
+        with store.bound(self.db):
+            return summaries.run_summary(self._current_run(self._key_ids()))
+
+    def cluster_summaries(
+        self, offset: int = 0, limit: int | None = None, by_motif: bool = False
+    ) -> list[summaries.ClusterSummary]:
+        """A page of the current clustering's stored cluster summaries, by cluster id or
+        by motif rank (see :mod:`leitmotiv.summaries`)."""
+        run = self.summary()
+        if run is None:
+            return []
+        with store.bound(self.db):
+            return summaries.cluster_summaries(run.run_id, offset, limit, by_motif)
+
+    def cluster_summary(self, cluster_id: int) -> summaries.ClusterSummary | None:
+        """The stored summary of one cluster of the current clustering, or None."""
+        run = self.summary()
+        if run is None:
+            return None
+        with store.bound(self.db):
+            return summaries.cluster_summary(run.run_id, int(cluster_id))
+
+    def member_ids(
+        self, cluster_ids: Iterable[int], start: int = 0, stop: int | None = None
+    ) -> dict[int, list[int]]:
+        """Members ``start .. stop - 1`` of each cluster in display order (exemplar
+        first, then by capture time), by cluster id."""
+        with store.bound(self.db):
+            return summaries.member_ids(cluster_ids, start, stop)
+
+    def motif(self, cluster_id: int) -> Motif | None:
+        """One motif of the current clustering, as :meth:`motifs` makes it, or None."""
+        from leitmotiv.motifs import Shot
+
+        run = self.summary()
+        cluster = None if run is None else self.cluster(cluster_id)
+        if cluster is None:
+            return None
+        shots = [Shot(p.id, p.taken, p.taken_source) for p in cluster.members]
+        return summaries.motif(run, cluster.id, cluster.exemplar.id, shots)
 
     def clusters(self) -> list[Cluster]:
         """The clusters of the current clustering (empty before :meth:`build_index`)."""
@@ -1456,6 +1510,17 @@ class Library:
                 .first()
             )
         return None if row is None or row.thumbnail is None else bytes(row.thumbnail)
+
+    def thumbnail_stamp(self, photo_id: int) -> tuple[str, float] | None:
+        """The content hash and modification time of the file the photo's thumbnail was
+        made from (what names and dates the thumbnail without reading it), or None."""
+        with store.bound(self.db):
+            return (
+                store.Photo.select(store.Photo.sha256, store.Photo.mtime)
+                .where(store.Photo.id == int(photo_id))
+                .tuples()
+                .first()
+            )
 
     def _cached_png(self, name: str, make: Callable[[], np.ndarray]) -> bytes:
         """PNG bytes from ``<library>/cache/<name>``, made and written on a miss."""
