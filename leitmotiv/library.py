@@ -1226,46 +1226,52 @@ class Library:
     # -- queries ------------------------------------------------------------------
 
     def _photo_query(self):
+        """The photo rows as tuples in :meth:`_to_photo`'s order.  Pages read them with
+        :func:`leitmotiv.store.raw_rows`: peewee's per-row conversions cost more than the
+        query for the hundreds of photos a page shows."""
         featurizer_id = self._key_ids()[0]
-        return store.Photo.select(
-            store.Photo.id,
-            store.Photo.path,
-            store.Photo.taken,
-            store.Photo.taken_offset,
-            store.Photo.taken_source,
-            store.Photo.width,
-            store.Photo.height,
-            store.Photo.sha256,
-            store.Photo.size,
-            store.Model.n_components,
-        ).join(
-            store.Model,
-            pw.JOIN.LEFT_OUTER,
-            on=(store.Model.photo == store.Photo.id) & (store.Model.featurizer == featurizer_id),
+        return (
+            store.Photo.select(
+                store.Photo.id,
+                store.Photo.path,
+                store.Photo.taken,
+                store.Photo.taken_offset,
+                store.Photo.taken_source,
+                store.Photo.width,
+                store.Photo.height,
+                store.Photo.sha256,
+                store.Photo.size,
+                store.Model.n_components,
+            )
+            .join(
+                store.Model,
+                pw.JOIN.LEFT_OUTER,
+                on=(store.Model.photo == store.Photo.id)
+                & (store.Model.featurizer == featurizer_id),
+            )
+            .tuples()
         )
 
     @staticmethod
-    def _to_photo(row: Any) -> Photo:
-        model = getattr(row, "model", None)
+    def _to_photo(row: tuple) -> Photo:
+        pid, path, taken, offset, source, width, height, sha256, size, components = row
         return Photo(
-            id=row.id,
-            path=row.path,
-            taken=_join_taken(row.taken, row.taken_offset),
-            taken_source=row.taken_source,
-            width=row.width,
-            height=row.height,
-            components=None if model is None else model.n_components,
-            sha256=row.sha256,
-            size=row.size,
+            id=pid,
+            path=path,
+            taken=_join_taken(taken, offset),
+            taken_source=source,
+            width=width,
+            height=height,
+            components=components,
+            sha256=sha256,
+            size=size,
         )
 
     def _photos_by_id(self, ids: Iterable[int]) -> dict[int, Photo]:
         ids = list(ids)
         with store.bound(self.db):
-            return {
-                row.id: self._to_photo(row)
-                for row in self._photo_query().where(store.Photo.id.in_(ids))
-            }
+            query = self._photo_query().where(store.Photo.id.in_(ids))
+            return {row[0]: self._to_photo(row) for row in store.raw_rows(self.db, query)}
 
     def photos(self, offset: int = 0, limit: int | None = None) -> list[Photo]:
         """Photos ordered by capture time (unknown times last), then path."""
@@ -1279,7 +1285,7 @@ class Library:
                 page = store.Photo.select(store.Photo.id).order_by(*order)
                 page = page.limit(limit).offset(offset)
                 query = query.where(store.Photo.id.in_(page))
-            return [self._to_photo(row) for row in query]
+            return [self._to_photo(row) for row in store.raw_rows(self.db, query)]
 
     def count_photos(self) -> int:
         """Number of photos in the library."""

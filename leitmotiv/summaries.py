@@ -280,13 +280,12 @@ def member_ids(cluster_ids: Iterable[int], start: int = 0, stop: int | None = No
         condition &= store.ClusterMember.position >= start
     if stop is not None:
         condition &= store.ClusterMember.position < stop
-    rows = (
+    query = (
         store.ClusterMember.select(store.ClusterMember.cluster, store.ClusterMember.photo)
         .where(condition)
         .order_by(store.ClusterMember.cluster, store.ClusterMember.position)
-        .tuples()
     )
-    for cid, pid in rows:
+    for cid, pid in store.raw_rows(store.ClusterMember._meta.database, query):
         out[cid].append(pid)
     return out
 

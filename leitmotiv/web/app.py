@@ -752,7 +752,7 @@ def make_app(library) -> bottle.Bottle:
     @app.get("/api/clusters")
     def clusters_api():
         offset = _query_count("offset", 0, 0, 10**9)
-        limit = _query_count("limit", API_DEFAULT_LIMIT, 1, API_MAX_LIMIT)
+        limit = _query_count("limit", CLUSTERS_PER_PAGE, 1, API_MAX_LIMIT)
         shown = library.cluster_summaries(offset, limit)
         members = library.member_ids(c.cluster_id for c in shown)
         photos = library.photos_by_id(p for ids in members.values() for p in ids)
@@ -835,7 +835,7 @@ def make_app(library) -> bottle.Bottle:
     @app.get("/api/motifs")
     def motifs_api():
         offset = _query_count("offset", 0, 0, 10**9)
-        limit = _query_count("limit", API_DEFAULT_LIMIT, 1, API_MAX_LIMIT)
+        limit = _query_count("limit", MOTIFS_PER_PAGE, 1, API_MAX_LIMIT)
         bounds = date_bounds()
         run = library.summary()
         if run is None:
