@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 import scale  # noqa: E402
 from make_library import sources  # noqa: E402
 
-from leitmotiv import candidates, store  # noqa: E402
+from leitmotiv import candidates, index, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.imaging import decode, thumbnail_jpeg  # noqa: E402
 from leitmotiv.ingest import THUMBNAIL_LONG_SIDE  # noqa: E402
@@ -129,7 +129,7 @@ def build(folder: Path, n: int, k: int = 50, seed: int = 0) -> dict[str, float]:
         lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
         _, first = np.unique(lo * n + hi, return_index=True)
         lo, hi, values = lo[first], hi[first], distances.reshape(-1)[first]
-        keys = lib._key_ids()
+        keys = lib.context.key_ids()
         t = time.perf_counter()
         for s in range(0, len(values), 100_000):
             part = slice(s, s + 100_000)
@@ -148,9 +148,9 @@ def build(folder: Path, n: int, k: int = 50, seed: int = 0) -> dict[str, float]:
         a = rng.integers(0, n, 500)
         b = (a + rng.integers(1, n, 500)) % n
         typical = float(np.median(np.linalg.norm(embeddings[a] - embeddings[b], axis=1)))
-        stats["clusters"], _ = lib._recluster(
+        stats["clusters"], _ = index._recluster(
+            lib.context,
             ids,
-            keys,
             len(values),
             lambda: lib.clusterer.cluster_graph(n, lo, hi, values, typical),
         )
