@@ -8,7 +8,9 @@ Skipped, with the reason, when Chromium or its driver is not installed.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import itertools
+import json
 import socket
 import subprocess
 import sys
@@ -146,6 +148,16 @@ def test_serve_prints_its_url(server):
     assert process.poll() is None
     first_line = log.read_text(encoding="utf-8").splitlines()[0]
     assert first_line.startswith("Serving ") and first_line.endswith(f" on {url}")
+
+
+def test_serve_compresses_html_and_json(server):
+    url, *_ = server
+    for page in ("", "api/photos?limit=5"):
+        request = urllib.request.Request(url + page, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            assert reply.headers["Content-Encoding"] == "gzip"
+            body = gzip.decompress(reply.read())
+        assert body.startswith(b"<!DOCTYPE html>") or len(json.loads(body)["photos"]) == 5
 
 
 def test_click_a_photo_then_browse_clusters(server, browser, groups):
