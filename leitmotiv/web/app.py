@@ -508,19 +508,18 @@ def _image_response(
     content_type: str,
     read: Callable[[], bytes | None],
     modified: dt.datetime | None = None,
-    cache_control: str | None = None,
 ) -> HTTPResponse:
-    """An image named by ``version``: 304 if the client has it, else ``read()``'s bytes.
+    """An image (or style sheet) named by ``version``: 304 if the client has it, else
+    ``read()``'s bytes.
 
-    Immutable when the request's ``v`` is ``version`` (the URL names the content),
-    else revalidated with the ETag; ``cache_control`` overrides that choice.  ``read()``
-    runs only when a body is sent; None, or a ValueError (a model that cannot be
-    rendered, e.g. a colour-only featurizer's), is a 404.
+    Immutable when the request's ``v`` is ``version`` (the URL names the content), else
+    revalidated with the ETag.  ``read()`` runs only when a body is sent; None, or a
+    ValueError (a model that cannot be rendered, e.g. a colour-only featurizer's), is a
+    404.
     """
     etag = f'"{version}"'
-    if cache_control is None:
-        current = request.query.get("v") == version
-        cache_control = _CACHE_IMMUTABLE if current else _CACHE_REVALIDATE
+    current = request.query.get("v") == version
+    cache_control = _CACHE_IMMUTABLE if current else _CACHE_REVALIDATE
     headers = {"ETag": etag, "Cache-Control": cache_control, **_SECURITY_HEADERS}
     if modified is not None:
         headers["Last-Modified"] = email.utils.format_datetime(modified, usegmt=True)
