@@ -22,7 +22,7 @@ embedded exactly as if it had been there from the start.
 
 As the default divergence adds a spatial and a palette term, the embedding is the
 spatial model's features (5-D, ``h`` in the "common" model units) followed by those of
-the whitened colour marginal of :func:`leitmotiv.photo_distance.colour_view`, times a
+the whitened colour marginal of :func:`leitmotiv.jensen_shannon.colour_view`, times a
 weight.
 
 What was measured (recall of the exact top-10 among 30 candidates, 400 models: the 160
@@ -91,9 +91,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from leitmotiv.divergence import n_threads, one_blas_thread
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
+from leitmotiv.jensen_shannon import colour_view
 from leitmotiv.mixture import Mixture
-from leitmotiv.photo_distance import colour_view
 
 __all__ = [
     "Probes",

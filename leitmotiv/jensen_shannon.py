@@ -47,7 +47,7 @@ from leitmotiv.divergence import (
     prepare_many,
     prepared,
 )
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
 from leitmotiv.mixture import Mixture
 
 #: Linear maps of the (x, y) model coordinates, centred on the image centre.
