@@ -72,6 +72,7 @@ import pickle
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -140,19 +141,38 @@ def derived(base: Mixture, rng: np.random.Generator) -> Mixture:
     return dataclasses.replace(out, weights=w / w.sum())
 
 
+def _derivation(i: int, n_bases: int, seed: int) -> tuple[int, np.random.Generator]:
+    """Which base model photo ``i`` derives from, and the generator of its edit."""
+    rng = np.random.default_rng([seed, i])
+    return int(rng.integers(n_bases)), rng
+
+
+def base_of(i: int, n_bases: int, seed: int = 0) -> int:
+    """Index of the base model (shared photo) that derived photo ``i`` is an edit of."""
+    return _derivation(i, n_bases, seed)[0]
+
+
 def derived_range(bases: list[Mixture], start: int, stop: int, seed: int = 0) -> list[Mixture]:
     """Models ``start .. stop - 1`` of a derived library; model ``i`` depends only on
     ``(seed, i)``."""
     out = []
     for i in range(start, stop):
-        rng = np.random.default_rng([seed, i])
-        out.append(derived(bases[int(rng.integers(len(bases)))], rng))
+        base, rng = _derivation(i, len(bases), seed)
+        out.append(derived(bases[base], rng))
     return out
 
 
-def populate(lib: Library, bases: list[Mixture], start: int, stop: int, seed: int) -> None:
+def populate(
+    lib: Library,
+    bases: list[Mixture],
+    start: int,
+    stop: int,
+    seed: int,
+    extra: Callable[[int], dict] | None = None,
+) -> None:
     """Store photos ``start .. stop - 1`` with their derived models, as if added (there
-    are no files: the index is what is measured)."""
+    are no files: the index is what is measured); ``extra(i)`` adds columns to photo
+    ``i``'s row (e.g. a capture date and a thumbnail)."""
     featurizer_id = store.key_id(lib.featurizer.key())
     for s in range(start, stop, 1000):
         models = derived_range(bases, s, min(s + 1000, stop), seed)
@@ -164,6 +184,7 @@ def populate(lib: Library, bases: list[Mixture], start: int, stop: int, seed: in
                 "mtime": 0.0,
                 "width": m.transform.width,
                 "height": m.transform.height,
+                **(extra(i) if extra is not None else {}),
             }
             for i, m in zip(range(s, s + len(models)), models, strict=True)
         ]

@@ -1,29 +1,36 @@
-"""Latency of ``/api/photos/<id>/similar?top=10`` from ``leitmotiv serve`` under load.
+"""Latency of every route of ``leitmotiv serve`` under load, at 1,000 and 100,000 photos.
 
-Run ``python benchmarks/web_latency.py`` (options: ``--help``).
+Run ``python benchmarks/web_latency.py --library FOLDER`` (options: ``--help``).
 
-The library is *synthetic*: fitting and indexing 1,000 real photos takes tens of
-minutes on a laptop, and this benchmark is about the web path (server, app, the
-indexed SQL query, JSON), not about the models.  So the script inserts rows straight
-into a fresh library's store: ``--photos`` photo rows (paths of the shared photos,
-repeated), one small real model shared by all of them (so the photo query's join on
-models is exercised), and every one of the n(n-1)/2 distances, drawn uniformly in
-[0, sqrt(ln 2)] with a fixed seed.  That is exactly the shape ``build-index`` leaves.
+Libraries: FOLDER is any library (e.g. the 100,000-photo one that
+``benchmarks/web_library.py`` writes, or a real one after ``build-index``); the
+baseline, made in this process each run, is a 1,000-photo library written by
+``web_library.py``'s generator (``--baseline-photos``).
 
-Then ``leitmotiv serve`` runs as a subprocess on 127.0.0.1 and ``--clients`` threads,
-each with its own keep-alive ``http.client`` connection, send ``--requests`` requests
-in total for random photo ids.  Printed: p50/p90/p99/max latency, throughput, and, as
-the in-process baseline, the latency of the same ``Library.similar`` call made
-directly (so the ratio is the cost of HTTP, the app and JSON on top of the query).
-The goal is p99 <= 50 ms.
+For each library, ``leitmotiv serve`` runs as a subprocess on 127.0.0.1 (waitress,
+``--threads`` worker threads, default 8, as ``serve`` runs it) and, route by route,
+``--clients`` threads (default 8), each with its own keep-alive ``http.client``
+connection and ``Accept-Encoding: gzip`` as a browser sends it, send ``--requests``
+requests in all for targets drawn at random (photos, clusters, motif periods, pages)
+from a pool of ``--pool`` per route.  Every URL of the pool is requested once first
+(so renders and averages, made on first request and then cached in the library's
+folder, are measured as served from that cache; so are the database pages the
+server's connections read).  Printed per route: p50, p99 and max latency, throughput,
+and the p99 ratio against the baseline library.
+
+With ``--split-cores`` each library is measured twice: the server and the clients
+sharing the machine's cores, then the server pinned to core 0 and the clients to core
+1 (``os.sched_setaffinity`` in the server's ``preexec_fn`` and in this process before
+the client threads start), so that client work does not take server time.
+
+Goals at 100,000 photos: p99 <= 50 ms for every JSON route and image, <= 150 ms for
+every HTML page.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import http.client
-import json
 import os
 import random
 import socket
@@ -32,87 +39,116 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from leitmotiv import store
-from leitmotiv.config import Settings
-from leitmotiv.library import Library
-from leitmotiv.mixture import Mixture
-from leitmotiv.transform import FeatureTransform
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO))
 
-PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
-GOAL_P99_MS = 50.0
+import web_library  # noqa: E402
 
+from leitmotiv import store  # noqa: E402
+from leitmotiv.config import Settings  # noqa: E402
+from leitmotiv.library import Library  # noqa: E402
+from leitmotiv.web.app import (  # noqa: E402
+    CLUSTERS_PER_PAGE,
+    MOTIFS_PER_PAGE,
+    PHOTOS_PER_PAGE,
+    content_key,
+    thumb_url,
+)
 
-def _small_model() -> Mixture:
-    """A valid three-component photo model, stored for every synthetic photo."""
-    rng = np.random.default_rng(0)
-    means = rng.normal(size=(3, 5))
-    covs = np.stack([np.eye(5) * s for s in (0.5, 1.0, 2.0)])
-    transform = FeatureTransform(
-        offset=np.array([400.0, 300.0, 50.0, 0.0, 0.0]),
-        matrix=np.diag([1 / 200, 1 / 150, 1 / 20, 1 / 20, 1 / 20]),
-        colour_space="lab",
-        width=800,
-        height=600,
-    )
-    return Mixture(np.array([0.5, 0.3, 0.2]), means, covs, transform=transform)
+GOAL_MS = {"json": 50.0, "image": 50.0, "html": 150.0}
 
 
-def build_synthetic_library(folder: Path, n_photos: int, seed: int = 0) -> None:
-    """Fill a new library at ``folder`` with ``n_photos`` photos and all their distances."""
-    library = Library.open(Settings(library=folder))
-    sources = sorted(PHOTOS.glob("*.jpg")) or [Path("/nonexistent/photo.jpg")]
-    blob = _small_model().to_bytes()
-    rng = np.random.default_rng(seed)
-    start = dt.datetime(2015, 1, 1)
-    with store.bound(library.db), library.db.atomic():
-        featurizer = store.key_id(library.featurizer.key())
-        divergence = store.key_id(library.divergence.key())
-        photos = [
-            {
-                "path": f"/synthetic/{i:05d}/{sources[i % len(sources)].name}",
-                "sha256": f"{i:064x}",
-                "size": 100_000,
-                "mtime": 0.0,
-                "width": 800,
-                "height": 600,
-                # One in ten undated, like scans and screenshots in a real library.
-                "taken": None if i % 10 == 9 else start + dt.timedelta(hours=7 * i),
-                "taken_source": None if i % 10 == 9 else "exif",
-            }
-            for i in range(n_photos)
+@dataclass(frozen=True)
+class Route:
+    """A route to measure: its name, kind (html, json or image) and URL maker."""
+
+    name: str
+    kind: str
+    url: Callable[[random.Random], str]
+
+
+def routes(folder: Path, pool: int, seed: int) -> list[Route]:
+    """The routes of the library at ``folder``, each with a pool of ``pool`` targets."""
+    rng = random.Random(seed)
+    with Library.open(Settings(library=folder)) as lib:
+        n_photos = lib.count_photos()
+        with store.bound(lib.db):
+            ids = [
+                pid
+                for (pid,) in store.Photo.select(store.Photo.id).order_by(store.Photo.id).tuples()
+            ]
+        photos = list(lib.photos_by_id(rng.sample(ids, min(pool, len(ids)))).values())
+        run = lib.summary()
+        summaries = lib.cluster_summaries()
+        clusters = rng.sample(summaries, min(pool, len(summaries)))
+        periods = [
+            (c.cluster_id, p.label)
+            for c in lib.cluster_summaries(0, pool, by_motif=True)
+            for p in c.periods[:2]
         ]
-        for s in range(0, n_photos, store.INSERT_CHUNK):
-            store.Photo.insert_many(photos[s : s + store.INSERT_CHUNK]).execute()
-        ids = [pid for (pid,) in store.Photo.select(store.Photo.id).tuples()]
-        models = [
-            {
-                "photo": pid,
-                "featurizer": featurizer,
-                "mixture": blob,
-                "n_components": 3,
-                "lower_bound": None,
-                "n_iter": 1,
-                "seconds": 0.0,
-            }
-            for pid in ids
-        ]
-        for s in range(0, len(models), store.INSERT_CHUNK):
-            store.Model.insert_many(models[s : s + store.INSERT_CHUNK]).execute()
-        ids.sort()
-        rows = []
-        high = float(np.sqrt(np.log(2.0)))
-        for i, a in enumerate(ids):
-            values = rng.uniform(0.0, high, len(ids) - i - 1)
-            pairs = zip(ids[i + 1 :], values, strict=True)
-            rows.extend((a, b, featurizer, divergence, float(v)) for b, v in pairs)
-            if len(rows) >= 50 * store.INSERT_CHUNK or i == len(ids) - 1:
-                store.insert_distances(rows)
-                rows = []
-    library.close()
+        featurizer_key = lib.featurizer.key()
+
+    def pick(items):
+        chosen = items[:pool]
+        return lambda r: r.choice(chosen)
+
+    photo = pick(photos)
+    cluster = pick(clusters)
+    period = pick(periods)
+    photo_pages = max(1, -(-n_photos // PHOTOS_PER_PAGE))
+    cluster_pages = max(1, -(-run.n_clusters // CLUSTERS_PER_PAGE))
+    motif_pages = max(1, -(-run.n_clusters // MOTIFS_PER_PAGE))
+    deep = pick([photo_pages - i for i in range(min(pool, photo_pages))])
+    deep_clusters = pick([cluster_pages - i for i in range(min(pool, cluster_pages))])
+    deep_motifs = pick([motif_pages - i for i in range(min(pool, motif_pages))])
+
+    def render_url(p) -> str:
+        return f"/photo/{p.id}/render.png?v={content_key(featurizer_key, p.sha256)}"
+
+    def average_url(c) -> str:
+        return f"/clusters/{c.cluster_id}/average.png?v={c.average_key}"
+
+    return [
+        Route("photos grid, page 1", "html", lambda r: "/"),
+        Route("photos grid, last pages", "html", lambda r: f"/?page={deep(r)}"),
+        Route("/api/photos", "json", lambda r: "/api/photos"),
+        Route(
+            "/api/photos, last offsets",
+            "json",
+            lambda r: f"/api/photos?offset={(deep(r) - 1) * PHOTOS_PER_PAGE}&limit=60",
+        ),
+        Route("photo and its ranking", "html", lambda r: f"/photo/{photo(r).id}"),
+        Route("/api/photos/<id>", "json", lambda r: f"/api/photos/{photo(r).id}"),
+        Route(
+            "/api/photos/<id>/similar?top=10",
+            "json",
+            lambda r: f"/api/photos/{photo(r).id}/similar?top=10",
+        ),
+        Route("model page", "html", lambda r: f"/photo/{photo(r).id}/model"),
+        Route("/api/photos/<id>/model", "json", lambda r: f"/api/photos/{photo(r).id}/model"),
+        Route("clusters, page 1", "html", lambda r: "/clusters"),
+        Route("clusters, last pages", "html", lambda r: f"/clusters?page={deep_clusters(r)}"),
+        Route("/api/clusters", "json", lambda r: "/api/clusters"),
+        Route("a cluster", "html", lambda r: f"/clusters/{cluster(r).cluster_id}"),
+        Route("/api/clusters/<id>", "json", lambda r: f"/api/clusters/{cluster(r).cluster_id}"),
+        Route("motifs, page 1", "html", lambda r: "/motifs"),
+        Route("motifs, last pages", "html", lambda r: f"/motifs?page={deep_motifs(r)}"),
+        Route("/api/motifs", "json", lambda r: "/api/motifs"),
+        Route("a motif's period", "html", lambda r: "/motifs/{}/{}".format(*period(r))),
+        Route("thumbnail", "image", lambda r: thumb_url(photo(r))),
+        Route("render (cached)", "image", lambda r: render_url(photo(r))),
+        Route("average (cached)", "image", lambda r: average_url(cluster(r))),
+    ]
+
+
+# ------------------------------------------------------------------ the load
 
 
 def _free_port() -> int:
@@ -121,32 +157,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _percentiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds) * 1000.0
-    return {
-        "p50": float(np.percentile(ms, 50)),
-        "p90": float(np.percentile(ms, 90)),
-        "p99": float(np.percentile(ms, 99)),
-        "max": float(ms.max()),
-    }
-
-
-def _client(port: int, ids: list[int], top: int, out: list[float], errors: list[str]) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        for pid in ids:
-            t0 = time.perf_counter()
-            conn.request("GET", f"/api/photos/{pid}/similar?top={top}")
-            reply = conn.getresponse()
-            body = reply.read()
-            out.append(time.perf_counter() - t0)
-            if reply.status != 200 or len(json.loads(body)["similar"]) != top:
-                errors.append(f"{pid}: HTTP {reply.status}")
-    finally:
-        conn.close()
-
-
-def _wait_until_up(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+def _wait_until_up(port: int, process: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -159,114 +170,149 @@ def _wait_until_up(port: int, process: subprocess.Popen, timeout: float = 60.0) 
     raise SystemExit("leitmotiv serve did not start")
 
 
-def _direct(folder: Path, ids: list[int], top: int, rng: random.Random) -> dict[str, float]:
-    """Percentiles of ``Library.similar`` called in this process, one caller."""
-    library = Library.open(Settings(library=folder))
-    seconds = []
-    for _ in range(500):
-        pid = rng.choice(ids)
-        t0 = time.perf_counter()
-        library.similar(pid, top=top)
-        seconds.append(time.perf_counter() - t0)
-    library.close()
-    return _percentiles(seconds)
+def _client(port: int, urls: list[str], out: list[float], errors: list[str]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        for url in urls:
+            t0 = time.perf_counter()
+            conn.request("GET", url, headers={"Accept-Encoding": "gzip"})
+            reply = conn.getresponse()
+            reply.read()
+            out.append(time.perf_counter() - t0)
+            if reply.status != 200:
+                errors.append(f"{url}: HTTP {reply.status}")
+    finally:
+        conn.close()
 
 
-def _served(folder: Path, ids: list[int], args, rng: random.Random):
-    """Latencies, wall time and errors of the load run against ``leitmotiv serve``."""
+def _load(port: int, urls: list[str], clients: int) -> tuple[list[float], float, list[str]]:
+    """Send ``urls`` from ``clients`` concurrent connections: latencies, wall, errors."""
+    results: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=_client, args=(port, urls[c::clients], results[c], errors))
+        for c in range(clients)
+    ]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [x for out in results for x in out], time.perf_counter() - t0, errors
+
+
+def measure(folder: Path, args, pinned: bool) -> dict[str, dict[str, float]]:
+    """Per route: p50, p99, max (ms), requests/s and failed requests."""
     # Defaults only: neither the user's config file nor LEITMOTIV_* variables may
     # change the implementation keys the rows were stored under.
-    config = folder.parent / "config.toml"
+    config = folder.parent / f"{folder.name}-config.toml"
     config.write_text("", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEITMOTIV_")}
     port = _free_port()
     command = [sys.executable, "-m", "leitmotiv", "-c", str(config), "--library"]
     command += [str(folder), "serve", "--port", str(port), "--threads", str(args.threads)]
-    with open(folder.parent / "serve.log", "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    cores = sorted(os.sched_getaffinity(0))
+    server_cores = {cores[0]} if pinned else set(cores)
+    client_cores = {cores[-1]} if pinned else set(cores)
+    log = open(folder.parent / f"{folder.name}-serve.log", "w", encoding="utf-8")
+    process = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        preexec_fn=lambda: os.sched_setaffinity(0, server_cores),
+    )
+    previous = os.sched_getaffinity(0)
+    out = {}
     try:
         _wait_until_up(port, process)
-        _client(port, [rng.choice(ids) for _ in range(200)], args.top, [], [])  # warm up
-        per_client = [
-            [rng.choice(ids) for _ in range(args.requests // args.clients)]
-            for _ in range(args.clients)
-        ]
-        results: list[list[float]] = [[] for _ in range(args.clients)]
-        errors: list[str] = []
-        threads = [
-            threading.Thread(target=_client, args=(port, chunk, args.top, out, errors))
-            for chunk, out in zip(per_client, results, strict=True)
-        ]
-        t0 = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - t0
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    return [x for out in results for x in out], wall, errors
-
-
-def _report(label: str, args, latencies, wall, errors, baseline) -> None:
-    served = _percentiles(latencies)
-    print(f"{label}:")
-    print("  served, ms       " + "  ".join(f"{k} {v:7.2f}" for k, v in served.items()))
-    print(f"  throughput       {len(latencies) / wall:.0f} requests/s")
-    print("  in-process, ms   " + "  ".join(f"{k} {v:7.2f}" for k, v in baseline.items()))
-    print(f"  ratio served/in-process at p50: {served['p50'] / baseline['p50']:.1f}x")
-    if errors:
-        print(f"  {len(errors)} failed requests, e.g. {errors[0]}")
-    verdict = "meets" if served["p99"] <= GOAL_P99_MS and not errors else "MISSES"
-    print(f"  goal p99 <= {GOAL_P99_MS:.0f} ms: {verdict}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--photos", type=int, default=1000, help="photos in the library")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients")
-    parser.add_argument("--requests", type=int, default=4000, help="requests in total")
-    parser.add_argument("--threads", type=int, default=8, help="server worker threads")
-    parser.add_argument("--top", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory(prefix="leitmotiv-web-latency-") as tmp:
-        folder = Path(tmp) / "library"
-        t0 = time.perf_counter()
-        build_synthetic_library(folder, args.photos, args.seed)
-        n_pairs = args.photos * (args.photos - 1) // 2
-        print(
-            f"synthetic library: {args.photos} photos, {n_pairs} distances "
-            f"in {time.perf_counter() - t0:.1f} s"
-        )
-        print(
-            f"GET /api/photos/<id>/similar?top={args.top}: {args.requests} requests from "
-            f"{args.clients} keep-alive clients, {args.threads} waitress threads"
-        )
-        library = Library.open(Settings(library=folder))
-        ids = [p.id for p in library.photos()]
-        has_stats = bool(
-            library.db.execute_sql(
-                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
-            ).fetchone()
-        )
-        library.close()
+        os.sched_setaffinity(0, client_cores)
         rng = random.Random(args.seed)
-        baseline = _direct(folder, ids, args.top, rng)
-        _report("store as built", args, *_served(folder, ids, args, rng), baseline)
+        for route in routes(folder, args.pool, args.seed):
+            pool = list(dict.fromkeys(route.url(rng) for _ in range(4 * args.pool)))
+            _load(port, pool, 1)  # warm: every target once
+            urls = [rng.choice(pool) for _ in range(args.requests)]
+            latencies, wall, errors = _load(port, urls, args.clients)
+            ms = np.asarray(latencies) * 1000.0
+            out[route.name] = {
+                "kind": route.kind,
+                "p50": float(np.percentile(ms, 50)),
+                "p99": float(np.percentile(ms, 99)),
+                "max": float(ms.max()),
+                "rate": len(ms) / wall,
+                "errors": len(errors),
+            }
+            if errors:
+                print(f"  {route.name}: {len(errors)} failed, e.g. {errors[0]}", flush=True)
+    finally:
+        os.sched_setaffinity(0, previous)
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+    return out
 
-        # Without statistics SQLite guesses that `divergence_id = ?` is selective and
-        # scans that index (every row) instead of the photo indexes; ANALYZE tells it
-        # otherwise.  Measured separately so the figures show what the fix is worth.
-        if not has_stats:
-            library = Library.open(Settings(library=folder))
-            library.db.execute_sql("ANALYZE")
-            library.close()
-            baseline = _direct(folder, ids, args.top, rng)
-            _report("after ANALYZE", args, *_served(folder, ids, args, rng), baseline)
+
+def report(label: str, results, baseline=None) -> None:
+    print(f"\n{label}")
+    head = f"{'route':34s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'req/s':>7s}"
+    print(head + ("  p99 / 1k" if baseline else "") + "  goal")
+    for name, r in results.items():
+        goal = GOAL_MS[r["kind"]]
+        verdict = "ok" if r["p99"] <= goal and not r["errors"] else "MISSES"
+        ratio = f"  {r['p99'] / baseline[name]['p99']:7.2f}x" if baseline else ""
+        print(
+            f"{name:34s} {r['p50']:8.1f} {r['p99']:8.1f} {r['max']:8.1f} {r['rate']:7.0f}"
+            f"{ratio}  <= {goal:.0f} ms {verdict}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--library", type=Path, help="the library to measure (after build-index)")
+    parser.add_argument("--baseline-photos", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients")
+    parser.add_argument("--requests", type=int, default=400, help="requests per route")
+    parser.add_argument("--pool", type=int, default=64, help="targets per route")
+    parser.add_argument("--threads", type=int, default=8, help="server worker threads")
+    parser.add_argument("--split-cores", action="store_true", help="also pin server and clients")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    modes = [False, True] if args.split_cores else [False]
+    with tempfile.TemporaryDirectory(prefix="leitmotiv-web-latency-") as tmp:
+        base_folder = Path(tmp) / "baseline"
+        t = time.perf_counter()
+        stats = web_library.build(base_folder, args.baseline_photos, seed=args.seed)
+        print(
+            f"baseline library: {args.baseline_photos:,} photos, {stats['clusters']:.0f} "
+            f"clusters, {stats['distance_rows']:,.0f} distances "
+            f"({time.perf_counter() - t:.0f} s to write)"
+        )
+        print(
+            f"{args.requests} requests per route from {args.clients} keep-alive clients, "
+            f"{args.threads} waitress threads; load average before: {os.getloadavg()}"
+        )
+        for pinned in modes:
+            how = (
+                "server on core 0, clients on core 1"
+                if pinned
+                else "server and clients share cores"
+            )
+            baseline = measure(base_folder, args, pinned)
+            report(f"== baseline, {args.baseline_photos:,} photos ({how})", baseline)
+            if args.library:
+                with Library.open(Settings(library=args.library)) as lib:
+                    n = lib.count_photos()
+                    run = lib.summary()
+                results = measure(args.library, args, pinned)
+                clusters = run.n_clusters if run else 0
+                report(
+                    f"== {args.library}: {n:,} photos, {clusters:,} clusters ({how})",
+                    results,
+                    baseline,
+                )
+        print(f"load average after: {os.getloadavg()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -267,9 +267,9 @@ def _serve(library, folder: Path, host: str, port: int, threads: int) -> None:
     """Run the web view of ``library`` with waitress until interrupted."""
     import waitress
 
-    from leitmotiv.web.app import make_app
+    from leitmotiv.web.app import make_wsgi
 
-    wsgi_app = make_app(library)
+    wsgi_app = make_wsgi(library)
     try:
         server = waitress.create_server(wsgi_app, host=host, port=port, threads=threads)
     except OSError as exc:

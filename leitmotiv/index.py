@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from leitmotiv import pair_chunks, store
+from leitmotiv import pair_chunks, store, summaries
 from leitmotiv.cluster import near_duplicates_only
 from leitmotiv.context import Context
 from leitmotiv.sparse_index import positions_in
@@ -545,6 +545,7 @@ def _recluster(
             [store.ClusterMember.cluster, store.ClusterMember.photo],
             members,
         )
+        summaries.store_run(run.id)
         # Older runs of this configuration are dropped in the same transaction:
         # readers see either the old run or the new one, never a mix.
         store.ClusterRun.delete().where(

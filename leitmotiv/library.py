@@ -26,7 +26,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from leitmotiv import index, ingest, queries, render_cache, store
+from leitmotiv import index, ingest, queries, render_cache, store, summaries
 from leitmotiv.config import Settings
 from leitmotiv.context import Context
 from leitmotiv.index import DISTANCE_BLOCK, IndexReport
@@ -303,6 +303,40 @@ class Library:
         """
         return queries.similar(self.context, photo_id, top, offset)
 
+    def photos_by_id(self, ids: Iterable[int]) -> dict[int, Photo]:
+        """The photos with these ids, by id (unknown ids are left out)."""
+        return queries.photos_by_id(self.context, ids)
+
+    def count_similar(self, photo_id: int) -> int:
+        """Number of photos :meth:`similar` ranks for this photo (its stored distances)."""
+        return queries.count_similar(self.context, photo_id)
+
+    def summary(self) -> summaries.RunSummary | None:
+        """The stored summary of the current clustering (None before :meth:`build_index`)."""
+        return queries.summary(self.context)
+
+    def cluster_summaries(
+        self, offset: int = 0, limit: int | None = None, by_motif: bool = False
+    ) -> list[summaries.ClusterSummary]:
+        """A page of the current clustering's stored cluster summaries, by cluster id or
+        by motif rank (see :mod:`leitmotiv.summaries`)."""
+        return queries.cluster_summaries(self.context, offset, limit, by_motif)
+
+    def cluster_summary(self, cluster_id: int) -> summaries.ClusterSummary | None:
+        """The stored summary of one cluster of the current clustering, or None."""
+        return queries.cluster_summary(self.context, cluster_id)
+
+    def member_ids(
+        self, cluster_ids: Iterable[int], start: int = 0, stop: int | None = None
+    ) -> dict[int, list[int]]:
+        """Members ``start .. stop - 1`` of each cluster in display order (exemplar
+        first, then by capture time), by cluster id."""
+        return queries.member_ids(self.context, cluster_ids, start, stop)
+
+    def motif(self, cluster_id: int) -> Motif | None:
+        """One motif of the current clustering, as :meth:`motifs` makes it, or None."""
+        return queries.motif(self.context, cluster_id)
+
     def clusters(self) -> list[Cluster]:
         """The clusters of the current clustering (empty before :meth:`build_index`)."""
         return queries.clusters(self.context)
@@ -335,6 +369,11 @@ class Library:
     def thumbnail(self, photo_id: int) -> bytes | None:
         """The JPEG thumbnail stored when the photo was added, or None."""
         return queries.thumbnail(self.context, photo_id)
+
+    def thumbnail_stamp(self, photo_id: int) -> tuple[str, float] | None:
+        """The content hash and modification time of the file the photo's thumbnail was
+        made from (what names and dates the thumbnail without reading it), or None."""
+        return queries.thumbnail_stamp(self.context, photo_id)
 
     def render(self, photo_id: int, long_side: int = 256) -> bytes | None:
         """PNG of the photo's model rendered back to an image (long side in pixels),

@@ -192,36 +192,87 @@ def find_motifs(
     resolution : str, optional
         Force "day", "month" or "year" instead of choosing from the library's span.
     """
-
-    def keep(moment: datetime) -> bool:
-        return (since is None or moment >= since) and (until is None or moment <= until)
-
-    all_times = [t for _, _, shots in clusters for t in map(capture_time, shots) if t and keep(t)]
-    resolution = resolution or choose_resolution(all_times)
-    library_span = (max(all_times) - min(all_times)) if all_times else timedelta(0)
-    motifs = []
-    for cluster_id, exemplar_id, shots in clusters:
-        dated = [(t, s.photo_id) for s in shots if (t := capture_time(s)) and keep(t)]
-        undated = [s.photo_id for s in shots if capture_time(s) is None]
-        occurrences = bursts(dated, burst_gap)
-        periods: dict[str, Period] = {}
-        for occ in occurrences:
-            label, start = period_of(occ.start, resolution)
-            periods.setdefault(label, Period(label, start, [])).occurrences.append(occ)
-        gaps = [(b.start - a.start).total_seconds() / 86400.0 for a, b in pairwise(occurrences)]
-        spread = (occurrences[-1].start - occurrences[0].start) if occurrences else timedelta(0)
-        score = len(periods) + spread / (library_span + _RESOLUTION_LENGTH[resolution])
-        motifs.append(
-            Motif(
-                cluster_id=cluster_id,
-                exemplar_id=exemplar_id,
-                score=float(score),
-                resolution=resolution,
-                periods=sorted(periods.values(), key=lambda p: p.start),
-                gaps_days=gaps,
-                undated_ids=undated,
-                member_ids=[s.photo_id for s in shots],
-            )
-        )
-    motifs.sort(key=lambda m: (-m.score, -len(m.member_ids), m.cluster_id))
+    scale = library_scale(clusters, since, until, resolution)
+    motifs = [
+        motif_of(cluster_id, exemplar_id, shots, *scale, burst_gap, since, until)
+        for cluster_id, exemplar_id, shots in clusters
+    ]
+    motifs.sort(key=motif_order)
     return motifs
+
+
+def motif_order(motif: Motif) -> tuple[float, int, int]:
+    """Sort key of motifs: highest score first, then the larger, then by cluster id."""
+    return (-motif.score, -len(motif.member_ids), motif.cluster_id)
+
+
+def _within(moment: datetime, since: datetime | None, until: datetime | None) -> bool:
+    return (since is None or moment >= since) and (until is None or moment <= until)
+
+
+def library_scale(
+    clusters: Sequence[tuple[int, int, Sequence[Shot]]],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    resolution: str | None = None,
+) -> tuple[str, timedelta]:
+    """The timeline's resolution and the library's span, from every capture time.
+
+    Both depend on the whole library, so a motif computed alone by :func:`motif_of`
+    needs them from here (or from where they were stored) to score as in
+    :func:`find_motifs`.
+    """
+    times = [
+        t
+        for _, _, shots in clusters
+        for t in map(capture_time, shots)
+        if t and _within(t, since, until)
+    ]
+    span = (max(times) - min(times)) if times else timedelta(0)
+    return resolution or choose_resolution(times), span
+
+
+def motif_of(
+    cluster_id: int,
+    exemplar_id: int,
+    shots: Sequence[Shot],
+    resolution: str,
+    library_span: timedelta,
+    burst_gap: timedelta = timedelta(minutes=30),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Motif:
+    """One cluster's motif, given the library's resolution and span (:func:`library_scale`).
+
+    Parameters
+    ----------
+    cluster_id, exemplar_id : int
+    shots : sequence of Shot
+        The cluster's members.
+    resolution : str
+        "day", "month" or "year".
+    library_span : timedelta
+        From the first to the last capture time of the whole library.
+    burst_gap, since, until
+        As in :func:`find_motifs`.
+    """
+    dated = [(t, s.photo_id) for s in shots if (t := capture_time(s)) and _within(t, since, until)]
+    undated = [s.photo_id for s in shots if capture_time(s) is None]
+    occurrences = bursts(dated, burst_gap)
+    periods: dict[str, Period] = {}
+    for occ in occurrences:
+        label, start = period_of(occ.start, resolution)
+        periods.setdefault(label, Period(label, start, [])).occurrences.append(occ)
+    gaps = [(b.start - a.start).total_seconds() / 86400.0 for a, b in pairwise(occurrences)]
+    spread = (occurrences[-1].start - occurrences[0].start) if occurrences else timedelta(0)
+    score = len(periods) + spread / (library_span + _RESOLUTION_LENGTH[resolution])
+    return Motif(
+        cluster_id=cluster_id,
+        exemplar_id=exemplar_id,
+        score=float(score),
+        resolution=resolution,
+        periods=sorted(periods.values(), key=lambda p: p.start),
+        gaps_days=gaps,
+        undated_ids=undated,
+        member_ids=[s.photo_id for s in shots],
+    )

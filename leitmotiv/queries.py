@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-from leitmotiv import store
+from leitmotiv import paths, store, summaries
 from leitmotiv.context import Context
 from leitmotiv.motifs import Motif
 
@@ -25,18 +25,26 @@ __all__ = [
     "Failure",
     "Photo",
     "cluster",
+    "cluster_summaries",
+    "cluster_summary",
     "clusters",
     "count_photos",
+    "count_similar",
     "failures",
     "find_photo",
+    "member_ids",
     "mixture",
     "model_row",
+    "motif",
     "motifs",
     "parse_date_bound",
     "photo",
     "photos",
+    "photos_by_id",
     "similar",
+    "summary",
     "thumbnail",
+    "thumbnail_stamp",
 ]
 
 
@@ -149,57 +157,66 @@ def parse_date_bound(text: str, end: bool = False) -> dt.datetime:
 
 
 def _photo_query(ctx: Context) -> pw.ModelSelect:
+    """The photo rows as tuples in :func:`_to_photo`'s order.  Pages read them with
+    :func:`leitmotiv.store.raw_rows`: peewee's per-row conversions cost more than the
+    query for the hundreds of photos a page shows."""
     featurizer_id = ctx.key_ids()[0]
-    return store.Photo.select(
-        store.Photo.id,
-        store.Photo.path,
-        store.Photo.taken,
-        store.Photo.taken_offset,
-        store.Photo.taken_source,
-        store.Photo.width,
-        store.Photo.height,
-        store.Photo.sha256,
-        store.Photo.size,
-        store.Model.n_components,
-    ).join(
-        store.Model,
-        pw.JOIN.LEFT_OUTER,
-        on=(store.Model.photo == store.Photo.id) & (store.Model.featurizer == featurizer_id),
+    return (
+        store.Photo.select(
+            store.Photo.id,
+            store.Photo.path,
+            store.Photo.taken,
+            store.Photo.taken_offset,
+            store.Photo.taken_source,
+            store.Photo.width,
+            store.Photo.height,
+            store.Photo.sha256,
+            store.Photo.size,
+            store.Model.n_components,
+        )
+        .join(
+            store.Model,
+            pw.JOIN.LEFT_OUTER,
+            on=(store.Model.photo == store.Photo.id) & (store.Model.featurizer == featurizer_id),
+        )
+        .tuples()
     )
 
 
-def _to_photo(row: Any) -> Photo:
-    model = getattr(row, "model", None)
+def _to_photo(row: tuple) -> Photo:
+    pid, path, taken, offset, source, width, height, sha256, size, components = row
     return Photo(
-        id=row.id,
-        path=row.path,
-        taken=_join_taken(row.taken, row.taken_offset),
-        taken_source=row.taken_source,
-        width=row.width,
-        height=row.height,
-        components=None if model is None else model.n_components,
-        sha256=row.sha256,
-        size=row.size,
+        id=pid,
+        path=paths.from_stored(path),  # raw rows skip the store's PathField
+        taken=_join_taken(taken, offset),
+        taken_source=source,
+        width=width,
+        height=height,
+        components=components,
+        sha256=sha256,
+        size=size,
     )
 
 
-def _photos_by_id(ctx: Context, ids: Iterable[int]) -> dict[int, Photo]:
+def photos_by_id(ctx: Context, ids: Iterable[int]) -> dict[int, Photo]:
+    """The photos with these ids, by id (unknown ids are left out)."""
     ids = list(ids)
     with store.bound(ctx.db):
-        return {row.id: _to_photo(row) for row in _photo_query(ctx).where(store.Photo.id.in_(ids))}
+        query = _photo_query(ctx).where(store.Photo.id.in_(ids))
+        return {row[0]: _to_photo(row) for row in store.raw_rows(ctx.db, query)}
 
 
 def photos(ctx: Context, offset: int = 0, limit: int | None = None) -> list[Photo]:
     """Photos ordered by capture time (unknown times last), then path."""
+    order = (store.Photo.taken.is_null(), store.Photo.taken, store.Photo.path)
     with store.bound(ctx.db):
-        query = _photo_query(ctx).order_by(
-            store.Photo.taken.is_null(), store.Photo.taken, store.Photo.path
-        )
-        if limit is not None:
-            query = query.limit(limit)
-        if offset:
-            query = query.offset(offset)
-        return [_to_photo(row) for row in query]
+        query = _photo_query(ctx).order_by(*order)
+        if limit is not None or offset:
+            # The page's ids first, from the index on that order alone (store.
+            # PHOTO_ORDER_INDEX): a deep offset then skips index entries, not joined rows.
+            page = store.Photo.select(store.Photo.id).order_by(*order).limit(limit).offset(offset)
+            query = query.where(store.Photo.id.in_(page))
+        return [_to_photo(row) for row in store.raw_rows(ctx.db, query)]
 
 
 def count_photos(ctx: Context) -> int:
@@ -212,7 +229,7 @@ def photo(ctx: Context, photo_id: int) -> Photo | None:
     """The photo with this id, or None (also for an id no database can hold)."""
     if not 0 < int(photo_id) <= store.MAX_ID:
         return None
-    return _photos_by_id(ctx, [int(photo_id)]).get(int(photo_id))
+    return photos_by_id(ctx, [int(photo_id)]).get(int(photo_id))
 
 
 def find_photo(ctx: Context, id_or_path: str) -> Photo | None:
@@ -264,7 +281,7 @@ def similar(
         if offset:
             query = query.offset(offset)
         pairs = list(query)
-    found = _photos_by_id(ctx, (pid for pid, _ in pairs))
+    found = photos_by_id(ctx, (pid for pid, _ in pairs))
     return [(found[pid], float(value)) for pid, value in pairs if pid in found]
 
 
@@ -278,23 +295,12 @@ def _clusters(ctx: Context, cluster_id: int | None = None) -> list[Cluster]:
         if cluster_id is not None:
             query = query.where(store.Cluster.id == cluster_id)
         rows = list(query.order_by(store.Cluster.id).tuples())
-        members: dict[int, list[int]] = {cid: [] for cid, *_ in rows}
-        member_rows = (
-            store.ClusterMember.select(store.ClusterMember.cluster, store.ClusterMember.photo)
-            .where(store.ClusterMember.cluster.in_(list(members)))
-            .tuples()
-        )
-        for cid, pid in member_rows:
-            members[cid].append(pid)
-    found = _photos_by_id(ctx, {pid for pids in members.values() for pid in pids})
-    out = []
-    for cid, _run, exemplar in rows:
-        ordered = sorted(
-            (found[p] for p in members[cid] if p in found),
-            key=lambda p: (p.id != exemplar, p.taken is None, str(p.taken), p.path),
-        )
-        out.append(Cluster(cid, found[exemplar], ordered))
-    return out
+        members = summaries.member_ids(cid for cid, *_ in rows)
+    found = photos_by_id(ctx, {pid for pids in members.values() for pid in pids})
+    return [
+        Cluster(cid, found[exemplar], [found[p] for p in members[cid] if p in found])
+        for cid, _run, exemplar in rows
+    ]
 
 
 def clusters(ctx: Context) -> list[Cluster]:
@@ -380,6 +386,85 @@ def mixture(ctx: Context, photo_id: int):
 
     row = model_row(ctx, photo_id)
     return None if row is None else Mixture.from_bytes(bytes(row.mixture))
+
+
+def thumbnail_stamp(ctx: Context, photo_id: int) -> tuple[str, float] | None:
+    """The content hash and modification time of the file the photo's thumbnail was made
+    from (what names and dates the thumbnail without reading it), or None."""
+    with store.bound(ctx.db):
+        return (
+            store.Photo.select(store.Photo.sha256, store.Photo.mtime)
+            .where(store.Photo.id == int(photo_id))
+            .tuples()
+            .first()
+        )
+
+
+def count_similar(ctx: Context, photo_id: int) -> int:
+    """Number of photos :func:`similar` ranks for this photo (its stored distances)."""
+    featurizer_id, divergence_id, _ = ctx.key_ids()
+    d = store.Distance
+    with store.bound(ctx.db):
+        return (
+            d.select()
+            .where(
+                ((d.photo_a == photo_id) | (d.photo_b == photo_id))
+                & (d.featurizer == featurizer_id)
+                & (d.divergence == divergence_id)
+            )
+            .count()
+        )
+
+
+# ------------------------------------------------- the stored summaries of a clustering
+
+
+def summary(ctx: Context) -> summaries.RunSummary | None:
+    """The stored summary of the current clustering (None before an index is built)."""
+    with store.bound(ctx.db):
+        return summaries.run_summary(store.current_run(ctx.key_ids()))
+
+
+def cluster_summaries(
+    ctx: Context, offset: int = 0, limit: int | None = None, by_motif: bool = False
+) -> list[summaries.ClusterSummary]:
+    """A page of the current clustering's stored cluster summaries, by cluster id or by
+    motif rank (see :mod:`leitmotiv.summaries`)."""
+    run = summary(ctx)
+    if run is None:
+        return []
+    with store.bound(ctx.db):
+        return summaries.cluster_summaries(run.run_id, offset, limit, by_motif)
+
+
+def cluster_summary(ctx: Context, cluster_id: int) -> summaries.ClusterSummary | None:
+    """The stored summary of one cluster of the current clustering, or None."""
+    run = summary(ctx)
+    if run is None:
+        return None
+    with store.bound(ctx.db):
+        return summaries.cluster_summary(run.run_id, int(cluster_id))
+
+
+def member_ids(
+    ctx: Context, cluster_ids: Iterable[int], start: int = 0, stop: int | None = None
+) -> dict[int, list[int]]:
+    """Members ``start .. stop - 1`` of each cluster in display order (exemplar first,
+    then by capture time), by cluster id."""
+    with store.bound(ctx.db):
+        return summaries.member_ids(cluster_ids, start, stop)
+
+
+def motif(ctx: Context, cluster_id: int) -> Motif | None:
+    """One motif of the current clustering, as :func:`motifs` makes it, or None."""
+    from leitmotiv.motifs import Shot
+
+    run = summary(ctx)
+    found = None if run is None else cluster(ctx, cluster_id)
+    if found is None:
+        return None
+    shots = [Shot(p.id, p.taken, p.taken_source) for p in found.members]
+    return summaries.motif(run, found.id, found.exemplar.id, shots)
 
 
 def thumbnail(ctx: Context, photo_id: int) -> bytes | None:

@@ -386,6 +386,15 @@ class ClusterRun(BaseModel):
     base_photos = pw.IntegerField(null=True)
     created = pw.DateTimeField(default=utcnow)
     is_current = pw.BooleanField(default=False, index=True)
+    # What the listings show of the whole run, stored with it (schema 5; see
+    # leitmotiv.summaries): its number of clusters, the motifs' timeline resolution,
+    # the span of the capture times in microseconds, and the timeline's first and last
+    # period starts.  Null before the run is summarised.
+    n_clusters = pw.IntegerField(null=True)
+    resolution = pw.CharField(max_length=8, null=True)
+    span_us = pw.BigIntegerField(null=True)
+    first_period = pw.DateTimeField(null=True)
+    last_period = pw.DateTimeField(null=True)
 
 
 class Cluster(BaseModel):
@@ -400,9 +409,39 @@ class ClusterMember(BaseModel):
 
     cluster = pw.ForeignKeyField(Cluster, on_delete="CASCADE", backref="members")
     photo = pw.ForeignKeyField(Photo, on_delete="CASCADE", index=True)
+    # Rank in the cluster's display order (exemplar first, then by capture time), so a
+    # page of members is read through an index (schema 5).
+    position = pw.IntegerField(null=True)
 
     class Meta:
-        indexes = ((("cluster", "photo"), True),)
+        indexes = ((("cluster", "photo"), True), (("cluster", "position"), False))
+
+
+class ClusterSummary(BaseModel):
+    """What the listings show of one cluster, computed when its run is stored.
+
+    ``periods`` is JSON: ``[[label, start (ISO), photos, occurrences], ...]`` of its
+    motif's timeline; ``motif_rank`` orders the run's motifs (0 = most recurrent);
+    ``first_taken``/``last_taken`` span its members' capture times (wall clock);
+    ``average_key`` names the content of its average image.
+    """
+
+    cluster = pw.ForeignKeyField(
+        Cluster, primary_key=True, on_delete="CASCADE", column_name="cluster_id"
+    )
+    run = pw.ForeignKeyField(ClusterRun, on_delete="CASCADE", index=False)
+    size = pw.IntegerField()
+    first_taken = pw.DateTimeField(null=True)
+    last_taken = pw.DateTimeField(null=True)
+    score = pw.DoubleField()
+    motif_rank = pw.IntegerField()
+    n_occurrences = pw.IntegerField()
+    n_undated = pw.IntegerField()
+    periods = pw.TextField()
+    average_key = pw.CharField(max_length=32)
+
+    class Meta:
+        indexes = ((("run", "cluster"), True), (("run", "motif_rank"), True))
 
 
 class Failure(BaseModel):
@@ -424,12 +463,14 @@ MODELS: tuple[type[BaseModel], ...] = (
     ClusterRun,
     Cluster,
     ClusterMember,
+    ClusterSummary,
     Failure,
 )
 
 
 def _create_initial_schema(db: pw.Database) -> None:
-    db.create_tables([m for m in MODELS[1:] if m is not Neighbours], safe=True)
+    later = (Neighbours, ClusterSummary)  # made by their own migrations
+    db.create_tables([m for m in MODELS[1:] if m not in later], safe=True)
 
 
 #: ``(version, migration)`` in order.  A migration takes the database and brings the
@@ -453,11 +494,54 @@ def _rebuild_neighbours(db: pw.Database) -> None:
     db.create_tables([Neighbours], safe=True)
 
 
+#: The photo grid's order (undated last, then by capture time, then path), as an index:
+#: a page of the grid, however deep, is read from it without sorting the table.
+PHOTO_ORDER_INDEX = "photo_by_taken"
+
+
+def _add_summaries(db: pw.Database) -> None:
+    # Version 5: per-clustering summaries stored with each run, member positions, and
+    # the indexes the web view's listings read through.  The tables may already have
+    # the new columns (a database created by this version's models), hence the checks.
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    migrator = SchemaMigrator.from_database(db)
+    for model, names in (
+        (ClusterRun, ("n_clusters", "resolution", "span_us", "first_period", "last_period")),
+        (ClusterMember, ("position",)),
+    ):
+        table = model._meta.table_name
+        present = {c.name for c in db.get_columns(table)}
+        migrate(
+            *(
+                migrator.add_column(table, name, model._meta.fields[name])
+                for name in names
+                if name not in present
+            )
+        )
+    member = ClusterMember._meta.table_name
+    db.execute_sql(
+        f"CREATE INDEX IF NOT EXISTS {member}_cluster_id_position ON {member} "
+        "(cluster_id, position)"
+    )
+    photo = Photo._meta.table_name
+    db.execute_sql(
+        f"CREATE INDEX IF NOT EXISTS {PHOTO_ORDER_INDEX} ON {photo} ((taken IS NULL), taken, path)"
+    )
+    db.create_tables([ClusterSummary], safe=True)
+    # Runs stored before this version get their summaries now, in this transaction.
+    from leitmotiv import summaries
+
+    for (run_id,) in ClusterRun.select(ClusterRun.id).tuples():
+        summaries.store_run(run_id)
+
+
 MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (1, _create_initial_schema),
     (2, _add_neighbours),
     (3, _add_base_photos),
     (4, _rebuild_neighbours),
+    (5, _add_summaries),
 ]
 
 #: The version a freshly migrated database has.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import email.utils
 import json
 import re
 from dataclasses import dataclass
@@ -311,8 +312,8 @@ def test_model_page_draws_one_ellipse_per_component(app, library, by_name):
     html = call(app, f"/photo/{photo.id}/model").text
     assert html.count("<ellipse ") == photo.components
     assert f"{photo.components} Gaussian components" in html
-    assert f'src="/photo/{photo.id}/render.png"' in html
-    assert f'href="/photo/{photo.id}/thumb.jpg"' in html
+    assert f'src="/photo/{photo.id}/render.png?v=' in html
+    assert f'href="/photo/{photo.id}/thumb.jpg?v=' in html
     mixture = library.mixture(photo.id)
     assert f'viewBox="0 0 {mixture.transform.width} {mixture.transform.height}"' in html
 
@@ -377,12 +378,14 @@ def test_clusters_page_and_api(app, library, all_photos):
     shown = clusters[: webapp.CLUSTERS_PER_PAGE]
     for cluster in shown:
         assert f'href="/clusters/{cluster.id}"' in html
-        assert f'src="/clusters/{cluster.id}/average.png"' in html
-        assert f'src="/photo/{cluster.exemplar.id}/thumb.jpg"' in html
+        assert f'src="/clusters/{cluster.id}/average.png?v=' in html
+        assert f'src="/photo/{cluster.exemplar.id}/thumb.jpg?v=' in html
         n = len(cluster.members)
         assert f"{n} photo{'' if n == 1 else 's'}</span>" in html
 
-    body = call(app, "/api/clusters").json()
+    first_page = call(app, "/api/clusters").json()["clusters"]
+    assert len(first_page) == min(webapp.CLUSTERS_PER_PAGE, len(clusters))
+    body = call(app, f"/api/clusters?limit={webapp.API_MAX_LIMIT}").json()
     assert [c["id"] for c in body["clusters"]] == [c.id for c in clusters]
     member_ids = []
     for item in body["clusters"]:
@@ -398,7 +401,7 @@ def test_cluster_page_lists_all_members(app, library):
     reply = call(app, f"/clusters/{cluster.id}")
     assert reply.status == 200
     assert tiles(reply.text) == [m.id for m in cluster.members][: webapp.PHOTOS_PER_PAGE]
-    assert f'src="/clusters/{cluster.id}/average.png"' in reply.text
+    assert f'src="/clusters/{cluster.id}/average.png?v=' in reply.text
     body = call(app, f"/api/clusters/{cluster.id}").json()
     assert body["exemplar"] == {"id": cluster.exemplar.id, "path": cluster.exemplar.path}
     assert [m["id"] for m in body["members"]] == [m.id for m in cluster.members]
@@ -654,7 +657,7 @@ def test_motifs_page_draws_one_timeline_row_per_motif(dated_app):
         assert (
             f'<a href="/clusters/{motif.cluster_id}"><img src="/photo/{motif.exemplar_id}/' in row
         )
-        assert f'src="/clusters/{motif.cluster_id}/average.png"' in row
+        assert f'src="/clusters/{motif.cluster_id}/average.png?v=' in row
         marks = MARK_RE.findall(row)
         assert [label for _, label, _ in marks] == [p.label for p in motif.periods]
         assert {int(cid) for cid, _, _ in marks} <= {motif.cluster_id}
@@ -892,3 +895,154 @@ def test_a_library_that_does_not_exist_reads_as_empty(tmp_path):
     assert call(make_app(reader), "/api/photos").json()["photos"] == []
     reader.close()
     assert not (tmp_path / "nowhere").exists()
+
+
+# ----------------------------------------------- caching, compression, paging
+
+
+def _query_v(html: str, path: str) -> str:
+    """The ``v`` the page gives the URL ``path`` (e.g. ``/photo/3/thumb.jpg``)."""
+    found = re.search(re.escape(path) + r'\?v=([0-9a-f]+)"', html)
+    assert found, path
+    return found.group(1)
+
+
+def test_pages_link_images_by_content_and_those_urls_are_immutable(app, library, by_name):
+    photo = by_name["cloud_sky_2.jpg"]
+    cluster = library.clusters()[0]
+    model_html = call(app, f"/photo/{photo.id}/model").text
+    cluster_html = call(app, f"/clusters/{cluster.id}").text
+    urls = [
+        f"/photo/{photo.id}/thumb.jpg?v={_query_v(model_html, f'/photo/{photo.id}/thumb.jpg')}",
+        f"/photo/{photo.id}/render.png?v={_query_v(model_html, f'/photo/{photo.id}/render.png')}",
+        f"/clusters/{cluster.id}/average.png?v="
+        + _query_v(cluster_html, f"/clusters/{cluster.id}/average.png"),
+        f"/static/style.css?v={_query_v(model_html, '/static/style.css')}",
+    ]
+    assert urls[0].endswith(photo.sha256[:16])
+    for url in urls:
+        reply = call(app, url)
+        assert reply.status == 200, url
+        assert reply.headers["cache-control"] == "private, max-age=31536000, immutable", url
+        # Without the version, or with another one, the same content is revalidated.
+        for other in (url.split("?")[0], url[:-1] + ("0" if url[-1] != "0" else "1")):
+            plain = call(app, other)
+            assert plain.body == reply.body and plain.headers["etag"] == reply.headers["etag"]
+            assert plain.headers["cache-control"] == "private, no-cache", other
+
+
+def test_revalidation_is_a_304_by_etag_or_by_date(app, by_name):
+    photo = by_name["cloud_sky_2.jpg"]
+    url = f"/photo/{photo.id}/thumb.jpg"
+    first = call(app, url)
+    assert first.status == 200 and first.body.startswith(b"\xff\xd8")
+    modified = first.headers["last-modified"]
+    stamp = email.utils.parsedate_to_datetime(modified).timestamp()
+    assert stamp == int(Path(photo.path).stat().st_mtime)  # the file's, to the second
+    same = call(app, url, headers={"If-Modified-Since": modified})
+    assert same.status == 304 and same.body == b"" and same.headers["etag"] == first.headers["etag"]
+    older = call(app, url, headers={"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"})
+    assert older.status == 200 and older.body == first.body
+    assert call(app, url, headers={"If-Modified-Since": "yesterday"}).status == 200
+    # If-None-Match decides when both are sent: a stale tag gets the image.
+    both = {"If-None-Match": '"stale"', "If-Modified-Since": modified}
+    assert call(app, url, headers=both).status == 200
+    for tag in (first.headers["etag"], f'"x", {first.headers["etag"]}', "*"):
+        assert call(app, url, headers={"If-None-Match": tag}).status == 304
+
+
+def test_a_304_does_not_read_or_render_the_image(library, by_name):
+    class Counting:
+        """The library, counting the images it reads or renders."""
+
+        def __init__(self, library):
+            self._library, self.reads = library, 0
+
+        def __getattr__(self, name):
+            found = getattr(self._library, name)
+            if name in ("thumbnail", "render", "average"):
+
+                def counted(*args, **kwargs):
+                    self.reads += 1
+                    return found(*args, **kwargs)
+
+                return counted
+            return found
+
+    counting = Counting(library)
+    app = make_app(counting)
+    photo = by_name["cloud_sky_2.jpg"]
+    cluster = library.clusters()[0]
+    for url in (
+        f"/photo/{photo.id}/thumb.jpg",
+        f"/photo/{photo.id}/render.png",
+        f"/clusters/{cluster.id}/average.png",
+    ):
+        etag = call(app, url).headers["etag"]
+        before = counting.reads
+        assert call(app, url, headers={"If-None-Match": etag}).status == 304
+        assert counting.reads == before, url
+
+
+def _gunzip_call(wsgi, url: str, headers: dict[str, str] | None = None) -> Reply:
+    import gzip
+
+    reply = call(wsgi, url, headers={"Accept-Encoding": "gzip, deflate", **(headers or {})})
+    if reply.headers.get("content-encoding") == "gzip":
+        reply = Reply(reply.status, reply.headers, gzip.decompress(reply.body))
+    return reply
+
+
+def test_served_html_and_json_are_gzip_compressed(library, by_name):
+    wsgi = webapp.make_wsgi(library)
+    app = make_app(library)
+    photo = by_name["cloud_sky_2.jpg"]
+    for url in ("/", "/clusters", "/motifs", "/api/photos", "/api/clusters", "/static/style.css"):
+        raw = call(wsgi, url, headers={"Accept-Encoding": "gzip, deflate"})
+        assert raw.status == 200
+        assert raw.headers["content-encoding"] == "gzip", url
+        assert int(raw.headers["content-length"]) == len(raw.body)
+        assert "Accept-Encoding" in raw.headers["vary"]
+        assert _gunzip_call(wsgi, url).body == call(app, url).body
+        assert len(raw.body) < len(call(app, url).body)
+        # A client that does not ask for it gets the plain body.
+        assert "content-encoding" not in call(wsgi, url).headers
+    for url in (f"/photo/{photo.id}/thumb.jpg", f"/photo/{photo.id}/file"):
+        reply = call(wsgi, url, headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in reply.headers, url
+        assert reply.body == call(app, url).body
+    assert call(wsgi, "/api/photos/999999", headers={"Accept-Encoding": "gzip"}).status == 404
+
+
+def test_cluster_and_motif_listings_are_paginated(app, library, dated_app):
+    clusters = library.clusters()
+    body = call(app, "/api/clusters?offset=3&limit=4").json()
+    assert (body["total"], body["offset"], body["limit"]) == (len(clusters), 3, 4)
+    assert body["clusters"] == [webapp.cluster_json(c) for c in clusters[3:7]]
+    everything = call(app, f"/api/clusters?limit={webapp.API_MAX_LIMIT}").json()["clusters"]
+    assert everything == [webapp.cluster_json(c) for c in clusters]
+    assert call(app, "/api/clusters?limit=0").status == 400
+
+    app2, *_ = dated_app
+    motifs = call(app2, "/api/motifs").json()["motifs"]
+    page = call(app2, "/api/motifs?offset=1&limit=2").json()
+    assert page["total"] == len(motifs) and page["motifs"] == motifs[1:3]
+    ranged = call(app2, "/api/motifs?since=2018&until=2020").json()
+    assert (
+        call(app2, "/api/motifs?since=2018&until=2020&offset=1").json()["motifs"]
+        == (ranged["motifs"][1:])
+    )
+
+    # A cluster's member pages follow its display order to the end.
+    big = max(clusters, key=lambda c: len(c.members))
+    ids = [m.id for m in big.members]
+    assert tiles(call(app, f"/clusters/{big.id}").text) == ids[: webapp.PHOTOS_PER_PAGE]
+
+
+def test_photo_ranking_pages_count_the_stored_distances(app, library, by_name):
+    photo = by_name["astronaut_0.jpg"]
+    n = library.count_similar(photo.id)
+    assert n == library.count_photos() - 1  # a dense index: every other photo
+    assert len(library.similar(photo.id)) == n
+    last = -(-n // webapp.PHOTOS_PER_PAGE)
+    assert f"Page 1 of {last}" in call(app, f"/photo/{photo.id}").text

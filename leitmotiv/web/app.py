@@ -9,15 +9,28 @@ HTML                                      JSON
 ``/photo/<id>`` ranking (``?page``)        ``/api/photos/<id>``,
                                           ``/api/photos/<id>/similar?top=&offset=``
 ``/photo/<id>/model`` the mixture          ``/api/photos/<id>/model``
-``/clusters`` (``?page``)                  ``/api/clusters``
+``/clusters`` (``?page``)                  ``/api/clusters?offset=&limit=``
 ``/clusters/<id>`` members (``?page``)     ``/api/clusters/<id>``
-``/motifs`` timelines (``?page``)          ``/api/motifs?since=&until=``
+``/motifs`` timelines (``?page``)          ``/api/motifs?since=&until=&offset=&limit=``
 ``/motifs/<id>/<period>`` its photos
 ========================================  ==========================================
 
 Images: ``/photo/<id>/thumb.jpg``, ``/photo/<id>/file`` (the original),
 ``/photo/<id>/render.png`` and ``/clusters/<id>/average.png``.  Styles:
 ``/static/<name>`` from a fixed whitelist.
+
+At 100,000 photos a page still reads only what it shows: listings read one page of
+rows through indexes, and the clusters and motifs pages read the summaries stored with
+the clustering (:mod:`leitmotiv.summaries`) instead of the clustering itself.
+
+Caching: the pages link images and styles by URLs that name their content
+(``?v=`` the photo's content hash, the render's or average's key, the stylesheet's
+hash); such a request, when ``v`` is the current one, is answered with
+``Cache-Control: immutable`` for a year, so a second visit loads no image again.  Any
+other image request gets an ``ETag`` (and for thumbnails a ``Last-Modified``) and
+``no-cache``, and revalidation (``If-None-Match``, ``If-Modified-Since``) is a 304
+decided before the image is read or rendered.  :func:`make_wsgi` adds gzip for HTML
+and JSON (Paste's ``gzipper`` middleware), which is what ``leitmotiv serve`` runs.
 
 Safety choices: ids come only through Bottle's ``int`` route filter and are looked up
 in the library, so a file is served by id and never by a path taken from the request;
@@ -37,6 +50,7 @@ their template folder with ``app.config["leitmotiv.templates"].add_folder(path)`
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import hashlib
 import math
 import re
@@ -49,7 +63,7 @@ from typing import Any
 import bottle
 from bottle import HTTPError, HTTPResponse, request, response
 
-from leitmotiv import paths, store
+from leitmotiv import paths, store, summaries
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
@@ -67,12 +81,16 @@ API_MAX_LIMIT = 1000
 API_DEFAULT_TOP = 10
 
 _COUNT_RE = re.compile(r"[0-9]{1,9}")  # page numbers, offsets, limits: ASCII digits only
+# The route of original photo files, which make_wsgi does not compress.
+_ORIGINAL_RE = re.compile(r"/photo/[^/]+/file")
 # Period labels of leitmotiv.motifs: a year, a month or a day.
 _PERIOD_RE = re.compile(r"[0-9]{4}(?:-[0-9]{2}){0,2}")
 
-# Thumbnails and originals change only when their file does, so they may be reused for
-# an hour; renders and averages change whenever the index is rebuilt, so the browser
-# revalidates them with the ETag each time (cheap: a 304 without a body).
+# A URL whose ``v`` names the current content never changes meaning: kept a year and
+# never revalidated.  Originals change only when their file does, so they may be reused
+# for an hour.  Anything else is revalidated with its ETag each time (cheap: a 304 is
+# decided before the image is read or rendered).
+_CACHE_IMMUTABLE = "private, max-age=31536000, immutable"
 _CACHE_STABLE = "private, max-age=3600"
 _CACHE_REVALIDATE = "private, no-cache"
 
@@ -83,6 +101,8 @@ _SECURITY_HEADERS = {
         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "Referrer-Policy": "no-referrer",
+    # HTML and JSON are gzip-compressed for clients that accept it (make_wsgi).
+    "Vary": "Accept-Encoding",
 }
 
 # The extensions a browser can display in an <img>; other originals (HEIC, TIFF...)
@@ -252,6 +272,33 @@ def motifs_with_photos(library, **bounds: Any) -> tuple[list, dict[int, Any]]:
     return library.motifs(clusters=clusters, **bounds), photos
 
 
+def motif_page(library, run, offset: int, limit: int) -> tuple[list, dict[int, Any]]:
+    """Motifs ``offset .. offset + limit - 1`` of the current clustering (by rank) and
+    their photos by id, reading only those clusters' members.
+
+    Each motif is computed from its own members with the run's stored resolution and
+    span, so it equals the one :func:`motifs_with_photos` gives for the whole library.
+    """
+    from leitmotiv.motifs import Shot
+
+    shown = library.cluster_summaries(offset, limit, by_motif=True)
+    members = library.member_ids(c.cluster_id for c in shown)
+    photos = library.photos_by_id(pid for ids in members.values() for pid in ids)
+    motifs = [
+        summaries.motif(
+            run,
+            c.cluster_id,
+            c.exemplar_id,
+            [
+                Shot(pid, photos[pid].taken, photos[pid].taken_source)
+                for pid in members[c.cluster_id]
+            ],
+        )
+        for c in shown
+    ]
+    return motifs, photos
+
+
 # ----------------------------------------------------------------- timelines
 
 
@@ -318,19 +365,18 @@ class Timeline:
         fraction = (moment - self.start) / (self.end - self.start)
         return self.MARGIN + (100.0 - 2 * self.MARGIN) * min(max(fraction, 0.0), 1.0)
 
-    def marks(self, motif) -> list[Mark]:
-        """One mark per period of ``motif``, at the middle of the period."""
+    def marks(self, periods: Sequence[summaries.PeriodSummary], resolution: str) -> list[Mark]:
+        """One mark per period of a motif, at the middle of the period."""
         out = []
-        for period in motif.periods:
-            end = next_period(period.start, motif.resolution)
-            n = len(period.photo_ids)
+        for period in periods:
+            end = next_period(period.start, resolution)
             out.append(
                 Mark(
                     x=self.x(period.start + (end - period.start) / 2),
-                    r=min(4.0 + 3.0 * math.sqrt(n), 18.0),
+                    r=min(4.0 + 3.0 * math.sqrt(period.n_photos), 18.0),
                     label=period.label,
-                    n_photos=n,
-                    n_occurrences=len(period.occurrences),
+                    n_photos=period.n_photos,
+                    n_occurrences=period.n_occurrences,
                 )
             )
         return out
@@ -341,16 +387,19 @@ MAX_TICK_LABELS = 12
 
 
 def make_timeline(motifs: Sequence[Any]) -> Timeline | None:
-    """The axis spanning every dated period of ``motifs``; None if none is dated.
+    """The axis spanning every dated period of ``motifs``; None if none is dated."""
+    periods = [(p.start, m.resolution) for m in motifs for p in m.periods]
+    if not periods:
+        return None
+    return timeline_between(min(s for s, _ in periods), max(next_period(s, r) for s, r in periods))
+
+
+def timeline_between(start: dt.datetime, end: dt.datetime) -> Timeline:
+    """The axis from ``start`` to ``end``.
 
     Ticks mark years when the span covers two years or more (a ten-year library
     gets one per year, a longer one every few years), else months, else days.
     """
-    periods = [(p.start, m.resolution) for m in motifs for p in m.periods]
-    if not periods:
-        return None
-    start = min(s for s, _ in periods)
-    end = max(next_period(s, r) for s, r in periods)
     if end - start >= dt.timedelta(days=2 * 365):
         unit = "year"
     elif end - start >= dt.timedelta(days=60):
@@ -463,34 +512,67 @@ def drawable(mixture) -> bool:
     return mixture is not None and mixture.transform is not None and mixture.dim == 5
 
 
-def _etag_of(data: bytes) -> str:
-    return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+def content_key(*parts: str) -> str:
+    """A short name for content made from ``parts`` (the ``v`` of a versioned URL)."""
+    return hashlib.blake2b("\0".join(parts).encode(), digest_size=8).hexdigest()
 
 
-def _bytes_response(data: bytes | None, content_type: str, cache_control: str) -> HTTPResponse:
-    """``data`` with an ETag and caching headers; 304 when the client has it; 404 if None."""
-    if data is None:
-        raise HTTPError(404, "No such image.")
-    etag = _etag_of(data)
-    headers = {"ETag": etag, "Cache-Control": cache_control, **_SECURITY_HEADERS}
-    wanted = request.get_header("If-None-Match", "")
-    if wanted.strip() == "*" or etag in (tag.strip() for tag in wanted.split(",")):
-        return HTTPResponse(status=304, headers=headers)
-    headers["Content-Type"] = content_type
-    return HTTPResponse(body=data, status=200, headers=headers)
+def thumb_url(photo) -> str:
+    """The thumbnail's URL, naming its content: the photo file's hash."""
+    return f"/photo/{photo.id}/thumb.jpg?v={photo.sha256[:16]}"
 
 
-def _png_response(draw: Callable[[], bytes | None]) -> HTTPResponse:
-    """The PNG ``draw()`` renders, revalidated on every use; 404 if it gives none.
+def _not_modified(etag: str, modified: dt.datetime | None) -> bool:
+    """Whether the request's validators say the client holds this version.
 
-    A model without the pixel transform (a colour-only featurizer) cannot be rendered:
-    the library says so with a ValueError, which is a missing image here.
+    ``If-None-Match`` decides when present (RFC 9110 13.2.2); ``If-Modified-Since`` only
+    without it.
     """
+    wanted = request.get_header("If-None-Match")
+    if wanted is not None:
+        return wanted.strip() == "*" or etag in (tag.strip() for tag in wanted.split(","))
+    since = request.get_header("If-Modified-Since")
+    if since is None or modified is None:
+        return False
     try:
-        data = draw()
+        stamp = email.utils.parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False  # a malformed date is ignored, as the RFC says
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return modified.replace(microsecond=0) <= stamp
+
+
+def _image_response(
+    version: str,
+    content_type: str,
+    read: Callable[[], bytes | None],
+    modified: dt.datetime | None = None,
+) -> HTTPResponse:
+    """An image (or style sheet) named by ``version``: 304 if the client has it, else
+    ``read()``'s bytes.
+
+    Immutable when the request's ``v`` is ``version`` (the URL names the content), else
+    revalidated with the ETag.  ``read()`` runs only when a body is sent; None, or a
+    ValueError (a model that cannot be rendered, e.g. a colour-only featurizer's), is a
+    404.
+    """
+    etag = f'"{version}"'
+    current = request.query.get("v") == version
+    cache_control = _CACHE_IMMUTABLE if current else _CACHE_REVALIDATE
+    headers = {"ETag": etag, "Cache-Control": cache_control, **_SECURITY_HEADERS}
+    if modified is not None:
+        headers["Last-Modified"] = email.utils.format_datetime(modified, usegmt=True)
+    if _not_modified(etag, modified):
+        return HTTPResponse(status=304, headers=headers)
+    try:
+        data = read()
     except ValueError:
         data = None
-    return _bytes_response(data, "image/png", _CACHE_REVALIDATE)
+    if data is None:
+        raise HTTPError(404, "No such image.")
+    headers["Content-Type"] = content_type
+    return HTTPResponse(body=data, status=200, headers=headers)
 
 
 # ----------------------------------------------------------------- the factory
@@ -508,6 +590,7 @@ def make_app(library) -> bottle.Bottle:
     -------
     bottle.Bottle
         A WSGI application; nothing about it is global, so several can coexist.
+        :func:`make_wsgi` wraps it with compression, as served.
     """
     app = bottle.Bottle()
     # Every page and JSON document shows a file name that is not valid UTF-8 with
@@ -517,6 +600,16 @@ def make_app(library) -> bottle.Bottle:
     templates = Templates([TEMPLATE_DIR])
     nav: list[tuple[str, str]] = [("Photos", "/"), ("Clusters", "/clusters"), ("Motifs", "/motifs")]
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_FILES}
+    static_versions = {name: content_key(data.hex()) for name, data in static.items()}
+    featurizer_key = library.featurizer.key()
+
+    def render_url(photo) -> str:
+        """The model render's URL, naming its content: featurizer and file hash."""
+        return f"/photo/{photo.id}/render.png?v={content_key(featurizer_key, photo.sha256)}"
+
+    def average_url(summary) -> str:
+        """The average image's URL, naming its content (stored with the clustering)."""
+        return f"/clusters/{summary.cluster_id}/average.png?v={summary.average_key}"
 
     def render(name: str, *, title: str, **values: Any) -> str:
         """A page: template ``name`` inside the layout, with the helpers every page uses."""
@@ -525,10 +618,12 @@ def make_app(library) -> bottle.Bottle:
             title=title,
             nav=nav,
             current_nav=current_nav(nav, request.path),
+            style_url=f"/static/style.css?v={static_versions['style.css']}",
             date_label=date_label,
             date_source_label=date_source_label,
             file_name=file_name,
             thumb_size=thumb_size,
+            thumb_url=thumb_url,
             **values,
         )
 
@@ -551,6 +646,17 @@ def make_app(library) -> bottle.Bottle:
         if cluster is None:
             raise HTTPError(404, f"There is no cluster {cluster_id}.")
         return cluster
+
+    def get_summary(cluster_id: int):
+        """The stored summary of a cluster of the current clustering; 404 if none."""
+        found = library.cluster_summary(cluster_id) if 0 <= cluster_id <= _MAX_ID else None
+        if found is None:
+            raise HTTPError(404, f"There is no cluster {cluster_id}.")
+        return found
+
+    def can_draw(photo_id: int) -> bool:
+        """Whether this library's models render (one model read: all share a featurizer)."""
+        return drawable(library.mixture(photo_id))
 
     # ------------------------------------------------------------ all photos
 
@@ -577,7 +683,9 @@ def make_app(library) -> bottle.Bottle:
     @app.get("/photo/<photo_id:int>")
     def photo_page(photo_id):
         photo = get_photo(photo_id)
-        page = _page(max(library.count_photos() - 1, 0), PHOTOS_PER_PAGE)
+        # The photos it has a distance to: all others in a dense index, its
+        # neighbourhood in a sparse one.
+        page = _page(library.count_similar(photo.id), PHOTOS_PER_PAGE)
         ranking = library.similar(photo.id, top=page.size, offset=page.offset)
         return render(
             "photo",
@@ -629,6 +737,7 @@ def make_app(library) -> bottle.Bottle:
             drawable=can_draw,
             ellipses=mixture_ellipses(mixture) if can_draw else [],
             frame=(mixture.transform.width, mixture.transform.height) if can_draw else None,
+            render_url=render_url(photo),
         )
 
     @app.get("/api/photos/<photo_id:int>/model")
@@ -660,36 +769,65 @@ def make_app(library) -> bottle.Bottle:
 
     # -------------------------------------------------------------- clusters
 
+    def cluster_total() -> int:
+        run = library.summary()
+        return 0 if run is None else run.n_clusters
+
     @app.get("/clusters")
     def clusters_page():
-        clusters = library.clusters()
-        page = _page(len(clusters), CLUSTERS_PER_PAGE)
-        shown = clusters[page.offset : page.offset + page.size]
+        page = _page(cluster_total(), CLUSTERS_PER_PAGE)
+        shown = library.cluster_summaries(page.offset, page.size)
+        strips = library.member_ids((c.cluster_id for c in shown), 0, STRIP_LENGTH)
+        photos = library.photos_by_id(
+            {c.exemplar_id for c in shown} | {p for ids in strips.values() for p in ids}
+        )
         return render(
             "clusters",
             title="Clusters",
             clusters=shown,
+            strips={cid: [photos[p] for p in ids if p in photos] for cid, ids in strips.items()},
+            photos=photos,
             page=page,
-            strip=STRIP_LENGTH,
-            averages=bool(shown) and drawable(library.mixture(shown[0].exemplar.id)),
+            averages=bool(shown) and can_draw(shown[0].exemplar_id),
+            average_url=average_url,
         )
 
     @app.get("/api/clusters")
     def clusters_api():
-        return {"clusters": [cluster_json(cluster) for cluster in library.clusters()]}
+        offset = _query_count("offset", 0, 0, 10**9)
+        limit = _query_count("limit", CLUSTERS_PER_PAGE, 1, API_MAX_LIMIT)
+        shown = library.cluster_summaries(offset, limit)
+        members = library.member_ids(c.cluster_id for c in shown)
+        photos = library.photos_by_id(p for ids in members.values() for p in ids)
+        return {
+            "total": cluster_total(),
+            "offset": offset,
+            "limit": limit,
+            "clusters": [
+                {
+                    "id": c.cluster_id,
+                    "exemplar": photo_ref(photos[c.exemplar_id]),
+                    "members": [photo_ref(photos[p]) for p in members[c.cluster_id]],
+                }
+                for c in shown
+            ],
+        }
 
     @app.get("/clusters/<cluster_id:int>")
     def cluster_page(cluster_id):
-        cluster = get_cluster(cluster_id)
-        page = _page(len(cluster.members), PHOTOS_PER_PAGE)
-        members = cluster.members[page.offset : page.offset + page.size]
+        summary = get_summary(cluster_id)
+        page = _page(summary.size, PHOTOS_PER_PAGE)
+        ids = library.member_ids([summary.cluster_id], page.offset, page.offset + page.size)
+        photos = library.photos_by_id([summary.exemplar_id, *ids[summary.cluster_id]])
         return render(
             "cluster",
-            title=f"Cluster {cluster.id}",
-            cluster=cluster,
-            members=members,
+            title=f"Cluster {summary.cluster_id}",
+            cluster=summary,
+            exemplar=photos[summary.exemplar_id],
+            members=[photos[p] for p in ids[summary.cluster_id] if p in photos],
             page=page,
-            averages=drawable(library.mixture(cluster.exemplar.id)),
+            averages=can_draw(summary.exemplar_id),
+            average_url=average_url(summary),
         )
 
     @app.get("/api/clusters/<cluster_id:int>")
@@ -713,11 +851,15 @@ def make_app(library) -> bottle.Bottle:
 
     @app.get("/motifs")
     def motifs_page():
-        motifs, photos = motifs_with_photos(library)
-        page = _page(len(motifs), MOTIFS_PER_PAGE)
-        shown = motifs[page.offset : page.offset + page.size]
+        run = library.summary()
+        page = _page(0 if run is None else run.n_clusters, MOTIFS_PER_PAGE)
+        shown = library.cluster_summaries(page.offset, page.size, by_motif=True)
+        photos = library.photos_by_id(c.exemplar_id for c in shown)
         # One axis for all motifs (not only this page's), so every row reads alike.
-        timeline = make_timeline(motifs)
+        timeline = None
+        if run is not None and run.first_period is not None:
+            end = next_period(run.last_period, run.resolution)
+            timeline = timeline_between(run.first_period, end)
         return render(
             "motifs",
             title="Motifs",
@@ -725,53 +867,85 @@ def make_app(library) -> bottle.Bottle:
             photos=photos,
             page=page,
             timeline=timeline,
-            marks={m.cluster_id: timeline.marks(m) for m in shown} if timeline else {},
-            resolution=motifs[0].resolution if motifs else "year",
-            averages=bool(shown) and drawable(library.mixture(shown[0].exemplar_id)),
+            marks={m.cluster_id: timeline.marks(m.periods, run.resolution) for m in shown}
+            if timeline
+            else {},
+            resolution=run.resolution if run is not None else "year",
+            averages=bool(shown) and can_draw(shown[0].exemplar_id),
+            average_url=average_url,
         )
 
     @app.get("/api/motifs")
     def motifs_api():
-        motifs, photos = motifs_with_photos(library, **date_bounds())
+        offset = _query_count("offset", 0, 0, 10**9)
+        limit = _query_count("limit", MOTIFS_PER_PAGE, 1, API_MAX_LIMIT)
+        bounds = date_bounds()
+        run = library.summary()
+        if run is None:
+            motifs, photos, total = [], {}, 0
+        elif any(bounds.values()):
+            # A date range changes every score and the resolution: the whole
+            # clustering is read (the one listing that grows with the library).
+            motifs, photos = motifs_with_photos(library, **bounds)
+            total, motifs = len(motifs), motifs[offset : offset + limit]
+        else:
+            motifs, photos = motif_page(library, run, offset, limit)
+            total = run.n_clusters
         return {
+            "total": total,
+            "offset": offset,
+            "limit": limit,
             "motifs": [
                 motif_json(m, photos, f"/clusters/{m.cluster_id}/average.png") for m in motifs
-            ]
+            ],
         }
 
     @app.get("/motifs/<cluster_id:int>/<label>")
     def motif_period_page(cluster_id, label):
-        motifs, photos = motifs_with_photos(library) if _PERIOD_RE.fullmatch(label) else ([], {})
-        motif = next((m for m in motifs if m.cluster_id == cluster_id), None)
-        if motif is None:
+        found = (
+            library.motif(cluster_id)
+            if _PERIOD_RE.fullmatch(label) and 0 <= cluster_id <= _MAX_ID
+            else None
+        )
+        if found is None:
             raise HTTPError(404, f"There is no motif {cluster_id}.")
-        period = next((p for p in motif.periods if p.label == label), None)
+        period = next((p for p in found.periods if p.label == label), None)
         if period is None:
             raise HTTPError(404, f"Motif {cluster_id} has no photos in {label}.")
+        photos = library.photos_by_id(period.photo_ids)
         return render(
             "motif_period",
             title=f"Motif {cluster_id} in {label}",
-            motif=motif,
+            motif=found,
             period=period,
-            members=[photos[pid] for pid in period.photo_ids],
+            members=[photos[pid] for pid in period.photo_ids if pid in photos],
         )
 
     # ---------------------------------------------------------------- images
 
     @app.get("/photo/<photo_id:int>/thumb.jpg")
     def thumbnail(photo_id):
-        photo = get_photo(photo_id)
-        return _bytes_response(library.thumbnail(photo.id), "image/jpeg", _CACHE_STABLE)
+        stamp = library.thumbnail_stamp(photo_id) if valid_id(photo_id) else None
+        if stamp is None:
+            raise HTTPError(404, f"There is no photo {photo_id}.")
+        sha256, mtime = stamp
+        modified = dt.datetime.fromtimestamp(mtime, dt.UTC)
+        return _image_response(
+            sha256[:16], "image/jpeg", lambda: library.thumbnail(photo_id), modified
+        )
 
     @app.get("/photo/<photo_id:int>/render.png")
     def render_png(photo_id):
         photo = get_photo(photo_id)
-        return _png_response(lambda: library.render(photo.id))
+        version = content_key(featurizer_key, photo.sha256)
+        return _image_response(version, "image/png", lambda: library.render(photo.id))
 
     @app.get("/clusters/<cluster_id:int>/average.png")
     def average_png(cluster_id):
-        cluster = get_cluster(cluster_id)
-        return _png_response(lambda: library.average(cluster.id))
+        summary = get_summary(cluster_id)
+        return _image_response(
+            summary.average_key, "image/png", lambda: library.average(summary.cluster_id)
+        )
 
     @app.get("/photo/<photo_id:int>/file")
     def original(photo_id):
@@ -791,7 +965,7 @@ def make_app(library) -> bottle.Bottle:
     def static_file(name):
         if name not in STATIC_FILES:
             raise HTTPError(404, "No such file.")
-        return _bytes_response(static[name], STATIC_FILES[name], _CACHE_STABLE)
+        return _image_response(static_versions[name], STATIC_FILES[name], lambda: static[name])
 
     # -------------------------------------------------- headers and errors
 
@@ -825,3 +999,25 @@ def make_app(library) -> bottle.Bottle:
 
     get_plugin_manager().hook.leitmotiv_web_routes(app=app, library=library)
     return app
+
+
+def make_wsgi(library):
+    """The web view as ``leitmotiv serve`` serves it: :func:`make_app` behind gzip.
+
+    Compression is Paste's ``gzipper`` middleware: it compresses ``text/*`` and
+    ``application/*`` responses (HTML, JSON, CSS) for clients that send
+    ``Accept-Encoding: gzip``, and passes the rest through.  It holds a response in
+    memory to compress it, so original photo files (``/photo/<id>/file``, large and
+    already compressed) go around it.
+    """
+    from paste.gzipper import middleware
+
+    app = make_app(library)
+    compressed = middleware(app, compress_level=6)
+
+    def wsgi(environ, start_response):
+        if _ORIGINAL_RE.fullmatch(environ.get("PATH_INFO", "")):
+            return app(environ, start_response)
+        return compressed(environ, start_response)
+
+    return wsgi

@@ -1,4 +1,4 @@
-% rebase('layout', title=title, nav=nav, current_nav=current_nav)
+% rebase('layout', title=title, nav=nav, current_nav=current_nav, style_url=style_url)
 <section class="error">
   <h1>{{status}}</h1>
   <p>{{message}}</p>

@@ -4,7 +4,7 @@
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{title}} · leitmotiv</title>
-<link rel="stylesheet" href="/static/style.css">
+<link rel="stylesheet" href="{{get('style_url', '/static/style.css')}}">
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>

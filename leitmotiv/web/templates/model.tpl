@@ -1,4 +1,4 @@
-% rebase('layout', title=title, nav=nav, current_nav=current_nav)
+% rebase('layout', title=title, nav=nav, current_nav=current_nav, style_url=style_url)
 <h1>Model of <a href="/photo/{{photo.id}}">{{file_name(photo)}}</a></h1>
 % if mixture is None:
 <p class="empty">This photo has no model yet: run <code>leitmotiv build-index</code>.</p>
@@ -12,7 +12,7 @@
   <figure>
     <svg class="ellipses" viewBox="0 0 {{frame[0]}} {{frame[1]}}" role="img" aria-labelledby="svg-title">
       <title id="svg-title">{{file_name(photo)}} with its {{mixture.n_components}} components drawn as ellipses</title>
-      <image href="/photo/{{photo.id}}/thumb.jpg" x="0" y="0" width="{{frame[0]}}" height="{{frame[1]}}" preserveAspectRatio="none"/>
+      <image href="{{thumb_url(photo)}}" x="0" y="0" width="{{frame[0]}}" height="{{frame[1]}}" preserveAspectRatio="none"/>
 %   for e in ellipses:
       <ellipse cx="{{'%.2f' % e.cx}}" cy="{{'%.2f' % e.cy}}" rx="{{'%.2f' % e.rx}}" ry="{{'%.2f' % e.ry}}" transform="rotate({{'%.2f' % e.angle}} {{'%.2f' % e.cx}} {{'%.2f' % e.cy}})" fill="{{e.fill}}" fill-opacity="{{'%.2f' % e.opacity}}" stroke="#ffffff" stroke-opacity="0.45" stroke-width="1" vector-effect="non-scaling-stroke"/>
 %   end
@@ -20,7 +20,7 @@
     <figcaption>The photo and its mixture</figcaption>
   </figure>
   <figure>
-    <img src="/photo/{{photo.id}}/render.png" alt="The model of {{file_name(photo)}} rendered back to an image">
+    <img src="{{render_url}}" alt="The model of {{file_name(photo)}} rendered back to an image">
     <figcaption>The model rendered: expected colour at each pixel</figcaption>
   </figure>
 </div>

@@ -1,4 +1,4 @@
-% rebase('layout', title=title, nav=nav, current_nav=current_nav)
+% rebase('layout', title=title, nav=nav, current_nav=current_nav, style_url=style_url)
 <h1><a href="/clusters/{{motif.cluster_id}}">Motif {{motif.cluster_id}}</a> in {{period.label}} <span class="count">{{len(members)}} photo{{'' if len(members) == 1 else 's'}} in {{len(period.occurrences)}} occurrence{{'' if len(period.occurrences) == 1 else 's'}}</span></h1>
 <p class="lead">Photos taken within 30 minutes of each other form one occurrence.</p>
 <ul class="grid">

@@ -1,4 +1,4 @@
-% rebase('layout', title=title, nav=nav, current_nav=current_nav)
+% rebase('layout', title=title, nav=nav, current_nav=current_nav, style_url=style_url)
 <h1>Motifs <span class="count">{{page.total}}</span></h1>
 <p class="lead">Clusters seen through time, the most recurrent first: a scene photographed in many separate {{resolution}}s ranks above a burst of near-duplicates shot in one afternoon, which counts as one occurrence. Each dot is a {{resolution}} with photos of the motif (the bigger, the more photos); click it to see them. Photos dated only by their file time are counted apart as undated.</p>
 % if not motifs:
@@ -10,15 +10,16 @@
 % for m in motifs:
 %   exemplar = photos[m.exemplar_id]
 %   n_periods = len(m.periods)
+%   n_photos = m.size
   <li class="motif">
     <div class="motif-images{{'' if averages else ' no-average'}}">
       <figure class="exemplar">
-        <a href="/clusters/{{m.cluster_id}}"><img src="/photo/{{exemplar.id}}/thumb.jpg" alt="Exemplar of motif {{m.cluster_id}}: {{file_name(exemplar)}}" loading="lazy"></a>
+        <a href="/clusters/{{m.cluster_id}}"><img src="{{thumb_url(exemplar)}}" alt="Exemplar of motif {{m.cluster_id}}: {{file_name(exemplar)}}" loading="lazy"></a>
         <figcaption>Exemplar</figcaption>
       </figure>
 %   if averages:
       <figure class="average">
-        <a href="/clusters/{{m.cluster_id}}"><img src="/clusters/{{m.cluster_id}}/average.png" alt="Average image of motif {{m.cluster_id}}" loading="lazy"></a>
+        <a href="/clusters/{{m.cluster_id}}"><img src="{{average_url(m)}}" alt="Average image of motif {{m.cluster_id}}" loading="lazy"></a>
         <figcaption>Average</figcaption>
       </figure>
 %   end
@@ -26,12 +27,12 @@
     <div class="motif-time">
       <h2><a href="/clusters/{{m.cluster_id}}">Motif {{m.cluster_id}}</a>
 %   if n_periods:
-        <span class="count">score {{'%.2f' % m.score}} · {{m.n_occurrences}} occurrence{{'' if m.n_occurrences == 1 else 's'}} in {{n_periods}} {{m.resolution}}{{'' if n_periods == 1 else 's'}} · {{len(m.member_ids)}} photo{{'' if len(m.member_ids) == 1 else 's'}}</span>
+        <span class="count">score {{'%.2f' % m.score}} · {{m.n_occurrences}} occurrence{{'' if m.n_occurrences == 1 else 's'}} in {{n_periods}} {{resolution}}{{'' if n_periods == 1 else 's'}} · {{n_photos}} photo{{'' if n_photos == 1 else 's'}}</span>
 %   else:
-        <span class="count">score {{'%.2f' % m.score}} · no capture date · {{len(m.member_ids)}} photo{{'' if len(m.member_ids) == 1 else 's'}}</span>
+        <span class="count">score {{'%.2f' % m.score}} · no capture date · {{n_photos}} photo{{'' if n_photos == 1 else 's'}}</span>
 %   end
-%   if m.undated_ids:
-        <span class="undated" title="Dated by file time only, so not placed on the timeline">{{len(m.undated_ids)}} undated</span>
+%   if m.n_undated:
+        <span class="undated" title="Dated by file time only, so not placed on the timeline">{{m.n_undated}} undated</span>
 %   end
       </h2>
 %   if timeline is not None:

@@ -1,11 +1,11 @@
-% rebase('layout', title=title, nav=nav, current_nav=current_nav)
+% rebase('layout', title=title, nav=nav, current_nav=current_nav, style_url=style_url)
 <div class="photo-layout">
   <section class="selected" aria-labelledby="selected-title">
     <figure>
 % if displayable:
       <a href="/photo/{{photo.id}}/file"><img src="/photo/{{photo.id}}/file" alt="{{file_name(photo)}}"></a>
 % else:
-      <a href="/photo/{{photo.id}}/file"><img src="/photo/{{photo.id}}/thumb.jpg" alt="{{file_name(photo)}} (thumbnail; the original opens as a download)"></a>
+      <a href="/photo/{{photo.id}}/file"><img src="{{thumb_url(photo)}}" alt="{{file_name(photo)}} (thumbnail; the original opens as a download)"></a>
 % end
       <figcaption>
         <h1 id="selected-title">{{file_name(photo)}}</h1>

@@ -1,4 +1,4 @@
-% rebase('layout', title=title, nav=nav, current_nav=current_nav)
+% rebase('layout', title=title, nav=nav, current_nav=current_nav, style_url=style_url)
 <h1>Photos <span class="count">{{page.total}}</span></h1>
 <p class="lead">By date captured, oldest first; photos without a date come last.</p>
 % if not photos:

@@ -1,0 +1,297 @@
+"""Per-clustering summaries: what the listings show of a clustering, stored with it.
+
+A library of 100,000 photos has thousands of clusters.  The clusters and motifs pages
+show thirty at a time, each with its size, exemplar, first members, capture-date range
+and motif timeline; computing those per request would read the whole clustering every
+time.  So when a clustering run is stored (:meth:`leitmotiv.library.Library.build_index`,
+or the schema migration for runs stored before), :func:`store_run` computes them once,
+in the same transaction:
+
+- each member's *position* in its cluster's display order (the exemplar first, then by
+  capture time, undated last, then by path), so a page of members is an index range;
+- per cluster (:class:`leitmotiv.store.ClusterSummary`): size, exemplar, capture-date
+  range, its motif's score, rank, occurrences, undated count and periods
+  (:mod:`leitmotiv.motifs`), and a key naming its average image's content;
+- per run: the number of clusters, and the motifs' resolution, the library's span and
+  the first and last period (what a single motif and the shared timeline need).
+
+The readers below return these rows; the stored values equal a recomputation from the
+members (tested), because they are made by the same functions of :mod:`leitmotiv.motifs`.
+All functions use the store's models as bound by the caller (:func:`leitmotiv.store.bound`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from leitmotiv import store
+from leitmotiv.motifs import Motif, Shot, library_scale, motif_of, motif_order
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The current clustering as a whole.
+
+    Attributes
+    ----------
+    run_id, n_clusters, n_photos : int
+    created : datetime
+        When the run was stored (UTC, naive).
+    resolution : str
+        The motifs' timeline resolution: "day", "month" or "year".
+    span : timedelta
+        From the first to the last EXIF capture time of the clustered photos.
+    first_period, last_period : datetime or None
+        Starts of the earliest and latest period any motif appears in (None when no
+        photo has a capture date).
+    """
+
+    run_id: int
+    n_clusters: int
+    n_photos: int
+    created: dt.datetime
+    resolution: str
+    span: dt.timedelta
+    first_period: dt.datetime | None
+    last_period: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    """One period of a motif's timeline: its label and start, photos and occurrences."""
+
+    label: str
+    start: dt.datetime
+    n_photos: int
+    n_occurrences: int
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    """One cluster as the listings show it (see :class:`leitmotiv.store.ClusterSummary`)."""
+
+    cluster_id: int
+    exemplar_id: int
+    size: int
+    first_taken: dt.datetime | None
+    last_taken: dt.datetime | None
+    score: float
+    motif_rank: int
+    n_occurrences: int
+    n_undated: int
+    periods: list[PeriodSummary]
+    average_key: str
+
+
+def member_order(photo_id: int, exemplar_id: int, taken: dt.datetime | None, path: str):
+    """Sort key of a cluster's display order: exemplar, then capture time, undated last,
+    then path."""
+    return (photo_id != exemplar_id, taken is None, taken or dt.datetime.min, path)
+
+
+def average_key(featurizer_key: str, hashes: Iterable[str]) -> str:
+    """A name for the content of a cluster's average image: the featurizer that made the
+    models and the members' file hashes, in any order."""
+    text = "\0".join([featurizer_key, *sorted(hashes)])
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+# --------------------------------------------------------------------- writing
+
+
+def store_run(run_id: int) -> None:
+    """Compute and store the summaries of clustering run ``run_id``.
+
+    Rewrites the run's member rows with their positions, writes one summary row per
+    cluster and the run's own fields.  The caller owns the transaction (the run's, so
+    readers never see a run without its summaries).
+    """
+    run = store.ClusterRun.get_by_id(run_id)
+    featurizer_key = store.ImplementationKey.get_by_id(run.featurizer_id).key
+    exemplar = dict(
+        store.Cluster.select(store.Cluster.id, store.Cluster.exemplar)
+        .where(store.Cluster.run == run_id)
+        .tuples()
+    )
+    members: dict[int, list[tuple]] = {cid: [] for cid in exemplar}
+    rows = (
+        store.ClusterMember.select(
+            store.ClusterMember.cluster,
+            store.Photo.id,
+            store.Photo.path,
+            store.Photo.taken,
+            store.Photo.taken_source,
+            store.Photo.sha256,
+        )
+        .join(store.Photo)
+        .where(store.ClusterMember.cluster.in_(list(exemplar)))
+        .tuples()
+    )
+    for cid, *photo in rows:
+        members[cid].append(tuple(photo))
+    for cid, photos in members.items():
+        photos.sort(key=lambda p, e=exemplar[cid]: member_order(p[0], e, p[2], p[1]))
+
+    shots = [
+        (cid, exemplar[cid], [Shot(pid, taken, source) for pid, _, taken, source, _ in photos])
+        for cid, photos in members.items()
+    ]
+    resolution, span = library_scale(shots)
+    motifs = sorted((motif_of(*cluster, resolution, span) for cluster in shots), key=motif_order)
+    rank = {m.cluster_id: r for r, m in enumerate(motifs)}
+    starts = [p.start for m in motifs for p in m.periods]
+
+    store.ClusterMember.delete().where(store.ClusterMember.cluster.in_(list(exemplar))).execute()
+    store.insert_rows(
+        store.ClusterMember,
+        [store.ClusterMember.cluster, store.ClusterMember.photo, store.ClusterMember.position],
+        [(cid, p[0], i) for cid, photos in members.items() for i, p in enumerate(photos)],
+    )
+    summary_rows = []
+    for motif in motifs:
+        photos = members[motif.cluster_id]
+        times = [p[2] for p in photos if p[2] is not None]
+        periods = [
+            [p.label, p.start.isoformat(), len(p.photo_ids), len(p.occurrences)]
+            for p in motif.periods
+        ]
+        summary_rows.append(
+            (
+                motif.cluster_id,
+                run_id,
+                len(photos),
+                min(times) if times else None,
+                max(times) if times else None,
+                motif.score,
+                rank[motif.cluster_id],
+                motif.n_occurrences,
+                len(motif.undated_ids),
+                json.dumps(periods),
+                average_key(featurizer_key, (p[4] for p in photos)),
+            )
+        )
+    fields = [
+        store.ClusterSummary.cluster,
+        store.ClusterSummary.run,
+        store.ClusterSummary.size,
+        store.ClusterSummary.first_taken,
+        store.ClusterSummary.last_taken,
+        store.ClusterSummary.score,
+        store.ClusterSummary.motif_rank,
+        store.ClusterSummary.n_occurrences,
+        store.ClusterSummary.n_undated,
+        store.ClusterSummary.periods,
+        store.ClusterSummary.average_key,
+    ]
+    store.ClusterSummary.delete().where(store.ClusterSummary.run == run_id).execute()
+    store.insert_rows(store.ClusterSummary, fields, summary_rows)
+    store.ClusterRun.update(
+        n_clusters=len(exemplar),
+        resolution=resolution,
+        span_us=span // dt.timedelta(microseconds=1),
+        first_period=min(starts, default=None),
+        last_period=max(starts, default=None),
+    ).where(store.ClusterRun.id == run_id).execute()
+
+
+# --------------------------------------------------------------------- reading
+
+
+def run_summary(run) -> RunSummary | None:
+    """The summary of a :class:`leitmotiv.store.ClusterRun` row; None if it has none."""
+    if run is None or run.n_clusters is None:
+        return None
+    return RunSummary(
+        run_id=run.id,
+        n_clusters=run.n_clusters,
+        n_photos=run.n_photos,
+        created=run.created,
+        resolution=run.resolution,
+        span=dt.timedelta(microseconds=run.span_us),
+        first_period=run.first_period,
+        last_period=run.last_period,
+    )
+
+
+def _to_summary(row: dict) -> ClusterSummary:
+    return ClusterSummary(
+        cluster_id=row["cluster"],
+        exemplar_id=row["exemplar_id"],
+        size=row["size"],
+        first_taken=row["first_taken"],
+        last_taken=row["last_taken"],
+        score=row["score"],
+        motif_rank=row["motif_rank"],
+        n_occurrences=row["n_occurrences"],
+        n_undated=row["n_undated"],
+        periods=[
+            PeriodSummary(label, dt.datetime.fromisoformat(start), n, k)
+            for label, start, n, k in json.loads(row["periods"])
+        ],
+        average_key=row["average_key"],
+    )
+
+
+def _summaries():
+    return (
+        store.ClusterSummary.select(
+            store.ClusterSummary, store.Cluster.exemplar.alias("exemplar_id")
+        )
+        .join(store.Cluster)
+        .dicts()
+    )
+
+
+def cluster_summaries(
+    run_id: int, offset: int = 0, limit: int | None = None, by_motif: bool = False
+) -> list[ClusterSummary]:
+    """One page of a run's cluster summaries, by cluster id or, with ``by_motif``, by
+    motif rank (most recurrent first); both orders are index ranges."""
+    key = store.ClusterSummary.motif_rank if by_motif else store.ClusterSummary.cluster
+    query = _summaries().where(store.ClusterSummary.run == run_id).order_by(key)
+    if limit is not None:
+        query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
+    return [_to_summary(row) for row in query]
+
+
+def cluster_summary(run_id: int, cluster_id: int) -> ClusterSummary | None:
+    """The summary of one cluster of the run, or None."""
+    row = (
+        _summaries()
+        .where((store.ClusterSummary.run == run_id) & (store.ClusterSummary.cluster == cluster_id))
+        .first()
+    )
+    return None if row is None else _to_summary(row)
+
+
+def member_ids(cluster_ids: Iterable[int], start: int = 0, stop: int | None = None):
+    """Members ``start .. stop - 1`` (display positions) of each cluster, by cluster id:
+    an index range per cluster, however deep the page."""
+    cluster_ids = list(cluster_ids)
+    out: dict[int, list[int]] = {cid: [] for cid in cluster_ids}
+    condition = store.ClusterMember.cluster.in_(cluster_ids)
+    if start:
+        condition &= store.ClusterMember.position >= start
+    if stop is not None:
+        condition &= store.ClusterMember.position < stop
+    query = (
+        store.ClusterMember.select(store.ClusterMember.cluster, store.ClusterMember.photo)
+        .where(condition)
+        .order_by(store.ClusterMember.cluster, store.ClusterMember.position)
+    )
+    for cid, pid in store.raw_rows(store.ClusterMember._meta.database, query):
+        out[cid].append(pid)
+    return out
+
+
+def motif(summary: RunSummary, cluster_id: int, exemplar_id: int, shots: list[Shot]) -> Motif:
+    """One cluster's motif, exactly as :func:`leitmotiv.motifs.find_motifs` makes it for
+    the whole library, from the run's stored resolution and span (``shots`` in display
+    order)."""
+    return motif_of(cluster_id, exemplar_id, shots, summary.resolution, summary.span)
