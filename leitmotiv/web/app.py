@@ -649,7 +649,7 @@ def make_app(library) -> bottle.Bottle:
 
     def get_summary(cluster_id: int):
         """The stored summary of a cluster of the current clustering; 404 if none."""
-        found = library.cluster_summary(cluster_id) if 0 <= cluster_id <= _MAX_ID else None
+        found = library.cluster_summary(cluster_id) if 0 <= cluster_id <= store.MAX_ID else None
         if found is None:
             raise HTTPError(404, f"There is no cluster {cluster_id}.")
         return found
@@ -904,7 +904,7 @@ def make_app(library) -> bottle.Bottle:
     def motif_period_page(cluster_id, label):
         found = (
             library.motif(cluster_id)
-            if _PERIOD_RE.fullmatch(label) and 0 <= cluster_id <= _MAX_ID
+            if _PERIOD_RE.fullmatch(label) and 0 <= cluster_id <= store.MAX_ID
             else None
         )
         if found is None:
