@@ -316,7 +316,12 @@ def build_index(app, method, neighbours, recluster, jobs, dask, as_json):
     app.settings = dataclasses.replace(
         app.settings, **{k: v for k, v in changes.items() if v is not None}
     )
-    report = app.library.build_index(jobs=_jobs(app, jobs), dask=dask, recluster=recluster)
+    from leitmotiv.implementation import SparseIndexUnavailable
+
+    try:
+        report = app.library.build_index(jobs=_jobs(app, jobs), dask=dask, recluster=recluster)
+    except SparseIndexUnavailable as exc:
+        raise click.UsageError(str(exc)) from None
     if as_json:
         emit_json(
             {

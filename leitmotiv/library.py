@@ -73,6 +73,7 @@ import peewee as pw
 
 from leitmotiv import ingest, pair_jobs, store
 from leitmotiv.config import Settings
+from leitmotiv.implementation import SparseIndexUnavailable
 from leitmotiv.motifs import Motif
 from leitmotiv.sparse_index import positions_in
 
@@ -751,10 +752,16 @@ class Library:
             return "dense" if n_photos <= self.settings.dense_limit else "sparse"
         return self.settings.index
 
-    def _check_clusterer(self, method: str) -> None:
-        """Refuse, before any work, a clusterer that cannot use the sparse graph."""
-        if method == "sparse" and not self.clusterer.clusters_graphs:
-            raise ValueError(self.clusterer.dense_only_reason())
+    def _check_sparse(self, method: str) -> None:
+        """Refuse, before any work, a sparse index that the clusterer or the divergence
+        cannot serve."""
+        if method != "sparse":
+            return
+        if not self.clusterer.clusters_graphs:
+            raise SparseIndexUnavailable(self.clusterer.dense_only_reason())
+        reason = self.divergence.sparse_unavailable_reason()
+        if reason is not None:
+            raise SparseIndexUnavailable(reason)
 
     @contextlib.contextmanager
     def _workers(self, jobs: int, dask: str | None) -> Iterator[Any]:
@@ -810,21 +817,22 @@ class Library:
 
         Raises
         ------
-        ValueError
-            If the index is sparse and the clusterer needs every pairwise distance.
+        SparseIndexUnavailable
+            If the index is sparse and the clusterer needs every pairwise distance or
+            the divergence has no sparse path (a ValueError).
         """
         start = time.perf_counter()
         show = _show_progress(progress)
         keys = self._key_ids()
         with store.bound(self.db):
-            self._check_clusterer(self.index_method(self.count_photos()))
+            self._check_sparse(self.index_method(self.count_photos()))
         with self._workers(jobs, dask) as workers:
             refits = self._refit_missing(workers, show)
             report = IndexReport(refit=refits.updated, failed=refits.failed)
             ids, mixtures = self._indexed(keys[0])
             report.n_photos = len(ids)
             report.method = self.index_method(len(ids))
-            self._check_clusterer(report.method)
+            self._check_sparse(report.method)
             if report.method == "dense":
                 self._index_dense(ids, mixtures, keys, jobs, show, workers, dask, report)
             else:

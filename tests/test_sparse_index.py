@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from leitmotiv import candidates, pair_jobs, sparse_index, store
+from leitmotiv import pair_jobs, sparse_index, store
 from leitmotiv.config import Settings
 from leitmotiv.implementation import Clusterer, Clustering
 from leitmotiv.library import IndexReport, Library
@@ -303,7 +303,7 @@ def test_a_photo_whose_content_changed_is_searched_again(tmp_path, photos_dir):
         with store.bound(lib.db):
             row = store.Neighbours.get(store.Neighbours.photo == photo.id)
         stored = np.frombuffer(bytes(row.embedding), dtype="<f4")
-        np.testing.assert_array_equal(stored, candidates.embed([model])[0])
+        np.testing.assert_array_equal(stored, lib.divergence.embedding([model])[0])
         assert neighbour_lists(lib)[photo.id] != before[photo.id]
 
 
