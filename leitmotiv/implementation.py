@@ -40,6 +40,10 @@ class Implementation:
 
     name: ClassVar[str]
     kind: ClassVar[str]
+    #: Version of the implementation's code.  Bump it whenever a change alters the
+    #: results for unchanged parameters: the version is part of :meth:`key`, so what
+    #: an older version stored is never mixed with new results but computed again.
+    version: ClassVar[int] = 1
 
     @property
     def params(self) -> dict[str, Any]:
@@ -47,8 +51,14 @@ class Implementation:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """A stable string identifying this implementation and its parameters."""
-        return f"{self.kind}:{self.name}:" + json.dumps(self.params, sort_keys=True)
+        """A stable string identifying this implementation, its version and parameters.
+
+        ``kind:name:{params}`` for version 1 (the form keys had before versions were
+        recorded, so results stored then stay valid), ``kind:name@N:{params}`` from
+        version 2 on.
+        """
+        tag = self.name if self.version == 1 else f"{self.name}@{self.version}"
+        return f"{self.kind}:{tag}:" + json.dumps(self.params, sort_keys=True)
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None = None) -> Implementation:
@@ -205,6 +215,31 @@ class Divergence(Implementation):
         None when this divergence, with these parameters, has not been calibrated.
         """
         return None
+
+    def unrelated_threshold(self) -> float | None:
+        """Distance from which two photos are unrelated (not the same scene).
+
+        None when this divergence, with these parameters, has not been calibrated.
+        """
+        return None
+
+    def relation(self, distance: float) -> str:
+        """What a distance says about two photos, by the calibrated thresholds.
+
+        Returns
+        -------
+        str
+            ``"near-duplicate"`` below :meth:`near_duplicate_threshold`;
+            ``"unrelated"`` from :meth:`unrelated_threshold` on; ``"similar"`` (the
+            same scene, not a copy) in between, and wherever a threshold is not
+            calibrated.
+        """
+        near, unrelated = self.near_duplicate_threshold(), self.unrelated_threshold()
+        if near is not None and distance < near:
+            return "near-duplicate"
+        if unrelated is not None and distance >= unrelated:
+            return "unrelated"
+        return "similar"
 
     def pairwise(self, mixtures: Sequence[Mixture], n_jobs: int = -1) -> np.ndarray:
         """Symmetric distance matrix with a zero diagonal, shape (N, N)."""
