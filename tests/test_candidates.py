@@ -83,7 +83,7 @@ def test_embedding_is_per_photo_and_deterministic(few_models):
     js = JensenShannon()
     emb = js.embedding(few_models)
     assert emb.dtype == np.float32
-    assert emb.shape == (len(few_models), 2 * (128 + 64))
+    assert emb.shape == (len(few_models), 2 * (128 + 64 + 64))
     assert np.all(np.isfinite(emb))
     # A photo's embedding does not depend on its companions.
     np.testing.assert_allclose(js.embedding(few_models[5:7])[1], emb[6], rtol=1e-6)
@@ -160,7 +160,7 @@ def test_refine_keeps_the_best_cheap_estimates(few_models):
     js = JensenShannon(n_samples=64)
     wide, _ = candidates.candidate_pairs(js.embedding(few_models), 11)
     idx, est = candidates.refine(few_models, wide, 4, js)
-    cheap = JensenShannon(n_samples=64).pairwise(few_models)
+    cheap = js.estimator().pairwise(few_models)
     np.fill_diagonal(cheap, np.inf)
     order = np.argsort(cheap, axis=1, kind="stable")[:, :4]
     np.testing.assert_array_equal(idx, order)
@@ -180,7 +180,7 @@ def test_refine_added_estimates_only_added_pairs_and_merges(few_models, monkeypa
     js = JensenShannon(n_samples=64)
     n_old, wide_k, k = 9, 6, 3
     n = len(few_models)
-    cheap = js.pairwise(few_models)
+    cheap = js.estimator().pairwise(few_models)
     np.fill_diagonal(cheap, np.inf)
     emb = js.embedding(few_models)
     wide, _ = candidates.candidate_pairs(emb[:n_old], wide_k)

@@ -70,17 +70,19 @@ def test_js_estimator_and_palette_weight_follow_its_parameters(photos_dir):
     from leitmotiv.features import GmmFeaturizer
     from leitmotiv.imaging import decode
 
-    assert JensenShannon().estimator() == JensenShannon(n_samples=128)
-    assert JensenShannon(n_samples=64).estimator() == JensenShannon(n_samples=64)
+    assert JensenShannon().estimator() == JensenShannon(n_samples=128, luma_samples=128)
+    assert JensenShannon(n_samples=64, luma_samples=64).estimator() == JensenShannon(
+        n_samples=64, luma_samples=64
+    )
     assert JensenShannon(palette_samples=100).estimator().palette_samples == 100
     model = GmmFeaturizer(n_samples=1000).model(
         decode(photos_dir / "dahlia_0.jpg", target_long_side=128).rgb
     )
     base = JensenShannon().embedding([model])[0]
-    assert base.shape == (384,)
-    np.testing.assert_array_equal(JensenShannon(colour_weight=0.4).embedding([model])[0][:256],
-                                  base[:256])
-    np.testing.assert_allclose(JensenShannon(colour_weight=0.4).embedding([model])[0][256:],
-                               2 * base[256:], rtol=1e-6)
-    assert not JensenShannon(colour_weight=0.0).embedding([model])[0][256:].any()
-    assert PALETTE_EMBEDDING_GAIN * JensenShannon().colour_weight == 1.5
+    assert base.shape == (512,)  # spatial 256, palette 128, luminance 128
+    half = JensenShannon(colour_weight=0.4).embedding([model])[0]
+    np.testing.assert_array_equal(half[:256], base[:256])
+    np.testing.assert_array_equal(half[384:], base[384:])
+    np.testing.assert_allclose(half[256:384], 0.5 * base[256:384], rtol=1e-6)
+    assert not JensenShannon(colour_weight=0.0).embedding([model])[0][256:384].any()
+    assert PALETTE_EMBEDDING_GAIN * JensenShannon().colour_weight == 1.0

@@ -331,7 +331,8 @@ def test_an_update_reads_old_photos_sample_sets_back_instead_of_drawing(
         report = lib.build_index(progress=False)
         assert report.new_lists == 10 and report.changed_lists > 0
         after = neighbour_lists(lib)
-    # The cheap estimate drew only the added photos' spatial sets (128 samples); the old
-    # photos' sets came from the store, and stay stored as they were.
-    assert len([key for _, key in drawn if key[0] == 128]) == 10
+    # The cheap estimate drew only the added photos' spatial and luminance sets (128
+    # samples each); the old photos' sets came from the store, and stay stored as they
+    # were.
+    assert len([key for _, key in drawn if key[0] == 128]) == 2 * 10
     assert all(after[p][1] == kept for p, (_, kept) in before.items())
