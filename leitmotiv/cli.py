@@ -390,13 +390,12 @@ def photos(app, as_json):
 def similar(app, photo, top, as_json):
     """List the photos most similar to PHOTO (an id or a path), nearest first."""
     query = _photo_or_usage_error(app, photo)
-    threshold = app.library.near_duplicate_threshold()
     rows = [
         {
             "id": p.id,
             "path": p.path,
             "distance": d,
-            "relation": _relation(d, threshold),
+            "relation": app.library.relation(d),
         }
         for p, d in app.library.similar(query.id, top=top)
     ]
@@ -406,12 +405,6 @@ def similar(app, photo, top, as_json):
     for row in rows:
         click.echo(f"{row['distance']:.4f}  {row['relation']:<14}  {row['id']:>6}  {row['path']}")
 
-
-def _relation(distance: float, threshold: float | None) -> str:
-    """ "near-duplicate" below the divergence's calibrated threshold, else "similar"."""
-    if threshold is not None and distance < threshold:
-        return "near-duplicate"
-    return "similar"
 
 
 @cli.command()

@@ -1317,6 +1317,11 @@ class Library:
         configured divergence is calibrated (see ``benchmarks/quality.py``)."""
         return self.divergence.near_duplicate_threshold()
 
+    def relation(self, distance: float) -> str:
+        """``near-duplicate``, ``similar`` or ``unrelated``: what a distance of the
+        chosen divergence says about two photos (:meth:`Divergence.relation`)."""
+        return self.divergence.relation(distance)
+
     def similar(
         self, photo_id: int, top: int | None = None, offset: int = 0
     ) -> list[tuple[Photo, float]]:
