@@ -83,4 +83,4 @@ def test_js_estimator_and_palette_weight_follow_its_parameters(photos_dir):
     np.testing.assert_allclose(JensenShannon(colour_weight=0.4).embedding([model])[0][256:],
                                2 * base[256:], rtol=1e-6)
     assert not JensenShannon(colour_weight=0.0).embedding([model])[0][256:].any()
-    assert PALETTE_EMBEDDING_GAIN * JensenShannon().colour_weight == 1.5
+    assert PALETTE_EMBEDDING_GAIN * JensenShannon().colour_weight == 2.5
