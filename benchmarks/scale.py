@@ -84,7 +84,7 @@ import make_library  # noqa: E402
 from _clock import cpu_times  # noqa: E402
 from make_library import CROP, EXPOSURE, MIRROR_PROBABILITY, WHITE_BALANCE, sources  # noqa: E402
 
-from leitmotiv import candidates, pair_jobs, sparse_index, store  # noqa: E402
+from leitmotiv import candidates, index, pair_jobs, sparse_index, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.library import Library, peak_memory_mib  # noqa: E402
 from leitmotiv.mixture import Mixture  # noqa: E402
@@ -237,7 +237,7 @@ def recall_at_10(
     ``batch`` at a time, so every batch done so far is itself a random sample:
     ``report(done, recall, seconds)`` is called after each.
     """
-    ids, mixtures = lib._indexed(store.key_id(lib.featurizer.key()))
+    ids, mixtures = index.indexed_models(lib.context, store.key_id(lib.featurizer.key()))
     order = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
     hits, seconds = [], 0.0
     for first in range(0, len(order), batch):
@@ -334,13 +334,13 @@ def run(n: int, bases, rate: float, args, queries: int) -> None:
 #: The exact pairs' chunks include drawing sample sets (the warm step, timed inside them
 #: too), and the cheap estimate includes drawing the added photos' cheap sets.
 _STEPS = (
-    (Library, "_indexed", "load the models of all photos"),
+    (index, "indexed_models", "load the models of all photos"),
     (sparse_index, "_stored", "read the stored lists and embeddings"),
     (candidates, "candidate_pairs", "embedding search of the added photos"),
     (sparse_index, "_restore_samples", "read back old photos' kept cheap sample sets"),
     (candidates, "_estimate", "cheap estimate of the added photos' pairs"),
     (sparse_index, "_write", "write the lists"),
-    (Library, "_stored_edges", "read the stored distances"),
+    (index, "_stored_edges", "read the stored distances"),
     (pair_jobs, "compute_chunk", "exact pairs (with drawing the sets below)"),
     (JensenShannon, "warm", "  draw sample sets (cheap and exact)"),
     (pair_jobs, "save_chunk", "write the distances"),

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from leitmotiv import ingest, pair_jobs, store
+from leitmotiv import pair_jobs, store
+from leitmotiv.workers import SINGLE_THREAD_ENV, LostTask
 
 __all__ = ["DaskWorkers", "compute_chunk_remote", "dask_client"]
 
@@ -61,7 +62,7 @@ def dask_client(address: str, jobs: int) -> Iterator[Any]:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                env=ingest.SINGLE_THREAD_ENV,  # one thread each, as the local pool's
+                env=SINGLE_THREAD_ENV,  # one thread each, as the local pool's
             ) as cluster,
             Client(cluster) as client,
         ):
@@ -76,7 +77,7 @@ def dask_client(address: str, jobs: int) -> Iterator[Any]:
 
 
 class DaskWorkers:
-    """Runs tasks on a Dask cluster with the interface of the local process pool."""
+    """Runs tasks on a Dask cluster: the :class:`~leitmotiv.workers.Workers` protocol."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -89,13 +90,13 @@ class DaskWorkers:
         progress: bool,
         unit: str = "file",
         weight: Callable[[tuple[Any, ...]], int] | None = None,
-        per_file: bool = True,
+        lost: LostTask | None = None,
     ) -> Iterator[Any]:
         """Yield ``fn(*task)`` for every task, in completion order.
 
-        With ``per_file``, a task that failed on the cluster (e.g. its worker died)
-        yields a :class:`~leitmotiv.ingest.FileFailure` for its first element, a path,
-        so one photo never stops a batch; otherwise the error propagates.
+        With ``lost``, a task that failed on the cluster (e.g. its worker died) yields
+        ``lost(task, reason)``, so one photo never stops a batch; otherwise the error
+        propagates.
         """
         from distributed import as_completed
         from tqdm import tqdm
@@ -108,8 +109,8 @@ class DaskWorkers:
         with tqdm(total=total, desc=desc, unit=unit, disable=not progress) as bar:
             for future in as_completed(futures):
                 task = futures.pop(future)
-                if future.status == "error" and per_file:
-                    yield ingest.FileFailure(task[0], f"the Dask task failed: {future.exception()}")
+                if future.status == "error" and lost is not None:
+                    yield lost(task, f"the Dask task failed: {future.exception()}")
                 else:
                     yield future.result()
                 future.release()

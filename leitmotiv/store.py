@@ -377,3 +377,24 @@ def insert_distances(rows: list[tuple[int, int, int, int, float]]) -> None:
         Distance.value,
     ]
     insert_rows(Distance, fields, rows, ignore_conflicts=True)
+
+
+def runs_of(keys: tuple[int, int, int]) -> pw.Expression:
+    """SQL condition: the cluster runs of one (featurizer, divergence, clusterer) key triple."""
+    featurizer_id, divergence_id, clusterer_id = keys
+    return (
+        (ClusterRun.featurizer == featurizer_id)
+        & (ClusterRun.divergence == divergence_id)
+        & (ClusterRun.clusterer == clusterer_id)
+    )
+
+
+def current_run(keys: tuple[int, int, int]) -> ClusterRun | None:
+    """The current cluster run of one (featurizer, divergence, clusterer), or None."""
+    is_current = ClusterRun.is_current == True  # noqa: E712 - SQL expression
+    return (
+        ClusterRun.select()
+        .where(runs_of(keys) & is_current)
+        .order_by(ClusterRun.id.desc())
+        .first()
+    )

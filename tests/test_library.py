@@ -181,10 +181,10 @@ def test_build_index_computes_only_new_pairs(tmp_path, few_photos, library):
 
 
 def test_an_interrupted_build_index_resumes(few_photos, library, monkeypatch):
-    import leitmotiv.library as library_module
+    import leitmotiv.index as index_module
 
     library.add([few_photos], progress=False)
-    monkeypatch.setattr(library_module, "DISTANCE_BLOCK", 2)
+    monkeypatch.setattr(index_module, "DISTANCE_BLOCK", 2)
     cls = type(library.divergence)
     cross = cls.cross
     calls = []
