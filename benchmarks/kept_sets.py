@@ -36,8 +36,8 @@ from _clock import cpu_times  # noqa: E402
 
 from leitmotiv import index  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
+from leitmotiv.jensen_shannon import colour_views  # noqa: E402
 from leitmotiv.library import Library  # noqa: E402
-from leitmotiv.photo_distance import colour_views  # noqa: E402
 
 SCRATCH = REPO / "benchmarks" / "out" / "kept-sets.db"
 

@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 import make_library  # noqa: E402
 from scale import exact_top10, recall_at_10  # noqa: E402
 
-from leitmotiv import sparse_index, store  # noqa: E402
+from leitmotiv import index, sparse_index, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.library import Library  # noqa: E402
 
@@ -58,7 +58,7 @@ GENERATED = REPO / "benchmarks" / "generated"
 def stage_recall(lib: Library, n_queries: int) -> tuple[float, float]:
     """Share of the exact top 10 among the ``wide`` nearest embeddings of each query,
     and among the ``k`` best of those by the divergence's cheap estimate."""
-    ids, mixtures = lib._indexed(store.key_id(lib.featurizer.key()))
+    ids, mixtures = index.indexed_models(lib.context, store.key_id(lib.featurizer.key()))
     queries = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
     k = lib.settings.neighbours
     wide = sparse_index.wide_for(k)

@@ -84,11 +84,11 @@ import make_library  # noqa: E402
 from _clock import cpu_times  # noqa: E402
 from make_library import CROP, EXPOSURE, MIRROR_PROBABILITY, WHITE_BALANCE, sources  # noqa: E402
 
-from leitmotiv import candidates, index, pair_jobs, sparse_index, store  # noqa: E402
+from leitmotiv import candidates, index, pair_chunks, sparse_index, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
+from leitmotiv.jensen_shannon import JensenShannon  # noqa: E402
 from leitmotiv.library import Library, peak_memory_mib  # noqa: E402
 from leitmotiv.mixture import Mixture  # noqa: E402
-from leitmotiv.photo_distance import JensenShannon  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 CACHE = OUT / "scale_models.pkl"
@@ -341,9 +341,9 @@ _STEPS = (
     (candidates, "_estimate", "cheap estimate of the added photos' pairs"),
     (sparse_index, "_write", "write the lists"),
     (index, "_stored_edges", "read the stored distances"),
-    (pair_jobs, "compute_chunk", "exact pairs (with drawing the sets below)"),
+    (pair_chunks, "compute_chunk", "exact pairs (with drawing the sets below)"),
     (JensenShannon, "warm", "  draw sample sets (cheap and exact)"),
-    (pair_jobs, "save_chunk", "write the distances"),
+    (store, "save_distances", "write the distances"),
 )
 
 

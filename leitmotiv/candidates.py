@@ -16,7 +16,7 @@ Each model is embedded by its characteristic function at a fixed set of frequenc
 kernel distance between the models.  As the default divergence adds a spatial and a
 palette term, its embedding is the spatial model's features (5-D, width ``h = 0.15``
 in the "common" model units) followed by those of the whitened colour marginal of
-:func:`leitmotiv.photo_distance.colour_view` (width 0.7), times a weight.
+:func:`leitmotiv.jensen_shannon.colour_view` (width 0.7), times a weight.
 
 What was measured (recall of the exact top-10 among 30 candidates, 400 models: the 160
 shared photos and 240 edited copies; the 120-photo column is originals only):
@@ -34,7 +34,7 @@ The probe (Hellinger) embedding suffers from the variance of importance sampling
 peaked 5-D densities; the characteristic function is closed form and smooth.  The
 palette weight is larger than the divergence's (0.2) because the kernel discrepancy of
 whitened palettes is small in absolute terms (the two are linked:
-:data:`leitmotiv.photo_distance.PALETTE_EMBEDDING_GAIN`).  For reference, the Monte Carlo divergence
+:data:`leitmotiv.jensen_shannon.PALETTE_EMBEDDING_GAIN`).  For reference, the Monte Carlo divergence
 itself, re-estimated with another seed, recalls 0.90 of its own top-10 in 10 and 0.99 in
 30: the order within the top-10 is partly estimator noise.
 
@@ -71,7 +71,7 @@ lies in the flat tail of its distances, ordered by the palette term, and weight 
 with 300 neighbours held only 0.86 of it (2,500 photos, 150 queries), while the cheap
 estimate again lost nothing down to ``k`` = 50.  Weight 2.5 with 600 neighbours holds
 0.97 there; on the near-copies it trades a little of the embedding's share for the
-wider list (see :data:`leitmotiv.photo_distance.PALETTE_EMBEDDING_GAIN` and
+wider list (see :data:`leitmotiv.jensen_shannon.PALETTE_EMBEDDING_GAIN` and
 :func:`leitmotiv.sparse_index.wide_for`).
 
 Search
@@ -92,7 +92,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from leitmotiv.divergence import n_threads, one_blas_thread
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
 from leitmotiv.mixture import Mixture
 
 __all__ = [

@@ -17,7 +17,7 @@ import peewee as pw
 
 from leitmotiv import store
 from leitmotiv.config import Settings
-from leitmotiv.implementation import Clusterer, Divergence, Featurizer
+from leitmotiv.interfaces import Clusterer, Divergence, Featurizer
 
 
 @dataclasses.dataclass

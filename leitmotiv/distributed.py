@@ -2,7 +2,7 @@
 
 The work units are the ones a single machine runs: one photo's fit
 (:func:`leitmotiv.ingest.fit_file`) and one chunk of pairs
-(:mod:`leitmotiv.pair_jobs`).  Dask schedules them; nothing here schedules work.
+(:mod:`leitmotiv.pair_chunks`).  Dask schedules them; nothing here schedules work.
 
 - A fit reads the photo file on the worker (the paths must be valid there, e.g. a shared
   mount) and returns the model to the client, which writes it to the store, as in a
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from leitmotiv import pair_jobs, store
+from leitmotiv import pair_chunks, store
 from leitmotiv.workers import SINGLE_THREAD_ENV, LostTask
 
 __all__ = ["DaskWorkers", "compute_chunk_remote", "dask_client"]
@@ -147,7 +147,10 @@ def compute_chunk_remote(
 
     db = _worker_database(url, folder)
     impl = get_implementation("divergence", divergence[0], divergence[1])
-    models = pair_jobs.load_models(db, featurizer_id, pairs)
-    done, values = pair_jobs.compute_chunk(pairs, models, impl, n_jobs=1)
-    pair_jobs.save_chunk(db, done, values, featurizer_id, divergence_id)
+    from leitmotiv.mixture import Mixture
+
+    blobs = store.model_blobs(db, featurizer_id, np.unique(pairs).tolist())
+    models = {photo_id: Mixture.from_bytes(blob) for photo_id, blob in blobs.items()}
+    done, values = pair_chunks.compute_chunk(pairs, models, impl, n_jobs=1)
+    store.save_distances(db, done, values, featurizer_id, divergence_id)
     return done, values

@@ -401,7 +401,7 @@ def prepare_many(
     Preparing one mixture is mostly fixed overhead of small operations; here the samples,
     their own log-densities and the density coefficients of a chunk of mixtures are one
     kernel call, under one BLAS setting (used before a large batch of pairs, e.g. by
-    :meth:`leitmotiv.implementation.Divergence.warm`).  The random numbers must come
+    :meth:`leitmotiv.interfaces.Divergence.warm`).  The random numbers must come
     from one NumPy generator per mixture, calls that hold the GIL most of the time: this
     thread draws those of the next chunk while a worker thread runs the kernel (which
     releases the GIL) on the current one.  More Python threads would only fight over the

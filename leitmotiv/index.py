@@ -9,8 +9,8 @@ The index is *dense* (every pair; clustering on the full matrix) up to
 ``settings.dense_limit`` photos and *sparse* above (or as ``settings.index`` says): each
 photo's candidate lists are kept up to date in the store (:mod:`leitmotiv.sparse_index`),
 only each photo and its ``settings.neighbours`` candidates get a distance, computed in
-chunks (:mod:`leitmotiv.pair_jobs`), and the clusterer works on that graph
-(:meth:`~leitmotiv.implementation.Clusterer.cluster_graph`); no N x N array exists on
+chunks (:mod:`leitmotiv.pair_chunks`), and the clusterer works on that graph
+(:meth:`~leitmotiv.interfaces.Clusterer.cluster_graph`); no N x N array exists on
 that path.  With remote workers (:class:`leitmotiv.distributed.DaskWorkers`) the chunks
 of pairs run on a Dask cluster, writing to the same store.
 """
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from leitmotiv import pair_jobs, store
+from leitmotiv import pair_chunks, store
 from leitmotiv.context import Context
-from leitmotiv.implementation import SparseIndexUnavailable
+from leitmotiv.interfaces import SparseIndexUnavailable
 from leitmotiv.sparse_index import positions_in
 from leitmotiv.workers import Workers, resolve_jobs
 
@@ -51,7 +51,7 @@ class IndexReport:
     ``failed`` of those could not be read; ``method`` is ``"dense"`` or ``"sparse"``;
     for a sparse index ``new_lists`` photos got candidate lists and ``changed_lists``
     older lists changed; ``clustering`` is ``"full"``, ``"extended"`` (added photos
-    placed in the kept clusters, see :mod:`leitmotiv.cluster_extension`) or ``"kept"``;
+    placed in the kept clusters, see :mod:`leitmotiv.incremental_clustering`) or ``"kept"``;
     ``candidate_seconds``, ``distance_seconds`` and ``cluster_seconds`` split
     the time; ``peak_memory_mib`` is the process's peak resident memory so far."""
 
@@ -224,8 +224,8 @@ def _index_dense(ctx, ids, mixtures, jobs, show, workers, remote, report) -> Non
     t0 = time.perf_counter()
     if remote:
         i, j = np.nonzero(np.triu(missing, 1))
-        chunks = pair_jobs.plan_chunks(
-            np.stack([ids[i], ids[j]], axis=1), size=pair_jobs.CHUNK_PAIRS
+        chunks = pair_chunks.plan_chunks(
+            np.stack([ids[i], ids[j]], axis=1), size=pair_chunks.CHUNK_PAIRS
         )
         for pairs, values in _remote_chunks(ctx, chunks, workers, show):
             report.pairs_computed += len(values)
@@ -268,7 +268,7 @@ def _index_dense(ctx, ids, mixtures, jobs, show, workers, remote, report) -> Non
                 distances[i, j] = distances[j, i] = v
                 missing[i, j] = missing[j, i] = False
                 pairs = np.sort(np.stack([ids[i], ids[j]], axis=1), axis=1)
-                pair_jobs.save_chunk(ctx.db, pairs, v, featurizer_id, divergence_id)
+                store.save_distances(ctx.db, pairs, v, featurizer_id, divergence_id)
                 report.pairs_computed += len(v)
                 bar.update(len(v))
     report.distance_seconds = time.perf_counter() - t0
@@ -311,7 +311,7 @@ def _index_sparse(ctx, ids, mixtures, jobs, show, workers, remote, report, reclu
     clustering on that graph; no N x N array anywhere."""
     from tqdm import tqdm
 
-    from leitmotiv import candidates, cluster_extension, sparse_index
+    from leitmotiv import candidates, incremental_clustering, sparse_index
 
     keys = ctx.key_ids()
     featurizer_id, divergence_id, _ = keys
@@ -321,17 +321,16 @@ def _index_sparse(ctx, ids, mixtures, jobs, show, workers, remote, report, reclu
         k=k, wide=sparse_index.wide_for(k), batch=sparse_index.BATCH
     )
     t0 = time.perf_counter()
-    with store.bound(ctx.db):
-        graph = sparse_index.update_candidates(
-            ctx.db,
-            ids,
-            mixtures,
-            ctx.divergence,
-            featurizer_id,
-            params,
-            n_jobs=n_threads,
-            progress=show,
-        )
+    graph = sparse_index.update_candidates(
+        ctx.db,
+        ids,
+        mixtures,
+        ctx.divergence,
+        featurizer_id,
+        params,
+        n_jobs=n_threads,
+        progress=show,
+    )
     report.new_lists, report.changed_lists = graph.new, graph.changed
     report.candidate_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -350,11 +349,11 @@ def _index_sparse(ctx, ids, mixtures, jobs, show, workers, remote, report, reclu
     if len(stored):
         missing[by_key] = stored[at] != wanted
     lo, hi = lo[missing], hi[missing]
-    chunks = pair_jobs.plan_chunks(
+    chunks = pair_chunks.plan_chunks(
         np.stack([ids[lo], ids[hi]], axis=1),
         np.stack([lo, hi], axis=1),
         graph.embeddings,
-        size=pair_jobs.CHUNK_PAIRS,
+        size=pair_chunks.CHUNK_PAIRS,
     )
     del graph
     if remote:
@@ -378,14 +377,14 @@ def _index_sparse(ctx, ids, mixtures, jobs, show, workers, remote, report, reclu
     extend = (
         prior is not None
         and current.base_photos is not None
-        and len(ids) <= current.base_photos * (1 + cluster_extension.REGROW)
+        and len(ids) <= current.base_photos * (1 + incremental_clustering.REGROW)
     )
 
     def cluster():
         with tqdm(total=1, desc="clustering", disable=not show) as bar:
             typical = candidates.sample_median_distance(mixtures, ctx.divergence, n_jobs=n_threads)
             if extend:
-                clustering = cluster_extension.extend_clustering(
+                clustering = incremental_clustering.extend_clustering(
                     *prior,
                     (rows, cols, values),
                     lambda pairs: _distances_of(ctx, pairs, ids, mixtures, n_threads),
@@ -413,7 +412,7 @@ def _distances_of(ctx: Context, pairs, ids, mixtures, n_threads) -> np.ndarray:
     """Distances of distinct position pairs, computed now and not stored."""
     models = {int(ids[p]): mixtures[int(p)] for p in np.unique(pairs)}
     photo_pairs = ids[pairs]
-    _, values = pair_jobs.compute_chunk(photo_pairs, models, ctx.divergence, n_threads)
+    _, values = pair_chunks.compute_chunk(photo_pairs, models, ctx.divergence, n_threads)
     # compute_chunk returns the pairs sorted by (smaller id, larger id).
     order = np.lexsort((photo_pairs.max(axis=1), photo_pairs.min(axis=1)))
     out = np.empty(len(pairs))
@@ -468,8 +467,10 @@ def _local_chunks(
         for chunk in chunks:
             photos = np.unique(chunk)
             models = {int(p): mixtures[int(np.searchsorted(ids, p))] for p in photos}
-            pairs, values = pair_jobs.compute_chunk(chunk, models, ctx.divergence, n_jobs=n_threads)
-            pair_jobs.save_chunk(ctx.db, pairs, values, featurizer_id, divergence_id)
+            pairs, values = pair_chunks.compute_chunk(
+                chunk, models, ctx.divergence, n_jobs=n_threads
+            )
+            store.save_distances(ctx.db, pairs, values, featurizer_id, divergence_id)
             yield pairs, values
             bar.update(len(values))
 

@@ -7,8 +7,8 @@ import pytest
 
 from leitmotiv.features import GmmFeaturizer
 from leitmotiv.imaging import decode
+from leitmotiv.jensen_shannon import JensenShannon, colour_view, colour_views, is_photo_model
 from leitmotiv.mixture import Mixture
-from leitmotiv.photo_distance import JensenShannon, colour_view, colour_views, is_photo_model
 
 FEATURIZER = GmmFeaturizer(n_samples=2000)
 
