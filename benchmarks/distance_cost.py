@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from leitmotiv.jensen_shannon import JensenShannon
 from leitmotiv.mixture import Mixture
-from leitmotiv.photo_distance import JensenShannon
 
 sys.path.insert(0, str(Path(__file__).parent))
 from quality import REPO, load_set, models

@@ -34,9 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from _clock import cpu_times  # noqa: E402
 
+from leitmotiv import index  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
+from leitmotiv.jensen_shannon import colour_views  # noqa: E402
 from leitmotiv.library import Library  # noqa: E402
-from leitmotiv.photo_distance import colour_views  # noqa: E402
 
 SCRATCH = REPO / "benchmarks" / "out" / "kept-sets.db"
 
@@ -44,7 +45,7 @@ SCRATCH = REPO / "benchmarks" / "out" / "kept-sets.db"
 def _models(folder: Path, photos: int, seed: int):
     """``photos`` random models of the library (sorted by photo id) and its divergence."""
     with Library.open(Settings(library=folder)) as lib:
-        ids, mixtures = lib._indexed(lib._key_ids()[0])
+        ids, mixtures = index.indexed_models(lib.context, lib.context.key_ids()[0])
         divergence = lib.divergence
     pick = np.sort(np.random.default_rng(seed).choice(len(ids), photos, replace=False))
     return ids[pick], [mixtures[i] for i in pick], divergence

@@ -54,14 +54,14 @@ from leitmotiv.evaluation import (
 )
 from leitmotiv.imaging import decode
 from leitmotiv.ingest import FIT_LONG_SIDE, single_threaded
-from leitmotiv.mixture import Mixture
-from leitmotiv.photo_distance import (
+from leitmotiv.jensen_shannon import (
     JensenShannon,
     colour_shares,
     colour_views,
     convolved_view,
     luma_view,
 )
+from leitmotiv.mixture import Mixture
 from leitmotiv.plugins import get_implementation, implementations
 
 sys.path.insert(0, str(Path(__file__).parent))

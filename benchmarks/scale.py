@@ -84,11 +84,11 @@ import make_library  # noqa: E402
 from _clock import cpu_times  # noqa: E402
 from make_library import CROP, EXPOSURE, MIRROR_PROBABILITY, WHITE_BALANCE, sources  # noqa: E402
 
-from leitmotiv import candidates, pair_jobs, sparse_index, store  # noqa: E402
+from leitmotiv import candidates, index, pair_chunks, sparse_index, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
+from leitmotiv.jensen_shannon import JensenShannon  # noqa: E402
 from leitmotiv.library import Library, peak_memory_mib  # noqa: E402
 from leitmotiv.mixture import Mixture  # noqa: E402
-from leitmotiv.photo_distance import JensenShannon  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 CACHE = OUT / "scale_models.pkl"
@@ -215,6 +215,18 @@ def ingest_rate(count: int) -> float:
     return report.added / report.seconds
 
 
+def exact_top10(lib: Library, ids: np.ndarray, mixtures: list, queries: np.ndarray) -> np.ndarray:
+    """Positions of the exact 10 nearest photos of each query position, over all photos
+    (the divergence against every photo, 4096 columns at a time), shape (Q, 10)."""
+    exact = np.empty((len(queries), len(ids)))
+    rows = [mixtures[q] for q in queries]
+    for s in range(0, len(ids), 4096):
+        cols = mixtures[s : s + 4096]
+        exact[:, s : s + len(cols)] = lib.divergence.cross(rows, cols)
+    exact[np.arange(len(queries)), queries] = np.inf
+    return np.argsort(exact, axis=1, kind="stable")[:, :10]
+
+
 def recall_at_10(
     lib: Library, n_queries: int, batch: int = 100, report=None
 ) -> tuple[float, float]:
@@ -225,21 +237,16 @@ def recall_at_10(
     ``batch`` at a time, so every batch done so far is itself a random sample:
     ``report(done, recall, seconds)`` is called after each.
     """
-    ids, mixtures = lib._indexed(store.key_id(lib.featurizer.key()))
+    ids, mixtures = index.indexed_models(lib.context, store.key_id(lib.featurizer.key()))
     order = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
     hits, seconds = [], 0.0
     for first in range(0, len(order), batch):
         queries = order[first : first + batch]
         t = time.perf_counter()
-        exact = np.empty((len(queries), len(ids)))
-        rows = [mixtures[q] for q in queries]
-        for s in range(0, len(ids), 4096):
-            cols = mixtures[s : s + 4096]
-            exact[:, s : s + len(cols)] = lib.divergence.cross(rows, cols)
-        exact[np.arange(len(queries)), queries] = np.inf
+        top = exact_top10(lib, ids, mixtures, queries)
         seconds += time.perf_counter() - t
-        for r, q in enumerate(queries):
-            true_top = set(ids[np.argsort(exact[r], kind="stable")[:10]].tolist())
+        for q, true in zip(queries, top, strict=True):
+            true_top = set(ids[true].tolist())
             pruned = {p.id for p, _ in lib.similar(int(ids[q]), top=10)}
             hits.append(len(true_top & pruned) / 10)
         if report is not None:
@@ -327,16 +334,16 @@ def run(n: int, bases, rate: float, args, queries: int) -> None:
 #: The exact pairs' chunks include drawing sample sets (the warm step, timed inside them
 #: too), and the cheap estimate includes drawing the added photos' cheap sets.
 _STEPS = (
-    (Library, "_indexed", "load the models of all photos"),
+    (index, "indexed_models", "load the models of all photos"),
     (sparse_index, "_stored", "read the stored lists and embeddings"),
     (candidates, "candidate_pairs", "embedding search of the added photos"),
     (sparse_index, "_restore_samples", "read back old photos' kept cheap sample sets"),
     (candidates, "_estimate", "cheap estimate of the added photos' pairs"),
     (sparse_index, "_write", "write the lists"),
-    (Library, "_stored_edges", "read the stored distances"),
-    (pair_jobs, "compute_chunk", "exact pairs (with drawing the sets below)"),
+    (index, "_stored_edges", "read the stored distances"),
+    (pair_chunks, "compute_chunk", "exact pairs (with drawing the sets below)"),
     (JensenShannon, "warm", "  draw sample sets (cheap and exact)"),
-    (pair_jobs, "save_chunk", "write the distances"),
+    (store, "save_distances", "write the distances"),
 )
 
 

@@ -16,7 +16,7 @@ Each model is embedded by its characteristic function at a fixed set of frequenc
 kernel distance between the models.  As the default divergence adds a spatial and a
 palette term, its embedding is the spatial model's features (5-D, width ``h = 0.15``
 in the "common" model units) followed by those of the whitened colour marginal of
-:func:`leitmotiv.photo_distance.colour_view` (width 0.7), times a weight.
+:func:`leitmotiv.jensen_shannon.colour_view` (width 0.7), times a weight.
 
 What was measured (recall of the exact top-10 among 30 candidates, 400 models: the 160
 shared photos and 240 edited copies; the 120-photo column is originals only):
@@ -34,7 +34,7 @@ The probe (Hellinger) embedding suffers from the variance of importance sampling
 peaked 5-D densities; the characteristic function is closed form and smooth.  The
 palette weight is larger than the divergence's (0.2) because the kernel discrepancy of
 whitened palettes is small in absolute terms (the two are linked:
-:data:`leitmotiv.photo_distance.PALETTE_EMBEDDING_GAIN`).  For reference, the Monte Carlo divergence
+:data:`leitmotiv.jensen_shannon.PALETTE_EMBEDDING_GAIN`).  For reference, the Monte Carlo divergence
 itself, re-estimated with another seed, recalls 0.90 of its own top-10 in 10 and 0.99 in
 30: the order within the top-10 is partly estimator noise.
 
@@ -54,16 +54,25 @@ share of the exact top 10 among the first ``W`` embedding neighbours was:
 palette weight  W = 100  W = 200  W = 400
 =============  =======  =======  =======
 1              0.875    0.933    0.980
-1.5 (default)  0.862    0.935    0.980
+1.5            0.862    0.935    0.980
 3              0.812    0.870    0.918
 =============  =======  =======  =======
 
 and the cheap estimate lost almost nothing re-ranking a wide list down to ``k``: at
 weight 1, ``W`` = 300 kept 0.968 with ``k`` = 50 and 0.965 with ``k`` = 30 (weight 1.5:
 0.960 with ``k`` = 100).  On the 160 distinct shared photos weight
-1.5 recalls 0.977 in 100 (3: 0.982; 1: 0.933), hence 1.5, and the library re-ranks 300
-(:func:`leitmotiv.sparse_index.wide_for`).  A cheaper palette term in the estimate
-(64 samples instead of 250) cost 0.09 of recall on the distinct photos and is not used.
+1.5 recalls 0.977 in 100 (3: 0.982; 1: 0.933), hence 1.5 until December 2026, with 300
+re-ranked.  A cheaper palette term in the estimate (64 samples instead of 250) cost
+0.09 of recall on the distinct photos and is not used.
+
+A library of distinct photos is the other extreme (``benchmarks/recall.py``: random
+parts of the shared photos, most without a near-copy).  There a photo's exact top 10
+lies in the flat tail of its distances, ordered by the palette term, and weight 1.5
+with 300 neighbours held only 0.86 of it (2,500 photos, 150 queries), while the cheap
+estimate again lost nothing down to ``k`` = 50.  Weight 2.5 with 600 neighbours holds
+0.97 there; on the near-copies it trades a little of the embedding's share for the
+wider list (see :data:`leitmotiv.jensen_shannon.PALETTE_EMBEDDING_GAIN` and
+:func:`leitmotiv.sparse_index.wide_for`).
 
 Search
 ------
@@ -83,7 +92,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from leitmotiv.divergence import n_threads, one_blas_thread
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
 from leitmotiv.mixture import Mixture
 
 __all__ = [
@@ -500,7 +509,7 @@ def search(
     k: int,
     divergence: Divergence,
     *,
-    wide: int = 300,
+    wide: int = 600,
     block: int = 1024,
     n_jobs: int = -1,
 ) -> tuple[np.ndarray, np.ndarray]:

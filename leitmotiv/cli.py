@@ -316,7 +316,7 @@ def build_index(app, method, neighbours, recluster, jobs, dask, as_json):
     app.settings = dataclasses.replace(
         app.settings, **{k: v for k, v in changes.items() if v is not None}
     )
-    from leitmotiv.implementation import SparseIndexUnavailable
+    from leitmotiv.interfaces import SparseIndexUnavailable
 
     try:
         report = app.library.build_index(jobs=_jobs(app, jobs), dask=dask, recluster=recluster)

@@ -8,33 +8,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from leitmotiv.implementation import Clusterer, Clustering
-
-
-def check_parameters(damping: float, preference: str | float) -> None:
-    """Refuse a damping outside [0.5, 1) or an unknown preference rule."""
-    if not 0.5 <= damping < 1.0:
-        raise ValueError(f"damping must be in [0.5, 1), got {damping}")
-    if isinstance(preference, str) and preference not in ("median", "min"):
-        raise ValueError(f"preference must be 'median', 'min' or a number, got {preference!r}")
-
-
-def preference_value(preference: str | float, similarities: np.ndarray) -> float:
-    """The self-similarity for a preference setting.
-
-    Parameters
-    ----------
-    preference : "median", "min" or float
-    similarities : ndarray, 1-D
-        The similarities between distinct items the rule is relative to.
-    """
-    if isinstance(preference, str) and similarities.size == 0:
-        return 0.0
-    if preference == "median":
-        return float(np.median(similarities))
-    if preference == "min":
-        return float(np.min(similarities))
-    return float(preference)
+from leitmotiv.affinity_settings import check_parameters, preference_value
+from leitmotiv.interfaces import Clusterer, Clustering
+from leitmotiv.sparse_cluster import SparseAffinityPropagation
 
 
 @dataclass(frozen=True)
@@ -118,8 +94,6 @@ class AffinityPropagation(Clusterer):
         its clusterer.  With ``typical`` (the median distance of random pairs) the
         ``"median"`` preference keeps the dense scale.
         """
-        from leitmotiv.sparse_cluster import SparseAffinityPropagation
-
         sparse = SparseAffinityPropagation(
             preference=self.preference,
             damping=self.damping,

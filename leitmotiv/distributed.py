@@ -2,7 +2,7 @@
 
 The work units are the ones a single machine runs: one photo's fit
 (:func:`leitmotiv.ingest.fit_file`) and one chunk of pairs
-(:mod:`leitmotiv.pair_jobs`).  Dask schedules them; nothing here schedules work.
+(:mod:`leitmotiv.pair_chunks`).  Dask schedules them; nothing here schedules work.
 
 - A fit reads the photo file on the worker (the paths must be valid there, e.g. a shared
   mount) and returns the model to the client, which writes it to the store, as in a
@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from leitmotiv import ingest, pair_jobs, store
+from leitmotiv import pair_chunks, store
+from leitmotiv.workers import SINGLE_THREAD_ENV, LostTask
 
 __all__ = ["DaskWorkers", "compute_chunk_remote", "dask_client"]
 
@@ -61,7 +62,7 @@ def dask_client(address: str, jobs: int) -> Iterator[Any]:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                env=ingest.SINGLE_THREAD_ENV,  # one thread each, as the local pool's
+                env=SINGLE_THREAD_ENV,  # one thread each, as the local pool's
             ) as cluster,
             Client(cluster) as client,
         ):
@@ -76,7 +77,7 @@ def dask_client(address: str, jobs: int) -> Iterator[Any]:
 
 
 class DaskWorkers:
-    """Runs tasks on a Dask cluster with the interface of the local process pool."""
+    """Runs tasks on a Dask cluster: the :class:`~leitmotiv.workers.Workers` protocol."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -89,13 +90,13 @@ class DaskWorkers:
         progress: bool,
         unit: str = "file",
         weight: Callable[[tuple[Any, ...]], int] | None = None,
-        per_file: bool = True,
+        lost: LostTask | None = None,
     ) -> Iterator[Any]:
         """Yield ``fn(*task)`` for every task, in completion order.
 
-        With ``per_file``, a task that failed on the cluster (e.g. its worker died)
-        yields a :class:`~leitmotiv.ingest.FileFailure` for its first element, a path,
-        so one photo never stops a batch; otherwise the error propagates.
+        With ``lost``, a task that failed on the cluster (e.g. its worker died) yields
+        ``lost(task, reason)``, so one photo never stops a batch; otherwise the error
+        propagates.
         """
         from distributed import as_completed
         from tqdm import tqdm
@@ -108,8 +109,8 @@ class DaskWorkers:
         with tqdm(total=total, desc=desc, unit=unit, disable=not progress) as bar:
             for future in as_completed(futures):
                 task = futures.pop(future)
-                if future.status == "error" and per_file:
-                    yield ingest.FileFailure(task[0], f"the Dask task failed: {future.exception()}")
+                if future.status == "error" and lost is not None:
+                    yield lost(task, f"the Dask task failed: {future.exception()}")
                 else:
                     yield future.result()
                 future.release()
@@ -146,7 +147,10 @@ def compute_chunk_remote(
 
     db = _worker_database(url, folder)
     impl = get_implementation("divergence", divergence[0], divergence[1])
-    models = pair_jobs.load_models(db, featurizer_id, pairs)
-    done, values = pair_jobs.compute_chunk(pairs, models, impl, n_jobs=1)
-    pair_jobs.save_chunk(db, done, values, featurizer_id, divergence_id)
+    from leitmotiv.mixture import Mixture
+
+    blobs = store.model_blobs(db, featurizer_id, np.unique(pairs).tolist())
+    models = {photo_id: Mixture.from_bytes(blob) for photo_id, blob in blobs.items()}
+    done, values = pair_chunks.compute_chunk(pairs, models, impl, n_jobs=1)
+    store.save_distances(db, done, values, featurizer_id, divergence_id)
     return done, values

@@ -55,9 +55,7 @@ DEFAULT_WIDTH = 0.15
 _BLOCK = 1024
 
 
-def gaussian_frequencies(
-    n: int, dim: int, width: float, rng: np.random.Generator
-) -> np.ndarray:
+def gaussian_frequencies(n: int, dim: int, width: float, rng: np.random.Generator) -> np.ndarray:
     """``n`` frequencies ``omega ~ N(0, I / width^2)`` in ``dim`` dimensions, shape (n, dim)."""
     if n < 1 or dim < 1 or not width > 0:
         raise ValueError(f"need n >= 1, dim >= 1 and width > 0, got {n}, {dim}, {width}")

@@ -63,7 +63,7 @@ import cv2
 import numpy as np
 
 from leitmotiv.colour import SPACES, from_rgb
-from leitmotiv.implementation import Featurizer
+from leitmotiv.interfaces import Featurizer
 from leitmotiv.transform import FeatureTransform
 
 if TYPE_CHECKING:

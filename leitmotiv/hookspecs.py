@@ -15,7 +15,7 @@ hookimpl = pluggy.HookimplMarker("leitmotiv")
 
 @hookspec
 def leitmotiv_featurizers():
-    """Return featurizer classes (subclasses of ``leitmotiv.implementation.Featurizer``).
+    """Return featurizer classes (subclasses of ``leitmotiv.interfaces.Featurizer``).
 
     Each class is instantiated with the parameters from the configuration.
     """
@@ -23,12 +23,12 @@ def leitmotiv_featurizers():
 
 @hookspec
 def leitmotiv_divergences():
-    """Return divergence classes (subclasses of ``leitmotiv.implementation.Divergence``)."""
+    """Return divergence classes (subclasses of ``leitmotiv.interfaces.Divergence``)."""
 
 
 @hookspec
 def leitmotiv_clusterers():
-    """Return clusterer classes (subclasses of ``leitmotiv.implementation.Clusterer``)."""
+    """Return clusterer classes (subclasses of ``leitmotiv.interfaces.Clusterer``)."""
 
 
 @hookspec

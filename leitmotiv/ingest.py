@@ -1,10 +1,34 @@
-"""The per-file work of an ingest, run in worker processes.
+"""Adding photos to a library: what to add, refit or move, and the per-file work.
 
-A worker never touches the database: it reads one file, fits its model and returns
-plain bytes and numbers, which the parent process writes to the store (the single
-writer).  Workers get the featurizer as its name and parameters and rebuild it with
-the plugin manager, because plugin classes need not be picklable and the worker must
-use exactly the configuration the parent records.
+:func:`add` walks the given files and folders and brings the store up to date,
+incrementally:
+
+- a file whose extension is not an image type is *ignored* (not a failure), and so are
+  hidden files and folders (names starting with a dot) and the library folder itself;
+- a file with the same path, size and modification time as before is *unchanged*; if
+  only the time differs, its content hash decides;
+- a new path whose content hash is that of a known photo whose file is gone is a
+  *moved* photo: its path is updated and its model kept;
+- an edited file (new content at a known path) is *updated*: re-read and refitted, its
+  old models and distances dropped;
+- a photo lacking a model for the current featurizer configuration is refitted (also
+  counted as *updated*, :func:`refit_missing`); models of other configurations are kept;
+- anything that cannot be read becomes a :class:`~leitmotiv.queries.Failure` (path,
+  reason, time) and the batch carries on; a later success at that path removes the
+  failure.
+
+Photos whose files vanished stay in the library, with their thumbnail and model, until
+the file reappears somewhere (then it is recognised as moved).  There is no "missing"
+flag: a file may be on a disk that is not mounted right now.
+
+The per-file work (:func:`hash_file`, :func:`fit_file`) runs in worker processes
+(:mod:`leitmotiv.workers`).  A worker never touches the database: it reads one file,
+fits its model and returns plain bytes and numbers, which this process writes to the
+store (the single writer), each photo in its own transaction as its result arrives, so
+a run killed at any moment loses at most the photos in flight and the next run picks
+up where it stopped.  Workers get the featurizer as its name and parameters and
+rebuild it with the plugin manager, because plugin classes need not be picklable and
+the worker must use exactly the configuration the parent records.
 
 Errors a file can cause (:class:`~leitmotiv.imaging.DecodeError`, ``OSError``,
 ``ValueError``) are returned as a :class:`FileFailure` rather than raised, so that the
@@ -13,11 +37,38 @@ reason survives the trip between processes intact and the batch carries on.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+from leitmotiv import store
+from leitmotiv.context import Context
+from leitmotiv.queries import Failure
+from leitmotiv.workers import SINGLE_THREAD_ENV, Workers, single_threaded
+
+__all__ = [
+    "FIT_LONG_SIDE",
+    "FIT_SEED",
+    "SINGLE_THREAD_ENV",
+    "THUMBNAIL_LONG_SIDE",
+    "FileFailure",
+    "FileHash",
+    "FittedFile",
+    "IngestReport",
+    "add",
+    "fit_file",
+    "hash_file",
+    "record_failure",
+    "refit_missing",
+    "single_threaded",
+]
 
 #: Long side (pixels) photos are decoded at for fitting: the featurizer blurs at about
 #: 1 % of the long side, so more pixels only cost decode time.
@@ -74,27 +125,6 @@ class FittedFile:
 
 
 _FEATURIZERS: dict[str, Any] = {}
-
-
-#: Environment that keeps OpenMP and BLAS to one thread (worker processes set it).
-SINGLE_THREAD_ENV = {
-    name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-}
-
-
-def single_threaded() -> None:
-    """Worker initializer: one thread per worker for OpenMP and BLAS.
-
-    The pool already runs one worker per core; threads inside each worker would only
-    compete for the same cores (measured: about twice slower).  The variables cover
-    libraries loaded later; a forkserver worker has already imported NumPy and SciPy
-    (it imports the main module), whose BLAS read them at load, so their thread pools
-    are limited now as well (without this, 12 MP ingest ran at 6 photos/s instead of 19).
-    """
-    from threadpoolctl import threadpool_limits
-
-    os.environ.update(SINGLE_THREAD_ENV)
-    threadpool_limits(limits=1)
 
 
 def _featurizer(name: str, params: dict[str, Any]):
@@ -200,3 +230,309 @@ def fit_file(path: str, featurizer: str, params: dict[str, Any]) -> FittedFile |
         seconds=t4 - t3,
         timings=timings,
     )
+
+
+# -- what to add, refit or move (this process, the single writer) ---------------------
+
+
+@dataclass
+class IngestReport:
+    """What :meth:`leitmotiv.library.Library.add` did.
+
+    ``failures`` lists the failures of this run; ``timings`` sums the seconds the
+    workers spent per stage (hash, decode, thumbnail, model) over the fitted files.
+    """
+
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    unchanged: int = 0
+    ignored: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _lost(task: tuple[Any, ...], reason: str) -> FileFailure:
+    """The failure of a file whose worker died: every task's first element is its path."""
+    return FileFailure(task[0], reason)
+
+
+def _split_taken(taken: dt.datetime | None) -> tuple[dt.datetime | None, int | None]:
+    """(naive wall-clock time, UTC offset in seconds or None) of a capture time."""
+    if taken is None:
+        return None, None
+    offset = taken.utcoffset()
+    return taken.replace(tzinfo=None), None if offset is None else int(offset.total_seconds())
+
+
+def _collect(
+    ctx: Context, paths: Iterable[str | os.PathLike[str]], recursive: bool, report: IngestReport
+) -> list[str]:
+    """The image files under ``paths`` (absolute, unique, in walk order)."""
+    from leitmotiv.imaging import is_image_name
+
+    library_real = os.path.realpath(ctx.folder)
+    files: dict[str, None] = {}
+    visited: set[str] = set()
+
+    def walk(folder: str) -> None:
+        real = os.path.realpath(folder)
+        if real in visited or real == library_real:
+            return
+        visited.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            record_failure(ctx, folder, f"cannot list the folder ({exc.strerror or exc})", report)
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                report.ignored += 1
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows links; a link loop is caught by `visited`
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if is_image_name(entry.name):
+                    record_failure(ctx, entry.path, "is a directory, not a file", report)
+                if recursive:
+                    walk(entry.path)
+            elif is_image_name(entry.name):
+                files[entry.path] = None
+            else:
+                report.ignored += 1
+
+    for given in paths:
+        path = os.path.abspath(os.path.expanduser(os.fspath(given)))
+        if os.path.isdir(path):
+            walk(path)
+        elif is_image_name(path) or not os.path.lexists(path):
+            files[path] = None  # a missing file becomes a failure naming it
+        else:
+            report.ignored += 1
+    return list(files)
+
+
+def record_failure(ctx: Context, path: str, reason: str, report: IngestReport | None) -> None:
+    """Record a failure (replacing an older one of the same path) in its own transaction,
+    and count it in ``report``."""
+    now = store.utcnow()
+    with store.bound(ctx.db), ctx.db.atomic():
+        store.Failure.insert(path=path, reason=reason, time=now).on_conflict(
+            conflict_target=[store.Failure.path],
+            update={store.Failure.reason: reason, store.Failure.time: now},
+        ).execute()
+    if report is not None:
+        report.failed += 1
+        report.failures.append(Failure(path, reason, now))
+
+
+def _write_fitted(ctx: Context, result: FittedFile, featurizer_id: int) -> bool:
+    """Store one fitted photo in one transaction; True if the photo is new."""
+    taken, offset = _split_taken(result.taken)
+    fields = {
+        store.Photo.sha256: result.sha256,
+        store.Photo.size: result.size,
+        store.Photo.mtime: result.mtime,
+        store.Photo.width: result.width,
+        store.Photo.height: result.height,
+        store.Photo.taken: taken,
+        store.Photo.taken_offset: offset,
+        store.Photo.taken_source: result.taken_source,
+        store.Photo.thumbnail: result.thumbnail,
+    }
+    lower_bound = result.lower_bound if np.isfinite(result.lower_bound) else None
+    with store.bound(ctx.db), ctx.db.atomic():
+        row = store.Photo.get_or_none(store.Photo.path == result.path)
+        if row is None:
+            photo_id = store.Photo.insert({store.Photo.path: result.path, **fields}).execute()
+            is_new = True
+        else:
+            photo_id, is_new = row.id, False
+            if row.sha256 != result.sha256:
+                # New content: every model and distance of the old content is stale.
+                store.Model.delete().where(store.Model.photo == photo_id).execute()
+                store.Distance.delete().where(
+                    (store.Distance.photo_a == photo_id) | (store.Distance.photo_b == photo_id)
+                ).execute()
+                # Its candidate lists too: it is searched again as a new photo.
+                store.Neighbours.delete().where(store.Neighbours.photo == photo_id).execute()
+            store.Photo.update(fields).where(store.Photo.id == photo_id).execute()
+        store.Model.delete().where(
+            (store.Model.photo == photo_id) & (store.Model.featurizer == featurizer_id)
+        ).execute()
+        store.Model.insert(
+            photo=photo_id,
+            featurizer=featurizer_id,
+            mixture=result.mixture,
+            n_components=result.n_components,
+            lower_bound=lower_bound,
+            n_iter=result.n_iter,
+            seconds=result.seconds,
+        ).execute()
+        store.Failure.delete().where(store.Failure.path == result.path).execute()
+    return is_new
+
+
+def _move(ctx: Context, photo_id: int, found: FileHash) -> None:
+    with store.bound(ctx.db), ctx.db.atomic():
+        store.Photo.update(path=found.path, size=found.size, mtime=found.mtime).where(
+            store.Photo.id == photo_id
+        ).execute()
+        store.Failure.delete().where(store.Failure.path == found.path).execute()
+
+
+def _fit(
+    ctx: Context,
+    todo: list[tuple[str, str]],
+    workers: Workers,
+    report: IngestReport,
+    progress: bool,
+    featurizer_id: int,
+) -> None:
+    """Fit ``(path, outcome)`` items; count each success under its outcome."""
+    outcome = dict(todo)
+    name, params = ctx.featurizer_spec()
+    tasks = [(path, name, params) for path, _ in todo]
+    for result in workers.run(fit_file, tasks, "fitting", progress, lost=_lost):
+        if isinstance(result, FileFailure):
+            record_failure(ctx, result.path, result.reason, report)
+            continue
+        _write_fitted(ctx, result, featurizer_id)
+        for stage, seconds in result.timings.items():
+            report.timings[stage] = report.timings.get(stage, 0.0) + seconds
+        kind = outcome[result.path]
+        if kind != "moved":  # a move was counted when its path was updated
+            setattr(report, kind, getattr(report, kind) + 1)
+
+
+def add(
+    ctx: Context,
+    paths: Iterable[str | os.PathLike[str]],
+    recursive: bool,
+    open_workers: Callable[[], contextlib.AbstractContextManager[Workers]],
+    progress: bool,
+) -> IngestReport:
+    """Add photos (files, or folders to walk) to the library, incrementally.
+
+    Parameters
+    ----------
+    ctx : Context
+    paths : iterable of path-like
+        Files and folders.
+    recursive : bool
+        Walk sub-folders too (symbolic links are followed, each real folder once).
+    open_workers : callable
+        Opens the workers that hash and fit (called once, after the walk).
+    progress : bool
+        Show progress bars on standard error.
+
+    Returns
+    -------
+    IngestReport
+        Counts of what happened to each file; see the module docstring.
+    """
+    start = time.perf_counter()
+    report = IngestReport()
+    files = _collect(ctx, paths, recursive, report)
+    featurizer_id = ctx.key_ids()[0]
+    with store.bound(ctx.db):
+        known = {
+            row.path: row
+            for row in store.Photo.select(
+                store.Photo.id,
+                store.Photo.path,
+                store.Photo.size,
+                store.Photo.mtime,
+                store.Photo.sha256,
+            )
+        }
+        modelled = {
+            photo_id
+            for (photo_id,) in store.Model.select(store.Model.photo)
+            .where(store.Model.featurizer == featurizer_id)
+            .tuples()
+        }
+    to_hash: list[str] = []
+    to_fit: list[tuple[str, str]] = []
+    new: list[str] = []
+    for path in files:
+        row = known.get(path)
+        if row is None:
+            new.append(path)
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            to_fit.append((path, "updated"))  # the worker reports why it is unreadable
+            continue
+        if st.st_size == row.size and st.st_mtime == row.mtime:
+            if row.id in modelled:
+                report.unchanged += 1
+            else:
+                to_fit.append((path, "updated"))
+        else:
+            to_hash.append(path)
+    # Moves can only come from photos whose file is gone; without any, new files
+    # need no hashing before they are fitted.
+    orphans: dict[str, list[Any]] = {}
+    if new:
+        for row in known.values():
+            if not os.path.exists(row.path):
+                orphans.setdefault(row.sha256, []).append(row)
+    if orphans:
+        to_hash.extend(new)
+    else:
+        to_fit.extend((path, "added") for path in new)
+
+    with open_workers() as workers:
+        tasks = [(path,) for path in to_hash]
+        for found in workers.run(hash_file, tasks, "checking", progress, lost=_lost):
+            if isinstance(found, FileFailure):
+                record_failure(ctx, found.path, found.reason, report)
+                continue
+            row = known.get(found.path)
+            if row is not None and found.sha256 == row.sha256:
+                with store.bound(ctx.db), ctx.db.atomic():  # touched, not edited
+                    store.Photo.update(size=found.size, mtime=found.mtime).where(
+                        store.Photo.id == row.id
+                    ).execute()
+                if row.id in modelled:
+                    report.unchanged += 1
+                else:
+                    to_fit.append((found.path, "updated"))
+            elif row is not None:
+                to_fit.append((found.path, "updated"))
+            elif orphans.get(found.sha256):
+                orphan = orphans[found.sha256].pop()
+                _move(ctx, orphan.id, found)
+                report.moved += 1
+                if orphan.id not in modelled:
+                    to_fit.append((found.path, "moved"))
+            else:
+                to_fit.append((found.path, "added"))
+        _fit(ctx, to_fit, workers, report, progress, featurizer_id)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def refit_missing(ctx: Context, workers: Workers, progress: bool) -> IngestReport:
+    """Fit the photos that lack a model for the current featurizer (files present)."""
+    report = IngestReport()
+    featurizer_id = ctx.key_ids()[0]
+    with store.bound(ctx.db):
+        modelled = store.Model.select(store.Model.photo).where(
+            store.Model.featurizer == featurizer_id
+        )
+        paths = [
+            path
+            for (path,) in store.Photo.select(store.Photo.path)
+            .where(store.Photo.id.not_in(modelled))
+            .tuples()
+        ]
+    todo = [(path, "updated") for path in paths if os.path.exists(path)]
+    _fit(ctx, todo, workers, report, progress, featurizer_id)
+    return report

@@ -19,10 +19,10 @@ from typing import Any
 import pluggy
 
 from leitmotiv import hookspecs
-from leitmotiv.implementation import KINDS, Implementation
+from leitmotiv.interfaces import KINDS, Implementation
 
 ENTRY_POINT_GROUP = "leitmotiv"
-DEFAULT_PLUGINS = ("leitmotiv.builtins",)
+DEFAULT_PLUGINS = ("leitmotiv.default_plugins",)
 
 _HOOK_BY_KIND = {
     "featurizer": "leitmotiv_featurizers",

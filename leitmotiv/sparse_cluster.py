@@ -31,8 +31,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from leitmotiv.cluster import check_parameters, preference_value
-from leitmotiv.implementation import Clusterer, Clustering
+from leitmotiv.affinity_settings import check_parameters, preference_value
+from leitmotiv.interfaces import Clusterer, Clustering
 
 __all__ = ["SparseAffinityPropagation", "knn_graph", "sparse_affinity_propagation"]
 
@@ -281,7 +281,7 @@ class SparseAffinityPropagation(Clusterer):
     ) -> Clustering:
         """Cluster ``n`` items from the distances on the edges of a sparse graph.
 
-        As :meth:`leitmotiv.implementation.Clusterer.cluster_graph`; self-loops are
+        As :meth:`leitmotiv.interfaces.Clusterer.cluster_graph`; self-loops are
         ignored.  With ``typical`` the ``"median"`` preference is ``-typical``, the
         scale of dense affinity propagation.  Without it, the ``"median"`` preference
         is the median over the graph's edges, which for a k-NN graph is a near-neighbour

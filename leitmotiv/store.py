@@ -4,11 +4,13 @@ One database per library: by default the SQLite file ``<library>/leitmotiv.db`` 
 mode (so the web view can read while an ingest writes), or any database named by a
 peewee URL (``postgresql://user@host/db``, ``sqlite:////path/file.db``, ...).
 
-The models are bound to :data:`database_proxy`; :func:`open_database` points the proxy
-at the database it opens, and :func:`bound` binds the models to one database for a
-block of code, so a process can hold several libraries (the tests do).
+The models are bound to :data:`database_proxy`, which resolves to a database per
+thread: :func:`bound` points it at one library's database for a block of code, in the
+calling thread only, so a process can use several libraries at once, from several
+threads (the web server's), without one thread's queries reaching another's database.
+Outside :func:`bound` the models have no database.
 
-Implementation keys (:meth:`leitmotiv.implementation.Implementation.key`, a name plus
+Implementation keys (:meth:`leitmotiv.interfaces.Implementation.key`, a name plus
 its parameters as JSON) are stored once in :class:`ImplementationKey`; models, distances
 and clustering runs refer to them by id, which keeps the large distance table small.
 
@@ -21,7 +23,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,36 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
 }
 
-database_proxy = pw.DatabaseProxy()
+class ThreadDatabaseProxy(pw.DatabaseProxy):
+    """A database proxy that each thread points at its own database.
+
+    peewee's ``bind_ctx`` rebinds model classes for the whole process, so two
+    libraries used from two threads could read and write each other's tables; this
+    proxy keeps the binding in thread-local storage instead.
+    """
+
+    __slots__ = ("_local",)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_local", threading.local())
+        super().__init__()
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        # peewee's Proxy only admits the attributes it declares; ``obj`` is ours.
+        object.__setattr__(self, attr, value)
+
+    @property
+    def obj(self) -> pw.Database | None:
+        """This thread's database (None outside :func:`bound`)."""
+        return getattr(self._local, "db", None)
+
+    @obj.setter
+    def obj(self, db: pw.Database | None) -> None:
+        self._local.db = db
+
+
+#: The database every model is bound to: this thread's, set by :func:`bound`.
+database_proxy = ThreadDatabaseProxy()
 
 
 def utcnow() -> dt.datetime:
@@ -128,7 +160,7 @@ class Neighbours(BaseModel):
     (see :mod:`leitmotiv.sparse_index`).  Blobs are little-endian arrays: ``embedding``
     float32; ``candidates`` the candidates' photo ids (int64) then their estimated
     divergences (float64).  ``samples`` keeps what the cheap estimate drew for the photo
-    (:meth:`leitmotiv.implementation.Divergence.dump_prepared`), so that a later update
+    (:meth:`leitmotiv.interfaces.Divergence.dump_prepared`), so that a later update
     does not draw it again; NULL where the divergence keeps nothing.
     """
 
@@ -236,7 +268,7 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 def schema_version(db: pw.Database) -> int:
     """The schema version recorded in ``db`` (0 for an empty database)."""
-    with db.bind_ctx([SchemaVersion]):
+    with bound(db):
         if not db.table_exists(SchemaVersion._meta.table_name):
             return 0
         row = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
@@ -256,7 +288,7 @@ def migrate(db: pw.Database) -> int:
     RuntimeError
         If the database was written by a newer leitmotiv (its version is unknown here).
     """
-    with db.bind_ctx(MODELS):
+    with bound(db):
         db.create_tables([SchemaVersion], safe=True)
         current = schema_version(db)
         if current > SCHEMA_VERSION:
@@ -298,18 +330,22 @@ def connect(url: str | None, folder: Path) -> pw.Database:
 
 
 def open_database(url: str | None, folder: Path) -> pw.Database:
-    """Connect to a library's database, migrate it, and point the proxy at it."""
+    """Connect to a library's database and migrate it."""
     db = connect(url, folder)
     migrate(db)
-    database_proxy.initialize(db)
     return db
 
 
 @contextlib.contextmanager
 def bound(db: pw.Database) -> Iterator[pw.Database]:
-    """Bind every model to ``db`` for the duration of the block."""
-    with db.bind_ctx(MODELS, bind_refs=False, bind_backrefs=False):
+    """Bind every model to ``db`` for the duration of the block, in this thread only
+    (other threads keep their own binding); blocks nest."""
+    previous = database_proxy.obj
+    database_proxy.obj = db
+    try:
         yield db
+    finally:
+        database_proxy.obj = previous
 
 
 def key_id(key: str) -> int:
@@ -377,3 +413,148 @@ def insert_distances(rows: list[tuple[int, int, int, int, float]]) -> None:
         Distance.value,
     ]
     insert_rows(Distance, fields, rows, ignore_conflicts=True)
+
+
+def runs_of(keys: tuple[int, int, int]) -> pw.Expression:
+    """SQL condition: the cluster runs of one (featurizer, divergence, clusterer) key triple."""
+    featurizer_id, divergence_id, clusterer_id = keys
+    return (
+        (ClusterRun.featurizer == featurizer_id)
+        & (ClusterRun.divergence == divergence_id)
+        & (ClusterRun.clusterer == clusterer_id)
+    )
+
+
+def current_run(keys: tuple[int, int, int]) -> ClusterRun | None:
+    """The current cluster run of one (featurizer, divergence, clusterer), or None."""
+    is_current = ClusterRun.is_current == True  # noqa: E712 - SQL expression
+    return (
+        ClusterRun.select()
+        .where(runs_of(keys) & is_current)
+        .order_by(ClusterRun.id.desc())
+        .first()
+    )
+
+
+# -- the index's reads and writes: models, distances, candidate lists -----------------
+# The numerical modules (pair_chunks, sparse_index) call these and never build SQL.
+
+
+def model_blobs(db: pw.Database, featurizer_id: int, photo_ids: Iterable[int]) -> dict[int, bytes]:
+    """The stored model blobs of ``photo_ids`` for one featurizer, by photo id."""
+    out: dict[int, bytes] = {}
+    wanted = sorted({int(p) for p in photo_ids})
+    with bound(db):
+        for s in range(0, len(wanted), INSERT_CHUNK):
+            query = (
+                Model.select(Model.photo, Model.mixture)
+                .where(
+                    (Model.featurizer == featurizer_id)
+                    & Model.photo.in_(wanted[s : s + INSERT_CHUNK])
+                )
+                .tuples()
+            )
+            for photo_id, blob in query.iterator():
+                out[photo_id] = bytes(blob)
+    return out
+
+
+def save_distances(
+    db: pw.Database,
+    pairs: Iterable[tuple[int, int]],
+    values: Iterable[float],
+    featurizer_id: int,
+    divergence_id: int,
+) -> None:
+    """Store computed distances of photo-id pairs ``(a, b)``, ``a < b``, in one
+    transaction (pairs already stored are kept)."""
+    rows = [
+        (int(a), int(b), featurizer_id, divergence_id, float(v))
+        for (a, b), v in zip(pairs, values, strict=True)
+    ]
+    with bound(db), db.atomic():
+        insert_distances(rows)
+
+
+def search_key_id(db: pw.Database, key: str) -> int:
+    """The id of a candidate search's key (see :class:`Neighbours`), in its own
+    transaction."""
+    with bound(db), db.atomic():
+        return key_id(key)
+
+
+def neighbour_lists(
+    db: pw.Database, featurizer_id: int, search_id: int
+) -> Iterator[tuple[int, bytes, bytes]]:
+    """Every stored candidate list of one featurizer and search, as
+    ``(photo id, embedding blob, candidates blob)`` straight from the cursor."""
+    with bound(db):
+        query = Neighbours.select(
+            Neighbours.photo, Neighbours.embedding, Neighbours.candidates
+        ).where((Neighbours.featurizer == featurizer_id) & (Neighbours.search == search_id))
+    for photo_id, embedding, candidates in raw_rows(db, query):
+        yield photo_id, bytes(embedding), bytes(candidates)
+
+
+def kept_samples(
+    db: pw.Database, featurizer_id: int, search_id: int, photo_ids: Iterable[int]
+) -> Iterator[tuple[int, bytes]]:
+    """The sample sets kept with the candidate lists of ``photo_ids`` (those that have
+    one), as ``(photo id, blob)``."""
+    wanted = sorted(int(p) for p in photo_ids)
+    with bound(db):
+        where = (Neighbours.featurizer == featurizer_id) & (Neighbours.search == search_id)
+        queries = [
+            Neighbours.select(Neighbours.photo, Neighbours.samples).where(
+                where & Neighbours.photo.in_(wanted[s : s + INSERT_CHUNK])
+            )
+            for s in range(0, len(wanted), INSERT_CHUNK)
+        ]
+    for query in queries:
+        for photo_id, blob in raw_rows(db, query):
+            if blob:
+                yield photo_id, bytes(blob)
+
+
+def write_neighbours(
+    db: pw.Database,
+    featurizer_id: int,
+    search_id: int,
+    changed: Iterable[tuple[int, bytes]],
+    added: Iterable[tuple[int, bytes, bytes, bytes | None]],
+) -> None:
+    """Store one batch of candidate lists in one transaction.
+
+    Parameters
+    ----------
+    changed : iterable of (photo id, candidates blob)
+        Stored lists that get a new candidates blob.
+    added : iterable of (photo id, embedding blob, candidates blob, samples blob or None)
+        New lists.
+    """
+    meta = Neighbours._meta
+    column = {name: meta.fields[name].column_name for name in meta.fields}
+    # One prepared statement for every changed row: a batch changes thousands.
+    update = (
+        f"UPDATE {meta.table_name} SET {column['candidates']} = {db.param} "
+        f"WHERE {column['photo']} = {db.param} "
+        f"AND {column['featurizer']} = {db.param} AND {column['search']} = {db.param}"
+    )
+    fields = [
+        Neighbours.photo,
+        Neighbours.featurizer,
+        Neighbours.search,
+        Neighbours.embedding,
+        Neighbours.candidates,
+        Neighbours.samples,
+    ]
+    changed_rows = [(blob, int(p), featurizer_id, search_id) for p, blob in changed]
+    added_rows = [
+        (int(p), featurizer_id, search_id, emb, cands, samples)
+        for p, emb, cands, samples in added
+    ]
+    with bound(db), db.atomic():
+        for s in range(0, len(changed_rows), INSERT_CHUNK):
+            db.cursor().executemany(update, changed_rows[s : s + INSERT_CHUNK])
+        for s in range(0, len(added_rows), INSERT_CHUNK):
+            insert_rows(Neighbours, fields, added_rows[s : s + INSERT_CHUNK])

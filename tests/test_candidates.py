@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from leitmotiv import candidates
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
+from leitmotiv.jensen_shannon import JensenShannon
 from leitmotiv.mixture import Mixture
-from leitmotiv.photo_distance import JensenShannon
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
 

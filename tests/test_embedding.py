@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from leitmotiv.embedding import characteristic, fourier_embedding, gaussian_frequencies
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
+from leitmotiv.jensen_shannon import PALETTE_EMBEDDING_GAIN, JensenShannon
 from leitmotiv.mixture import Mixture
-from leitmotiv.photo_distance import PALETTE_EMBEDDING_GAIN, JensenShannon
 
 
 def _random_mixture(rng: np.random.Generator, d: int, k: int) -> Mixture:

@@ -181,10 +181,10 @@ def test_build_index_computes_only_new_pairs(tmp_path, few_photos, library):
 
 
 def test_an_interrupted_build_index_resumes(few_photos, library, monkeypatch):
-    import leitmotiv.library as library_module
+    import leitmotiv.index as index_module
 
     library.add([few_photos], progress=False)
-    monkeypatch.setattr(library_module, "DISTANCE_BLOCK", 2)
+    monkeypatch.setattr(index_module, "DISTANCE_BLOCK", 2)
     cls = type(library.divergence)
     cross = cls.cross
     calls = []
@@ -374,3 +374,48 @@ def test_postgres_sparse_update_equals_sqlite(tmp_path, few_photos, empty_postgr
     on_sqlite, _ = _sparse_lists(Settings(library=tmp_path / "lite", **common), few_photos, 5)
     assert len(on_postgres) == 6
     assert on_postgres == on_sqlite
+
+
+def test_two_libraries_in_two_threads_never_cross(tmp_path):
+    # Two libraries read at once from two threads, as the threads of two web servers
+    # in one process would: each must only ever see its own photos.  Switching threads
+    # as often as the interpreter can makes one thread's query run while the other is
+    # inside its binding (with a process-wide binding this crossed within a few reads).
+    import threading
+
+
+    libraries = []
+    for name, count in (("one", 3), ("two", 5)):
+        library = Library.open(Settings(library=tmp_path / name))
+        with store.bound(library.db), library.db.atomic():
+            for i in range(count):
+                store.Photo.create(
+                    path=f"/{name}/{i}.jpg", sha256=f"{i:064d}", size=1, mtime=0.0,
+                    width=4, height=3, taken_source="mtime",
+                )
+        libraries.append((name, count, library))
+    start = threading.Barrier(len(libraries))
+    seen: dict[str, set] = {}
+
+    def read(name, count, library):
+        start.wait(timeout=10)
+        paths, counts = set(), set()
+        for _ in range(200):
+            paths.update(p.path for p in library.photos())
+            counts.add(library.count_photos())
+        library.close()  # this thread's connection
+        seen[name] = (paths, counts)
+
+    threads = [threading.Thread(target=read, args=entry) for entry in libraries]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    for name, count, library in libraries:
+        assert seen[name] == ({f"/{name}/{i}.jpg" for i in range(count)}, {count})
+        library.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from leitmotiv import plugins
-from leitmotiv.implementation import Clusterer
+from leitmotiv.interfaces import Clusterer
 
 TEST_PLUGINS = Path(__file__).parent / "plugins"
 
@@ -49,6 +49,18 @@ def test_builtins_are_registered_through_the_hooks(fresh_manager):
         cls, package, version = plugins.implementations(kind)[name]
         assert cls.kind == kind and cls.name == name
         assert package == "leitmotiv" and version
+
+
+def test_the_old_import_path_of_the_interfaces_still_works():
+    # Third-party plugins import leitmotiv.implementation (the test plugin does too).
+    from leitmotiv import implementation, interfaces
+
+    for name in implementation.__all__:
+        assert getattr(implementation, name) is getattr(interfaces, name)
+    assert set(implementation.__all__) == {
+        "KINDS", "Clusterer", "Clustering", "Divergence", "Featurizer", "Implementation",
+        "SparseIndexUnavailable",
+    }
 
 
 def test_registered_test_plugin_is_selectable(fresh_manager):

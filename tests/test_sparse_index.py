@@ -15,9 +15,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from leitmotiv import pair_jobs, sparse_index, store
+from leitmotiv import pair_chunks, sparse_index, store
 from leitmotiv.config import Settings
-from leitmotiv.implementation import Clusterer, Clustering
+from leitmotiv.interfaces import Clusterer, Clustering
 from leitmotiv.library import IndexReport, Library
 
 FAST = {"featurizer": {"gmm": {"n_samples": 2000}}}
@@ -141,7 +141,7 @@ def test_an_interrupted_sparse_build_resumes_to_the_same_index(fitted, tmp_path,
     whole = copy_of(fitted, tmp_path / "whole")
     broken = copy_of(fitted, tmp_path / "broken")
     monkeypatch.setattr(sparse_index, "BATCH", 50)
-    monkeypatch.setattr(pair_jobs, "CHUNK_PAIRS", 100)
+    monkeypatch.setattr(pair_chunks, "CHUNK_PAIRS", 100)
     with Library.open(settings(whole, index="sparse", neighbours=8)) as lib:
         lib.build_index(progress=False)
         expected_lists = neighbour_lists(lib)
@@ -165,7 +165,7 @@ def test_an_interrupted_sparse_build_resumes_to_the_same_index(fitted, tmp_path,
         assert stored_distances(lib) == {}
     monkeypatch.setattr(sparse_index, "_write", write)
 
-    compute = pair_jobs.compute_chunk
+    compute = pair_chunks.compute_chunk
     chunks = []
 
     def compute_then_die(*args, **kwargs):
@@ -174,14 +174,14 @@ def test_an_interrupted_sparse_build_resumes_to_the_same_index(fitted, tmp_path,
         chunks.append(1)
         return compute(*args, **kwargs)
 
-    monkeypatch.setattr(pair_jobs, "compute_chunk", compute_then_die)
+    monkeypatch.setattr(pair_chunks, "compute_chunk", compute_then_die)
     with Library.open(settings(broken, index="sparse", neighbours=8)) as lib:
         with pytest.raises(KeyboardInterrupt):
             lib.build_index(progress=False)
         assert neighbour_lists(lib) == expected_lists
         assert len(stored_distances(lib)) == 300  # three chunks of 100 committed
         assert lib.clusters() == []
-    monkeypatch.setattr(pair_jobs, "compute_chunk", compute)
+    monkeypatch.setattr(pair_chunks, "compute_chunk", compute)
 
     with Library.open(settings(broken, index="sparse", neighbours=8)) as lib:
         report = lib.build_index(progress=False)

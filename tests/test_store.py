@@ -157,3 +157,37 @@ def test_two_databases_in_one_process(tmp_path):
         assert store.Photo.select().count() == 1
     one.close()
     two.close()
+
+
+def test_a_binding_belongs_to_its_thread(tmp_path):
+    # Each thread binds its own database and queries it while the other one is bound:
+    # with a process-wide binding the first thread would count the second's photos.
+    import threading
+
+    dbs = []
+    for name, photos in (("one", 1), ("two", 3)):
+        (tmp_path / name).mkdir()
+        db = store.open_database(None, tmp_path / name)
+        with store.bound(db):
+            for i in range(photos):
+                _photo(f"/{name}/{i}.jpg")
+        dbs.append(db)
+    both_bound = threading.Barrier(2)
+    counted = {}
+
+    def count(db, name):
+        with store.bound(db):
+            both_bound.wait(timeout=10)
+            counted[name] = store.Photo.select().count()
+            both_bound.wait(timeout=10)  # neither leaves before both have counted
+        counted[name + " after"] = store.database_proxy.obj
+
+    pairs = zip(dbs, "ab", strict=True)
+    threads = [threading.Thread(target=count, args=pair) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counted == {"a": 1, "b": 3, "a after": None, "b after": None}
+    for db in dbs:
+        db.close()

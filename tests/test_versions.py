@@ -10,8 +10,8 @@ import pytest
 from leitmotiv import store
 from leitmotiv.config import Settings
 from leitmotiv.features import GmmFeaturizer
+from leitmotiv.jensen_shannon import JensenShannon
 from leitmotiv.library import Library
-from leitmotiv.photo_distance import JensenShannon
 
 FAST_PARAMS = {"featurizer": {"gmm": {"n_samples": 2000}}}
 

@@ -7,6 +7,8 @@ from typing import ClassVar
 import numpy as np
 
 from leitmotiv.hookspecs import hookimpl
+
+# The stable path third-party plugins import the interfaces from.
 from leitmotiv.implementation import Clusterer, Clustering, Divergence
 
 

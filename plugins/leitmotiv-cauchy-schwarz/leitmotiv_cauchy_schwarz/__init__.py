@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from leitmotiv.hookspecs import hookimpl
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
 
 if TYPE_CHECKING:
     from leitmotiv.mixture import Mixture

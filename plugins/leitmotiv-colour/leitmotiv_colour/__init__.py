@@ -44,7 +44,7 @@ import numpy as np
 from leitmotiv.colour import SPACES, from_rgb, to_rgb
 from leitmotiv.features import COLOUR_NORMALIZATION, as_rgb01, blur_image
 from leitmotiv.hookspecs import hookimpl
-from leitmotiv.implementation import Featurizer
+from leitmotiv.interfaces import Featurizer
 
 if TYPE_CHECKING:
     from leitmotiv.mixture import Mixture

@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from leitmotiv.hookspecs import hookimpl
-from leitmotiv.implementation import Clusterer, Clustering
+from leitmotiv.interfaces import Clusterer, Clustering
 
 __all__ = ["Hdbscan", "leitmotiv_clusterers", "medoids"]
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from leitmotiv_hdbscan import Hdbscan, medoids
 
-from leitmotiv.implementation import Clustering
+from leitmotiv.interfaces import Clustering
 
 GROUP_SIZES = (3, 5, 8, 2)
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from leitmotiv.implementation import Clusterer, Clustering
+from leitmotiv.interfaces import Clusterer, Clustering
 
 __all__ = ["REGROW", "extend_clustering"]
 

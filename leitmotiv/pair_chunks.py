@@ -3,7 +3,9 @@
 A chunk is an array of photo-id pairs ``(a, b)`` with ``a < b``.  Computing a chunk
 needs only the models of its photos, and storing it is one transaction, so an
 interrupted build keeps every finished chunk and the same chunk can run in this process
-or on a Dask worker (:mod:`leitmotiv.distributed`).
+or on a Dask worker (:mod:`leitmotiv.distributed`).  Reading the models and storing the
+values is the store's (:func:`leitmotiv.store.model_blobs`,
+:func:`leitmotiv.store.save_distances`); this module only plans and computes.
 
 The default divergence caches each model's Monte Carlo samples within a fixed memory
 budget (:data:`leitmotiv.divergence.PREPARED_BUDGET`), least recently used first out;
@@ -16,14 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import peewee as pw
 
-from leitmotiv import store
 from leitmotiv.candidates import sparse_distances
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
 from leitmotiv.mixture import Mixture
 
-__all__ = ["compute_chunk", "load_models", "plan_chunks", "save_chunk"]
+__all__ = ["compute_chunk", "plan_chunks"]
 
 #: Pairs per chunk: a few seconds of work, a few thousand cached models at most.
 CHUNK_PAIRS = 16384
@@ -109,38 +109,3 @@ def compute_chunk(
     a, b = photos[np.minimum(rows, cols)], photos[np.maximum(rows, cols)]
     order = np.lexsort((b, a))
     return np.stack([a[order], b[order]], axis=1), values[order]
-
-
-def save_chunk(
-    db: pw.Database,
-    pairs: np.ndarray,
-    values: np.ndarray,
-    featurizer_id: int,
-    divergence_id: int,
-) -> None:
-    """Store a computed chunk in one transaction (pairs already stored are kept)."""
-    rows = [
-        (int(a), int(b), featurizer_id, divergence_id, float(v))
-        for (a, b), v in zip(pairs, values, strict=True)
-    ]
-    with store.bound(db), db.atomic():
-        store.insert_distances(rows)
-
-
-def load_models(db: pw.Database, featurizer_id: int, photo_ids: np.ndarray) -> dict[int, Mixture]:
-    """The stored models of ``photo_ids`` for one featurizer."""
-    out: dict[int, Mixture] = {}
-    wanted = [int(p) for p in np.unique(photo_ids)]
-    with store.bound(db):
-        for s in range(0, len(wanted), store.INSERT_CHUNK):
-            query = (
-                store.Model.select(store.Model.photo, store.Model.mixture)
-                .where(
-                    (store.Model.featurizer == featurizer_id)
-                    & store.Model.photo.in_(wanted[s : s + store.INSERT_CHUNK])
-                )
-                .tuples()
-            )
-            for photo_id, blob in query.iterator():
-                out[photo_id] = Mixture.from_bytes(bytes(blob))
-    return out

@@ -13,7 +13,7 @@ def leitmotiv_featurizers():
 
 @hookimpl
 def leitmotiv_divergences():
-    from leitmotiv.photo_distance import JensenShannon
+    from leitmotiv.jensen_shannon import JensenShannon
 
     return [JensenShannon]
 

@@ -1,10 +1,10 @@
-"""Tests of :func:`leitmotiv.cluster_extension.extend_clustering` on points in the plane."""
+"""Tests of :func:`leitmotiv.incremental_clustering.extend_clustering` on points in the plane."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from leitmotiv.cluster_extension import extend_clustering
+from leitmotiv.incremental_clustering import extend_clustering
 from leitmotiv.sparse_cluster import SparseAffinityPropagation
 
 

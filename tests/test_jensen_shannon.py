@@ -7,8 +7,8 @@ import pytest
 
 from leitmotiv.features import GmmFeaturizer
 from leitmotiv.imaging import decode
+from leitmotiv.jensen_shannon import JensenShannon, colour_view, colour_views, is_photo_model
 from leitmotiv.mixture import Mixture
-from leitmotiv.photo_distance import JensenShannon, colour_view, colour_views, is_photo_model
 
 FEATURIZER = GmmFeaturizer(n_samples=2000)
 
@@ -182,7 +182,7 @@ def toned(images):
 
 
 def test_colourfulness_tells_grey_toned_and_colour_apart(models, toned):
-    from leitmotiv.photo_distance import GREY_COLOURFULNESS, colour_shares, colourfulness
+    from leitmotiv.jensen_shannon import GREY_COLOURFULNESS, colour_shares, colourfulness
 
     grey, sepia, colour = (colourfulness(m) for m in (toned["grey"], toned["sepia"],
                                                        models["dahlia"]))
@@ -207,7 +207,7 @@ def test_a_black_and_white_or_sepia_copy_finds_its_original(models, toned):
 
 
 def test_luma_view_is_the_standardized_luminance_marginal(models):
-    from leitmotiv.photo_distance import luma_view
+    from leitmotiv.jensen_shannon import luma_view
 
     m = models["dahlia"]
     view = luma_view(m, 0.5, 0.0)

@@ -69,7 +69,7 @@ from leitmotiv.divergence import (
     prepared,
 )
 from leitmotiv.embedding import characteristic, gaussian_frequencies
-from leitmotiv.implementation import Divergence
+from leitmotiv.interfaces import Divergence
 from leitmotiv.mixture import Mixture
 
 #: Linear maps of the (x, y) model coordinates, centred on the image centre.

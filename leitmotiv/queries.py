@@ -1,0 +1,387 @@
+"""Read-only questions about a library: photos, similar photos, clusters, motifs,
+failures, and a photo's stored model and thumbnail.
+
+Every function takes the library's :class:`~leitmotiv.context.Context` and returns
+plain frozen records (:class:`Photo`, :class:`Cluster`, :class:`Failure`,
+:class:`~leitmotiv.motifs.Motif`), never store rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import peewee as pw
+
+from leitmotiv import store
+from leitmotiv.context import Context
+from leitmotiv.motifs import Motif
+
+__all__ = [
+    "Cluster",
+    "Failure",
+    "Photo",
+    "cluster",
+    "clusters",
+    "count_photos",
+    "failures",
+    "find_photo",
+    "mixture",
+    "model_row",
+    "motifs",
+    "parse_date_bound",
+    "photo",
+    "photos",
+    "similar",
+    "thumbnail",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Photo:
+    """A photo of the library.
+
+    Attributes
+    ----------
+    id : int
+    path : str
+        Absolute path of the file (as last seen).
+    taken : datetime or None
+        Capture time (timezone-aware when the EXIF data gave an offset).
+    taken_source : str or None
+        ``"exif"`` or ``"mtime"``.
+    width, height : int
+        Size of the full upright image, in pixels.
+    components : int or None
+        Components of its model for the current featurizer (None if not fitted).
+    sha256 : str
+        Hex digest of the file's content.
+    size : int
+        File size in bytes.
+    """
+
+    id: int
+    path: str
+    taken: dt.datetime | None
+    taken_source: str | None
+    width: int
+    height: int
+    components: int | None
+    sha256: str
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """A cluster of the current clustering: its exemplar and its members (exemplar first)."""
+
+    id: int
+    exemplar: Photo
+    members: list[Photo]
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A file that could not be added: its path, the reason, and when (UTC)."""
+
+    path: str
+    reason: str
+    time: dt.datetime
+
+
+def _join_taken(taken: Any, offset: int | None) -> dt.datetime | None:
+    if taken is None:
+        return None
+    if isinstance(taken, str):  # SQLite hands back text it cannot parse as-is
+        taken = dt.datetime.fromisoformat(taken)
+    if offset is not None:
+        taken = taken.replace(tzinfo=dt.timezone(dt.timedelta(seconds=offset)))
+    return taken
+
+
+def _wall_clock(bound: dt.date | dt.datetime | None, end: bool = False) -> dt.datetime | None:
+    """A date range bound as the naive wall-clock datetime the motif analysis compares.
+
+    A plain date means its first moment, or its last one for the end of a range, so
+    ``until=date(2020, 12, 31)`` keeps photos of that evening.
+    """
+    if bound is None:
+        return None
+    if isinstance(bound, dt.datetime):
+        return bound.replace(tzinfo=None)
+    if end:
+        return dt.datetime.combine(bound, dt.time.max)
+    return dt.datetime.combine(bound, dt.time.min)
+
+
+def parse_date_bound(text: str, end: bool = False) -> dt.datetime:
+    """The start (or, with ``end``, the last moment) of a date given as text.
+
+    Accepts ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` and ISO datetimes, so that
+    ``--since 2018 --until 2020`` means the three whole years 2018 to 2020.
+
+    Raises
+    ------
+    ValueError
+        If the text is none of these.
+    """
+    text = text.strip()
+    try:
+        if len(text) == 4 and text.isdigit():
+            first = dt.datetime(int(text), 1, 1)
+            following = first.replace(year=first.year + 1)
+        elif len(text) == 7 and text[4] == "-":
+            first = dt.datetime.strptime(text, "%Y-%m")
+            following = (first + dt.timedelta(days=32)).replace(day=1)
+        elif len(text) == 10:
+            first = dt.datetime.strptime(text, "%Y-%m-%d")
+            following = first + dt.timedelta(days=1)
+        else:
+            return dt.datetime.fromisoformat(text).replace(tzinfo=None)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date: use YYYY, YYYY-MM, YYYY-MM-DD or an ISO datetime"
+        ) from None
+    return following - dt.timedelta(microseconds=1) if end else first
+
+
+def _photo_query(ctx: Context) -> pw.ModelSelect:
+    featurizer_id = ctx.key_ids()[0]
+    return store.Photo.select(
+        store.Photo.id,
+        store.Photo.path,
+        store.Photo.taken,
+        store.Photo.taken_offset,
+        store.Photo.taken_source,
+        store.Photo.width,
+        store.Photo.height,
+        store.Photo.sha256,
+        store.Photo.size,
+        store.Model.n_components,
+    ).join(
+        store.Model,
+        pw.JOIN.LEFT_OUTER,
+        on=(store.Model.photo == store.Photo.id) & (store.Model.featurizer == featurizer_id),
+    )
+
+
+def _to_photo(row: Any) -> Photo:
+    model = getattr(row, "model", None)
+    return Photo(
+        id=row.id,
+        path=row.path,
+        taken=_join_taken(row.taken, row.taken_offset),
+        taken_source=row.taken_source,
+        width=row.width,
+        height=row.height,
+        components=None if model is None else model.n_components,
+        sha256=row.sha256,
+        size=row.size,
+    )
+
+
+def _photos_by_id(ctx: Context, ids: Iterable[int]) -> dict[int, Photo]:
+    ids = list(ids)
+    with store.bound(ctx.db):
+        return {row.id: _to_photo(row) for row in _photo_query(ctx).where(store.Photo.id.in_(ids))}
+
+
+def photos(ctx: Context, offset: int = 0, limit: int | None = None) -> list[Photo]:
+    """Photos ordered by capture time (unknown times last), then path."""
+    with store.bound(ctx.db):
+        query = _photo_query(ctx).order_by(
+            store.Photo.taken.is_null(), store.Photo.taken, store.Photo.path
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        return [_to_photo(row) for row in query]
+
+
+def count_photos(ctx: Context) -> int:
+    """Number of photos in the library."""
+    with store.bound(ctx.db):
+        return store.Photo.select().count()
+
+
+def photo(ctx: Context, photo_id: int) -> Photo | None:
+    """The photo with this id, or None."""
+    return _photos_by_id(ctx, [int(photo_id)]).get(int(photo_id))
+
+
+def find_photo(ctx: Context, id_or_path: str) -> Photo | None:
+    """The photo named by its id (digits) or by its path (relative to the working
+    directory, ``~`` expanded), or None."""
+    text = str(id_or_path).strip()
+    if text.isdigit():
+        found = photo(ctx, int(text))
+        if found is not None:
+            return found
+    candidates = [os.path.abspath(os.path.expanduser(text))]
+    candidates.append(os.path.realpath(candidates[0]))
+    with store.bound(ctx.db):
+        for path in candidates:
+            row = _photo_query(ctx).where(store.Photo.path == path).first()
+            if row is not None:
+                return _to_photo(row)
+    return None
+
+
+def similar(
+    ctx: Context, photo_id: int, top: int | None = None, offset: int = 0
+) -> list[tuple[Photo, float]]:
+    """The photos nearest to a photo, nearest first, the photo itself excluded.
+
+    Only indexed photos appear.
+
+    Returns
+    -------
+    list of (Photo, float)
+        The photos and their distance to the query.
+    """
+    featurizer_id, divergence_id, _ = ctx.key_ids()
+    d = store.Distance
+    other = pw.Case(None, [(d.photo_a == photo_id, d.photo_b)], d.photo_a)
+    with store.bound(ctx.db):
+        query = (
+            d.select(other.alias("other"), d.value)
+            .where(
+                ((d.photo_a == photo_id) | (d.photo_b == photo_id))
+                & (d.featurizer == featurizer_id)
+                & (d.divergence == divergence_id)
+            )
+            .order_by(d.value, other)
+            .tuples()
+        )
+        if top is not None:
+            query = query.limit(top)
+        if offset:
+            query = query.offset(offset)
+        pairs = list(query)
+    found = _photos_by_id(ctx, (pid for pid, _ in pairs))
+    return [(found[pid], float(value)) for pid, value in pairs if pid in found]
+
+
+def _clusters(ctx: Context, cluster_id: int | None = None) -> list[Cluster]:
+    keys = ctx.key_ids()
+    with store.bound(ctx.db):
+        run = store.current_run(keys)
+        if run is None:
+            return []
+        query = store.Cluster.select().where(store.Cluster.run == run.id)
+        if cluster_id is not None:
+            query = query.where(store.Cluster.id == cluster_id)
+        rows = list(query.order_by(store.Cluster.id).tuples())
+        members: dict[int, list[int]] = {cid: [] for cid, *_ in rows}
+        member_rows = (
+            store.ClusterMember.select(store.ClusterMember.cluster, store.ClusterMember.photo)
+            .where(store.ClusterMember.cluster.in_(list(members)))
+            .tuples()
+        )
+        for cid, pid in member_rows:
+            members[cid].append(pid)
+    found = _photos_by_id(ctx, {pid for pids in members.values() for pid in pids})
+    out = []
+    for cid, _run, exemplar in rows:
+        ordered = sorted(
+            (found[p] for p in members[cid] if p in found),
+            key=lambda p: (p.id != exemplar, p.taken is None, str(p.taken), p.path),
+        )
+        out.append(Cluster(cid, found[exemplar], ordered))
+    return out
+
+
+def clusters(ctx: Context) -> list[Cluster]:
+    """The clusters of the current clustering (empty before an index is built)."""
+    return _clusters(ctx)
+
+
+def cluster(ctx: Context, cluster_id: int) -> Cluster | None:
+    """One cluster of the current clustering, or None."""
+    found = _clusters(ctx, int(cluster_id))
+    return found[0] if found else None
+
+
+def motifs(
+    ctx: Context,
+    since: dt.date | dt.datetime | None = None,
+    until: dt.date | dt.datetime | None = None,
+    known: Sequence[Cluster] | None = None,
+) -> list[Motif]:
+    """The clusters of the current clustering seen through time, as motifs.
+
+    See :mod:`leitmotiv.motifs` for bursts, periods and the recurrence score.
+    Only EXIF capture times place a photo on the timeline; photos dated by their
+    file time alone are the motif's ``undated_ids``.
+
+    Parameters
+    ----------
+    ctx : Context
+    since, until : date or datetime, optional
+        Keep only the occurrences captured in ``[since, until]`` (wall-clock
+        time).  A plain ``until`` date includes that whole day.  With either
+        bound, motifs with no occurrence in the range are left out.
+    known : sequence of Cluster, optional
+        The result of :func:`clusters`, when the caller has it already (saves
+        reading the clustering twice).
+
+    Returns
+    -------
+    list of Motif
+        Highest recurrence score first (empty before an index is built).
+    """
+    from leitmotiv.motifs import Shot, find_motifs
+
+    if known is None:
+        known = clusters(ctx)
+    shots = [
+        (c.id, c.exemplar.id, [Shot(p.id, p.taken, p.taken_source) for p in c.members])
+        for c in known
+    ]
+    found = find_motifs(shots, since=_wall_clock(since), until=_wall_clock(until, end=True))
+    if since is not None or until is not None:
+        found = [m for m in found if m.periods]
+    return found
+
+
+def failures(ctx: Context) -> list[Failure]:
+    """Files that could not be added, by path."""
+    with store.bound(ctx.db):
+        return [
+            Failure(row.path, row.reason, row.time)
+            for row in store.Failure.select().order_by(store.Failure.path)
+        ]
+
+
+def model_row(ctx: Context, photo_id: int) -> Any:
+    """The stored model of a photo for the current featurizer, with its photo's hash
+    (``row.mixture``, ``row.photo.sha256``), or None."""
+    featurizer_id = ctx.key_ids()[0]
+    with store.bound(ctx.db):
+        return (
+            store.Model.select(store.Model.mixture, store.Photo.sha256)
+            .join(store.Photo)
+            .where((store.Model.photo == int(photo_id)) & (store.Model.featurizer == featurizer_id))
+            .first()
+        )
+
+
+def mixture(ctx: Context, photo_id: int):
+    """The photo's model for the current featurizer (a Mixture), or None."""
+    from leitmotiv.mixture import Mixture
+
+    row = model_row(ctx, photo_id)
+    return None if row is None else Mixture.from_bytes(bytes(row.mixture))
+
+
+def thumbnail(ctx: Context, photo_id: int) -> bytes | None:
+    """The JPEG thumbnail stored when the photo was added, or None."""
+    with store.bound(ctx.db):
+        row = (
+            store.Photo.select(store.Photo.thumbnail).where(store.Photo.id == int(photo_id)).first()
+        )
+    return None if row is None or row.thumbnail is None else bytes(row.thumbnail)
