@@ -56,4 +56,6 @@ def test_similar_labels_near_duplicates(demo):
     rows = json.loads(result.stdout)
     assert [r["relation"] for r in rows[:2]] == ["near-duplicate", "near-duplicate"]
     assert all(r["path"].split("/")[-1].startswith("coffee_") for r in rows[:2])
-    assert {r["relation"] for r in rows[2:]} == {"unrelated"}
+    # Other scenes: never near-duplicates, and the farthest of the five is unrelated.
+    assert {r["relation"] for r in rows[2:]} <= {"similar", "unrelated"}
+    assert rows[-1]["relation"] == "unrelated"
