@@ -28,7 +28,8 @@ from leitmotiv.mixture import Mixture
 sys.path.insert(0, str(Path(__file__).parent))
 from quality import REPO, load_set, models
 
-PREVIOUS = JensenShannon(colour_weight=0.2, spread=0.0, luma_gain=0.0)
+# The default of version 1: the model with 1000 samples and the palette, nothing else.
+PREVIOUS = JensenShannon(n_samples=1000, colour_weight=0.2, spread=0.0, luma_gain=0.0)
 
 
 def fresh(mixtures: list[Mixture]) -> list[Mixture]:

@@ -79,7 +79,7 @@ PREVIOUS = (
     "gmm",
     {},
     "js",
-    {"colour_weight": 0.2, "spread": 0.0, "luma_gain": 0.0},
+    {"n_samples": 1000, "colour_weight": 0.2, "spread": 0.0, "luma_gain": 0.0},
 )
 VARIANTS = [
     ("without the luminance view", "gmm", {}, "js", {"luma_gain": 0.0}),
