@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,15 @@ class LeitmotivGroup(click.Group):
 
 
 class AppContext:
-    """What every command gets: the settings and, lazily, the opened library."""
+    """What every command gets: the settings and, lazily, the opened library.
 
-    def __init__(self, settings: Settings, debug: bool) -> None:
+    ``library_flag`` is the ``--library`` folder when the command line gave one.
+    """
+
+    def __init__(self, settings: Settings, debug: bool, library_flag: Path | None = None) -> None:
         self.settings = settings
         self.debug = debug
+        self.library_flag = library_flag
         self._library = None
 
     @property
@@ -57,6 +62,42 @@ class AppContext:
 
             self._library = Library.open(self.settings)
         return self._library
+
+    def command(self, args: str) -> str:
+        """``leitmotiv ARGS`` as the user should type it for this library (with
+        ``--library`` when they chose the library that way)."""
+        where = f"--library {shlex.quote(str(self.library_flag))} " if self.library_flag else ""
+        return f"leitmotiv {where}{args}"
+
+    def has_database(self) -> bool:
+        """Whether the library's database exists (looking creates nothing)."""
+        from leitmotiv import store
+
+        return store.database_exists(self.settings.database, Path(self.settings.library))
+
+    def library_to_read(self):
+        """The library for a read command, or None when it holds no photos yet.
+
+        None comes after a message on standard error that says what to run.  A read
+        never creates a database: a folder without one is reported as empty.
+        """
+        folder = Path(self.settings.library)
+        if self.has_database() and self.library.count_photos():
+            return self.library
+        click.echo(
+            f"no photos in the library {folder} yet: add some with "
+            f"`{self.command('add-directory FOLDER')}`, then run `{self.command('build-index')}`",
+            err=True,
+        )
+        return None
+
+    def say_not_indexed(self) -> None:
+        """Tell the user, on standard error, that the library needs ``build-index``."""
+        click.echo(
+            f"the library {self.settings.library} is not indexed yet: run "
+            f"`{self.command('build-index')}`",
+            err=True,
+        )
 
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -113,7 +154,7 @@ def cli(ctx, config_path, debug, library, featurizer, divergence, clusterer):
         settings = load_settings(config_path, overrides=overrides)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    ctx.obj = AppContext(settings, debug)
+    ctx.obj = AppContext(settings, debug, library_flag=library)
     if ctx.invoked_subcommand not in (None, "plugins"):
         _check_implementations(settings)
 
@@ -343,10 +384,14 @@ def build_index(app, method, neighbours, recluster, jobs, dask, as_json):
         )
     else:
         click.echo(
-            f"indexed {report.n_photos} photos ({report.method}): {report.pairs_computed} "
-            f"new pairs, {report.n_clusters} clusters in {report.seconds:.1f} s, "
-            f"peak memory {report.peak_memory_mib:.0f} MiB"
-            + (f" ({report.failed} photos could not be refitted)" if report.failed else "")
+            f"indexed {_count(report.n_photos, 'photo')} ({report.method}): "
+            f"{_count(report.pairs_computed, 'new pair')}, {_count(report.n_clusters, 'cluster')} "
+            f"in {report.seconds:.1f} s, peak memory {report.peak_memory_mib:.0f} MiB"
+            + (
+                f" ({_count(report.failed, 'photo')} could not be refitted)"
+                if report.failed
+                else ""
+            )
         )
     if report.failed:
         raise click.exceptions.Exit(1)
@@ -357,6 +402,10 @@ def build_index(app, method, neighbours, recluster, jobs, dask, as_json):
 @pass_app
 def photos(app, as_json):
     """List the photos by date captured (unknown dates last)."""
+    library = app.library_to_read()
+    if library is None:
+        _print_nothing(as_json)
+        return
     rows = [
         {
             "id": p.id,
@@ -367,13 +416,19 @@ def photos(app, as_json):
             "height": p.height,
             "components": p.components,
         }
-        for p in app.library.photos()
+        for p in library.photos()
     ]
     if as_json:
         emit_json(rows)
         return
     for row in rows:
         click.echo(f"{row['id']:>6}  {row['taken'] or '-':<26}  {row['path']}")
+
+
+def _print_nothing(as_json: bool) -> None:
+    """The output of a listing with nothing in it: ``[]`` for --json, else nothing."""
+    if as_json:
+        emit_json([])
 
 
 @cli.command()
@@ -389,6 +444,8 @@ def photos(app, as_json):
 @pass_app
 def similar(app, photo, top, as_json):
     """List the photos most similar to PHOTO (an id or a path), nearest first."""
+    if app.library_to_read() is None:
+        raise click.exceptions.Exit(2)  # no PHOTO can be in an empty library
     query = _photo_or_usage_error(app, photo)
     rows = [
         {
@@ -399,6 +456,8 @@ def similar(app, photo, top, as_json):
         }
         for p, d in app.library.similar(query.id, top=top)
     ]
+    if not rows and app.library.count_photos() > 1 and not app.library.clusters():
+        app.say_not_indexed()
     if as_json:
         emit_json(rows)
         return
@@ -412,19 +471,23 @@ def similar(app, photo, top, as_json):
 @pass_app
 def clusters(app, as_json):
     """List the clusters of the current index with their exemplar first."""
+    library = app.library_to_read()
+    found = library.clusters() if library is not None else []
+    if library is not None and not found:
+        app.say_not_indexed()
     rows = [
         {
             "id": c.id,
             "exemplar": {"id": c.exemplar.id, "path": c.exemplar.path},
             "members": [{"id": p.id, "path": p.path} for p in c.members],
         }
-        for c in app.library.clusters()
+        for c in found
     ]
     if as_json:
         emit_json(rows)
         return
     for row in rows:
-        click.echo(f"cluster {row['id']} ({len(row['members'])} photos)")
+        click.echo(f"cluster {row['id']} ({_count(len(row['members']), 'photo')})")
         for member in row["members"]:
             click.echo(f"  {member['id']:>6}  {member['path']}")
 
@@ -434,9 +497,8 @@ def clusters(app, as_json):
 @pass_app
 def failures(app, as_json):
     """List the files that could not be added, with the reason."""
-    rows = [
-        {"path": f.path, "reason": f.reason, "time": _iso(f.time)} for f in app.library.failures()
-    ]
+    found = app.library.failures() if app.has_database() else []
+    rows = [{"path": f.path, "reason": f.reason, "time": _iso(f.time)} for f in found]
     if as_json:
         emit_json(rows)
         return
@@ -501,7 +563,8 @@ def average(app, cluster, out, size):
     "--folder",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Library folder for the demo (default: 'demo' in the user data folder).",
+    help="Library folder for the demo (default: the --library folder, else 'demo' in the "
+    "user data folder).",
 )
 @click.option("--no-serve", is_flag=True, help="Stop after indexing and print what was found.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
@@ -511,8 +574,9 @@ def average(app, cluster, out, size):
 def demo(app, folder, no_serve, host, port, jobs):
     """Build a library from the bundled sample photos and serve it.
 
-    The 21 sample photos (seven public-domain and CC0 scenes, three versions each) are
-    added to their own library, indexed and clustered; a second run reuses the work.
+    The 25 sample photos (six public-domain and CC0 scenes, some photographed again
+    over the years, dated by their EXIF) are added to their own library (the --library
+    folder if given), indexed and clustered; a second run reuses the work.
     """
     from dataclasses import replace
 
@@ -520,7 +584,8 @@ def demo(app, folder, no_serve, host, port, jobs):
     from leitmotiv.library import Library
     from leitmotiv.samples import sample_photos
 
-    folder = (folder or user_data_dir() / "demo").resolve()
+    # Only an explicit folder: the configured library is the user's own photos.
+    folder = (folder or app.library_flag or user_data_dir() / "demo").resolve()
     settings = replace(app.settings, library=folder, database=None)
     library = Library.open(settings)
     click.echo(f"Building the demo library in {folder} ...")
@@ -528,12 +593,17 @@ def demo(app, folder, no_serve, host, port, jobs):
     index = library.build_index(jobs=_jobs(app, jobs))
     clusters = library.clusters()
     click.echo(
-        f"{library.count_photos()} photos ({added.added} new), {index.pairs_computed} new "
-        f"distances, {len(clusters)} clusters:"
+        f"{_count(library.count_photos(), 'photo')} ({added.added} new), "
+        f"{_count(index.pairs_computed, 'new distance')}, {_count(len(clusters), 'cluster')}:"
     )
     for cluster in clusters:
         names = ", ".join(Path(p.path).name for p in cluster.members)
         click.echo(f"  cluster {cluster.id}: {names}")
+    query = f"leitmotiv --library {shlex.quote(str(folder))}"
+    click.echo(
+        f"The demo library is {folder}; query it with `{query} photos` "
+        f"(or motifs, clusters, similar PHOTO)."
+    )
     if not no_serve:
         _serve(library, folder, host, port, threads=8)
 
@@ -578,7 +648,13 @@ def motifs(app, since, until, as_json):
     """
     from leitmotiv.web.app import motif_json, motifs_with_photos
 
-    found, photos = motifs_with_photos(app.library, since=since, until=until)
+    library = app.library_to_read()
+    if library is None:
+        _print_nothing(as_json)
+        return
+    found, photos = motifs_with_photos(library, since=since, until=until)
+    if not found and not library.clusters():
+        app.say_not_indexed()
     rows = [
         motif_json(m, photos, f"leitmotiv average {m.cluster_id} -o average-{m.cluster_id}.png")
         for m in found

@@ -329,6 +329,31 @@ def connect(url: str | None, folder: Path) -> pw.Database:
     return db
 
 
+def database_exists(url: str | None, folder: Path) -> bool:
+    """Whether a library's database is there to read, looked for without creating it.
+
+    Parameters
+    ----------
+    url : str or None
+        As for :func:`connect`.
+    folder : Path
+        The library folder.
+
+    Returns
+    -------
+    bool
+        For SQLite, whether the file exists (an in-memory database always does); a
+        server database (PostgreSQL, ...) is taken to exist, since it is made by its
+        administrator and connecting to it creates nothing.
+    """
+    if url is None:
+        return (folder / SQLITE_NAME).is_file()
+    if url.startswith("sqlite"):
+        name = db_url.parse(url).get("database") or ""
+        return name in ("", ":memory:") or Path(name).is_file()
+    return True
+
+
 def open_database(url: str | None, folder: Path) -> pw.Database:
     """Connect to a library's database and migrate it."""
     db = connect(url, folder)

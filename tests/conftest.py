@@ -1,8 +1,10 @@
-"""Shared pytest fixtures: where the test data lives and what it is.
+"""Shared pytest fixtures: where the test data lives and what it is; the skip budget.
 
-The data is not part of the repository: it sits in ``shared/data`` beside the clone
-(``<repo>/../shared/data``), both here and in CI, so every path is derived from this
-file's location rather than from the working directory.
+The data is part of the repository: a compact corpus in ``tests/data`` (16 real scenes
+x 4 versions at 320 px, a few hard and monochrome re-shoots, the bad-input files),
+made from the shared photo sets by ``tests/data/make_corpus.py`` and described in
+``tests/data/README.md``.  Every path is derived from this file's location rather than
+from the working directory.
 """
 
 from __future__ import annotations
@@ -11,18 +13,17 @@ import csv
 from pathlib import Path
 
 import pytest
+import skip_budget
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parent / "data"
 PHOTOS_DIR = DATA_DIR / "photos"
 PHOTOS_HARD_DIR = DATA_DIR / "photos-hard"
+PHOTOS_MONO_DIR = DATA_DIR / "photos-mono"
 BAD_DIR = DATA_DIR / "bad"
 
 
-def _require(path: Path) -> Path:
-    if not path.is_dir():
-        pytest.skip(f"test data folder {path} is missing")
-    return path
+def pytest_configure(config: pytest.Config) -> None:
+    skip_budget.register(config)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -33,26 +34,33 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """``<repo>/../shared/data``."""
-    return _require(DATA_DIR)
+    """``tests/data``, the compact test corpus."""
+    return DATA_DIR
 
 
 @pytest.fixture(scope="session")
 def photos_dir() -> Path:
-    """The public benchmark: 40 scenes x 4 mild edits, with ``groups.csv``."""
-    return _require(PHOTOS_DIR)
+    """16 real scenes x 4 mild edits at 320 px, with ``groups.csv``."""
+    return PHOTOS_DIR
 
 
 @pytest.fixture(scope="session")
 def photos_hard_dir() -> Path:
-    """The hard benchmark: 40 scenes x 4 hard re-shoots, with ``groups.csv``."""
-    return _require(PHOTOS_HARD_DIR)
+    """6 of those scenes x 4 hard re-shoots, with ``groups.csv``."""
+    return PHOTOS_HARD_DIR
+
+
+@pytest.fixture(scope="session")
+def photos_mono_dir() -> Path:
+    """6 of those scenes: colour original, black and white, sepia, high-contrast
+    black and white cropped (``_m0`` to ``_m3``), with ``groups.csv``."""
+    return PHOTOS_MONO_DIR
 
 
 @pytest.fixture(scope="session")
 def bad_dir() -> Path:
     """Broken and unusual files, with ``expected.csv``."""
-    return _require(BAD_DIR)
+    return BAD_DIR
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +80,12 @@ def groups(groups_rows: list[dict[str, str]]) -> dict[str, str]:
 def hard_groups(photos_hard_dir: Path) -> dict[str, str]:
     """``{file name: scene group}`` of ``photos-hard/groups.csv``."""
     return {row["file"]: row["group"] for row in read_csv(photos_hard_dir / "groups.csv")}
+
+
+@pytest.fixture(scope="session")
+def mono_groups(photos_mono_dir: Path) -> dict[str, str]:
+    """``{file name: scene group}`` of ``photos-mono/groups.csv``."""
+    return {row["file"]: row["group"] for row in read_csv(photos_mono_dir / "groups.csv")}
 
 
 @pytest.fixture

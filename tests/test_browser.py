@@ -253,7 +253,7 @@ def test_motifs_timeline_then_a_period(dated_server, browser):
     assert lefts == sorted(lefts)
     steps = [b - a for a, b in itertools.pairwise(lefts)]
     assert max(steps) - min(steps) < 3  # pixels
-    _screenshot(browser, "motifs")  # docs/motifs.png is a copy of it, for README.md
+    _screenshot(browser, "motifs")
     average = rows[0].find_element(By.CSS_SELECTOR, ".average img")
     assert browser.execute_script("return arguments[0].naturalWidth", average) > 0
 

@@ -14,8 +14,6 @@ from leitmotiv.interfaces import Divergence
 from leitmotiv.jensen_shannon import JensenShannon
 from leitmotiv.mixture import Mixture
 
-PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
-
 
 def _fit(paths):
     from leitmotiv.features import GmmFeaturizer
@@ -26,12 +24,9 @@ def _fit(paths):
 
 
 @pytest.fixture(scope="module")
-def real_models() -> list[Mixture]:
-    """Models of the first 120 shared photos (40 scenes x mild edits), fitted once."""
-    paths = sorted(PHOTOS.glob("*.jpg"))[:120]
-    if len(paths) < 120:
-        pytest.skip(f"shared photos missing in {PHOTOS}")
-    return _fit(paths)
+def real_models(photos_dir: Path) -> list[Mixture]:
+    """Models of the 64 test photos (16 scenes x mild edits), fitted once."""
+    return _fit(sorted(photos_dir.glob("*.jpg")))
 
 
 def _edited(model: Mixture, rng: np.random.Generator) -> Mixture:
@@ -49,11 +44,9 @@ def _edited(model: Mixture, rng: np.random.Generator) -> Mixture:
 
 
 @pytest.fixture(scope="module")
-def few_models() -> list[Mixture]:
+def few_models(photos_dir: Path) -> list[Mixture]:
     """Twelve photo models: three real fits and three edits of each (fast)."""
-    paths = sorted(PHOTOS.glob("*.jpg"))[::40][:3]
-    if len(paths) < 3:
-        pytest.skip(f"shared photos missing in {PHOTOS}")
+    paths = sorted(photos_dir.glob("*.jpg"))[::20][:3]
     rng = np.random.default_rng(0)
     base = _fit(paths)
     return base + [_edited(m, rng) for m in base for _ in range(3)]
@@ -71,11 +64,13 @@ def test_recall_of_true_top10_on_real_photos(real_models):
     exact = js.pairwise(real_models)
     np.fill_diagonal(exact, np.inf)
     true_top = np.argsort(exact, axis=1, kind="stable")[:, :10]
-    indices, _ = candidates.search(real_models, 30, js)
-    assert indices.shape == (120, 30)
+    # A quarter of the library as candidates, three quarters as the wide list.
+    n = len(real_models)
+    indices, _ = candidates.search(real_models, n // 4, js)
+    assert indices.shape == (n, n // 4)
     assert _recall(true_top, indices) >= 0.95
     # The embedding alone already finds most of them, and nearly all in a wide list.
-    wide, _ = candidates.candidate_pairs(js.embedding(real_models), 100)
+    wide, _ = candidates.candidate_pairs(js.embedding(real_models), 3 * n // 4)
     assert _recall(true_top, wide) >= 0.95
 
 

@@ -1,6 +1,6 @@
 """End-to-end tests of the library commands of the ``leitmotiv`` command line.
 
-The quality test builds the 160-photo library once per session, through the CLI, with
+The quality test builds the library of the 64 test photos once per session, through the CLI, with
 the default featurizer parameters (it is about quality); the other tests use fewer
 samples to stay fast.
 """
@@ -46,10 +46,10 @@ def _leitmotiv(folder: Path, config_text: str) -> Leitmotiv:
 
 @pytest.fixture(scope="session")
 def photos_library(tmp_path_factory, photos_dir) -> Leitmotiv:
-    """The 160 shared photos, added and indexed through the CLI (default parameters)."""
+    """The 64 test photos, added and indexed through the CLI (default parameters)."""
     run = _leitmotiv(tmp_path_factory.mktemp("photos-library"), "")
     out = run("add-directory", photos_dir).stdout
-    assert "added 160," in out and "failed 0" in out
+    assert "added 64," in out and "failed 0" in out
     run("build-index")
     return run
 
@@ -63,7 +63,7 @@ def test_similarity_and_clusters_match_the_scenes(photos_library, photos_dir, gr
     from sklearn.metrics import adjusted_rand_score
 
     photos = photos_library.json("photos")
-    assert len(photos) == 160
+    assert len(photos) == 64
     group_of = {p["id"]: groups[Path(p["path"]).name] for p in photos}
     scores = []
     for p in photos:
@@ -172,3 +172,36 @@ def test_add_image_and_usage_errors(fast, photos_dir, tmp_path):
     assert (index["n_photos"], index["pairs_computed"]) == (2, 1)
     ranked = fast.json("similar", photos_dir / "coffee_1.jpg")
     assert [Path(r["path"]).name for r in ranked] == ["coffee_0.jpg"]
+
+
+def test_read_commands_on_a_missing_library_say_what_to_run(fast, tmp_path):
+    folder = tmp_path / "nowhere"
+    run = Leitmotiv(folder, fast.base[1])
+    for command in ("photos", "clusters", "motifs"):
+        result = run(command)
+        assert result.stdout == ""
+        assert f"no photos in the library {folder} yet" in result.stderr
+        assert f"leitmotiv --library {folder} add-directory FOLDER" in result.stderr
+        assert run(command, "--json").stdout.strip() == "[]"
+    result = run("similar", "1", status=2)
+    assert "add-directory" in result.stderr
+    assert run("failures", "--json").stdout.strip() == "[]"
+    assert not folder.exists()  # reading created neither the folder nor a database
+
+
+def test_an_unindexed_library_asks_for_build_index(fast, photos_dir):
+    fast("add-image", photos_dir / "coffee_0.jpg", photos_dir / "coffee_1.jpg")
+    for command in (["clusters"], ["motifs"], ["similar", photos_dir / "coffee_0.jpg"]):
+        result = fast(*command)
+        assert result.stdout == ""
+        assert "is not indexed yet: run `leitmotiv --library" in result.stderr
+        assert "build-index`" in result.stderr
+    assert "indexed 2 photos (dense): 1 new pair, 1 cluster in " in fast("build-index").stdout
+    assert "(2 photos)" in fast("clusters").stdout
+    assert fast("clusters").stderr == ""
+
+
+def test_one_photo_is_singular(fast, photos_dir):
+    fast("add-image", photos_dir / "coffee_0.jpg")
+    assert "indexed 1 photo (dense): 0 new pairs, 1 cluster in " in fast("build-index").stdout
+    assert "(1 photo)" in fast("clusters").stdout

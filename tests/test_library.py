@@ -67,10 +67,6 @@ def _counts(report):
 def test_bad_corpus_fails_file_by_file(tmp_path, bad_dir, library):
     bad = tmp_path / "bad"
     shutil.copytree(bad_dir, bad, symlinks=True)
-    # The shared copy may hold the dangling link as a plain file; make it a real link.
-    link = bad / "dangling_link.jpg"
-    link.unlink()
-    link.symlink_to(bad / "no such target.jpg")
     report = library.add([bad], jobs=2, progress=False)
 
     with open(bad / "expected.csv", newline="", encoding="utf-8") as fh:
@@ -89,7 +85,7 @@ def test_bad_corpus_fails_file_by_file(tmp_path, bad_dir, library):
     assert report.failed == len(failed) == len(report.failures)
     assert report.added == len(added) == library.count_photos()
     assert report.ignored >= 2  # README.md, expected.csv (and fake.jpg/README.txt)
-    assert "broken link" in failed[str(link)]
+    assert "broken link" in failed[str(bad / "dangling_link.jpg")]
 
 
 def test_second_run_is_unchanged_and_moves_keep_models(few_photos, library):
@@ -257,7 +253,7 @@ def _photo_rows(db_path: Path) -> list[str]:
 def test_kill_during_add_then_rerun(tmp_path, photos_dir):
     folder = tmp_path / "photos"
     folder.mkdir()
-    names = sorted(n for n in os.listdir(photos_dir) if n.endswith(".jpg"))[:24]
+    names = sorted(n for n in os.listdir(photos_dir) if n.endswith(".jpg"))
     for name in names:
         shutil.copy2(photos_dir / name, folder / name)
     config = tmp_path / "config.toml"

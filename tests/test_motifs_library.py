@@ -1,6 +1,6 @@
 """Motifs of a real library whose capture dates are known, through the library and the CLI.
 
-Copies of shared photos get EXIF DateTimeOriginal values written by the test, so every
+Copies of test photos get EXIF DateTimeOriginal values written by the test, so every
 date is known: one scene is shot in four separate years, one in a single 20-minute
 burst, one has no EXIF date at all (its files only have a modification time), and
 two more mix those cases across a ten-year span.
@@ -29,7 +29,7 @@ def _at(*parts: int) -> dt.datetime:
     return dt.datetime(*parts)
 
 
-#: Scene of the shared photos -> capture times of its four versions (None: no EXIF date).
+#: Scene of the test photos -> capture times of its four versions (None: no EXIF date).
 DATED_SCENES: dict[str, list[dt.datetime | None]] = {
     # The lake at dusk, every other summer: the motif the tool is named after.
     "dusk_lake": [_at(2016, 7, 1, 20, 10), _at(2018, 7, 14, 20, 30),

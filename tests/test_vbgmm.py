@@ -21,11 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
 import reference_vbgmm
-from _photo_features import PHOTO_DIR, photo_features
-
-needs_photos = pytest.mark.skipif(
-    not (PHOTO_DIR / "dahlia_0.jpg").exists(), reason="shared photos not available"
-)
+from _photo_features import photo_features
 
 
 def blobs(n=600, d=3, seed=1):
@@ -81,9 +77,8 @@ def compare_with_reference(X, k, seed=0, **kwargs):
     return mixture, trace
 
 
-@needs_photos
-def test_matches_reference_on_photo_features():
-    train, _ = photo_features("dahlia_0.jpg", n=800, seed=3)
+def test_matches_reference_on_photo_features(photos_dir):
+    train, _ = photo_features("dahlia_0.jpg", n=800, seed=3, photo_dir=photos_dir)
     _, trace = compare_with_reference(train, 25)
     assert trace.size > 3
 
@@ -226,14 +221,13 @@ def test_cholesky_inverse_matches_numpy():
 # --------------------------------------------------------------------------------------
 
 
-@needs_photos
 @pytest.mark.parametrize("name", ["dahlia_0.jpg", "misty_pier_0.jpg"])
-def test_held_out_likelihood_matches_sklearn(name):
+def test_held_out_likelihood_matches_sklearn(name, photos_dir):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import BayesianGaussianMixture
     from threadpoolctl import threadpool_limits
 
-    train, held_out = photo_features(name, n=5000, seed=0)
+    train, held_out = photo_features(name, n=5000, seed=0, photo_dir=photos_dir)
     ours = fit_mixture(train, max_components=50, seed=0)
     theirs = BayesianGaussianMixture(
         n_components=50,

@@ -1,9 +1,9 @@
-"""The web view, driven in-process through WSGI against a library of the shared photos.
+"""The web view, driven in-process through WSGI against a library of the test photos.
 
 The library is built once per session from ``photos/`` plus one hostile file whose
 path contains ``<script>alert(1)</script>.jpg`` (a '/' cannot be part of one file name,
 so the folder holds the first half of the tag).  Its image is a synthetic gradient,
-unlike any shared photo, so it does not disturb the rankings the tests check.
+unlike any test photo, so it does not disturb the rankings the tests check.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def test_nav_marks_the_current_section(app):
 
 def test_photo_grid_is_paginated_by_date(app, library, all_photos):
     total = library.count_photos()
-    assert total == 161
+    assert total == 65  # the 64 test photos and the hostile file: two pages
     per_page = webapp.PHOTOS_PER_PAGE
     n_pages = -(-total // per_page)
     seen = []
@@ -191,7 +191,7 @@ def test_photo_grid_shows_dates_and_their_source(app, all_photos):
     assert "exif" in sources
 
 
-def test_api_photos_shape_order_and_pagination(app, library, all_photos):
+def test_api_photos_shape_order_and_pagination(app, library, all_photos, monkeypatch):
     body = call(app, "/api/photos?limit=1000").json()
     assert body["total"] == library.count_photos()
     assert [p["id"] for p in body["photos"]] == [p.id for p in all_photos]
@@ -203,10 +203,11 @@ def test_api_photos_shape_order_and_pagination(app, library, all_photos):
     first_none = taken.index(None) if None in taken else len(taken)
     assert all(t is None for t in taken[first_none:])  # undated photos last
 
-    page = call(app, "/api/photos?offset=150&limit=20").json()
-    assert (page["offset"], page["limit"]) == (150, 20)
-    assert [p["id"] for p in page["photos"]] == [p.id for p in all_photos[150:170]]
-    assert len(call(app, "/api/photos").json()["photos"]) == webapp.API_DEFAULT_LIMIT
+    page = call(app, "/api/photos?offset=40&limit=20").json()
+    assert (page["offset"], page["limit"]) == (40, 20)
+    assert [p["id"] for p in page["photos"]] == [p.id for p in all_photos[40:60]]
+    monkeypatch.setattr(webapp, "API_DEFAULT_LIMIT", 30)  # below the library's 65 photos
+    assert len(call(app, "/api/photos").json()["photos"]) == 30
     for bad in ("limit=0", "limit=5000", "limit=x", "offset=-1", "offset=1e3"):
         reply = call(app, f"/api/photos?{bad}")
         assert reply.status == 400
@@ -281,6 +282,12 @@ def test_photo_page_shows_the_photo_then_the_ranking(app, library, by_name, grou
     assert len(tiles(tail.text)) == others - (last - 1) * webapp.PHOTOS_PER_PAGE
     assert f'start="{(last - 1) * webapp.PHOTOS_PER_PAGE + 1}"' in tail.text
     assert call(app, f"/photo/{photo.id}?page={last + 1}").status == 404
+    # The page's JSON link asks for the ranking the page shows.
+    first_json = f'href="/api/photos/{photo.id}/similar?top={webapp.PHOTOS_PER_PAGE}"'
+    assert first_json in html
+    offset = (last - 1) * webapp.PHOTOS_PER_PAGE
+    tail_json = f"similar?top={webapp.PHOTOS_PER_PAGE}&amp;offset={offset}"
+    assert tail_json in tail.text
 
 
 def test_similar_api_matches_the_library(app, library, by_name):
@@ -397,6 +404,19 @@ def test_cluster_page_lists_all_members(app, library):
     body = call(app, f"/api/clusters/{cluster.id}").json()
     assert body["exemplar"] == {"id": cluster.exemplar.id, "path": cluster.exemplar.path}
     assert [m["id"] for m in body["members"]] == [m.id for m in cluster.members]
+
+
+def test_cluster_page_shows_dates_like_the_photo_grid(app, library):
+    # A cluster with EXIF-dated members and members dated by their file time only.
+    cluster = next(
+        c for c in library.clusters() if {m.taken_source for m in c.members} == {"exif", "mtime"}
+    )
+    html = call(app, f"/clusters/{cluster.id}").text
+    for photo in cluster.members[: webapp.PHOTOS_PER_PAGE]:
+        source = "EXIF" if photo.taken_source == "exif" else "file time"
+        tile = html.split(f'href="/photo/{photo.id}"', 1)[1].split("</li>", 1)[0]
+        assert f'<time datetime="{photo.taken.isoformat()}">' in tile
+        assert f'<span class="source">{source}</span>' in tile
 
 
 # ------------------------------------------------------------------- images

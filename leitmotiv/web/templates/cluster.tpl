@@ -17,7 +17,7 @@
 % for p in members:
   <li class="tile">
 %   include('tile', p=p)
-    <p class="meta">{{date_label(p)}}</p>
+%   include('date', p=p)
   </li>
 % end
 </ul>

@@ -19,7 +19,7 @@
           <dt>Size</dt><dd>{{photo.width}} × {{photo.height}} px</dd>
           <dt>Model</dt><dd>{{photo.components if photo.components is not None else 'not fitted'}}{{' components' if photo.components is not None else ''}}</dd>
         </dl>
-        <p class="actions"><a href="/photo/{{photo.id}}/model">See its model</a> <a href="/photo/{{photo.id}}/file">Original file</a> <a href="/api/photos/{{photo.id}}/similar?top=10">JSON</a></p>
+        <p class="actions"><a href="/photo/{{photo.id}}/model">See its model</a> <a href="/photo/{{photo.id}}/file">Original file</a> <a href="/api/photos/{{photo.id}}/similar?top={{page.size}}{{'&offset=%d' % page.offset if page.offset else ''}}">JSON</a></p>
       </figcaption>
     </figure>
   </section>

@@ -8,14 +8,7 @@
 % for p in photos:
   <li class="tile">
 %   include('tile', p=p)
-    <p class="meta">
-%   if p.taken is not None:
-      <time datetime="{{p.taken.isoformat()}}">{{date_label(p)}}</time>
-      <span class="source">{{date_source_label(p)}}</span>
-%   else:
-      <span class="nodate">no date</span>
-%   end
-    </p>
+%   include('date', p=p)
   </li>
 % end
 </ul>

@@ -1,4 +1,4 @@
-"""The colour featurizer on the shared photos: blind to mirroring and rotation, not to scenes."""
+"""The colour featurizer on the test photos: blind to mirroring and rotation, not to scenes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from leitmotiv_colour import ColourFeaturizer
 
 from leitmotiv.mixture import Mixture, average_mixture
 
-# <repo>/plugins/leitmotiv-colour/tests/this file -> <repo>/../shared/data
-PHOTOS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "photos"
+# <repo>/plugins/leitmotiv-colour/tests/this file -> the corpus in <repo>/tests/data
+PHOTOS_DIR = Path(__file__).resolve().parents[3] / "tests" / "data" / "photos"
 
 js_divergence = pytest.importorskip("leitmotiv.divergence").js_divergence
 
@@ -27,7 +27,7 @@ DIFFERENT = 0.2
 
 def photos_dir() -> Path:
     if not PHOTOS_DIR.is_dir():
-        pytest.skip(f"test photos {PHOTOS_DIR} are missing")
+        pytest.skip(f"test photos {PHOTOS_DIR} are missing (run the tests from a clone)")
     return PHOTOS_DIR
 
 
