@@ -16,12 +16,16 @@ def _open_rgb(path: Path) -> Image.Image:
 
 
 def hash_distances(paths: list[Path], kind: str) -> np.ndarray:
-    """Hamming distances between imagehash hashes ("phash", "dhash" or "colorhash")."""
+    """Hamming distances between imagehash hashes ("phash", "whash", "dhash" or
+    "colorhash")."""
     import imagehash
 
-    fn = {"phash": imagehash.phash, "dhash": imagehash.dhash, "colorhash": imagehash.colorhash}[
-        kind
-    ]
+    fn = {
+        "phash": imagehash.phash,
+        "whash": imagehash.whash,
+        "dhash": imagehash.dhash,
+        "colorhash": imagehash.colorhash,
+    }[kind]
     bits = np.array([fn(_open_rgb(p)).hash.ravel() for p in paths], dtype=np.uint8)
     return (bits[:, None, :] != bits[None, :, :]).sum(axis=2).astype(np.float64)
 

@@ -22,9 +22,12 @@ from one machine to the next, and no locks or atomics are needed.
 
 cimport openmp
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, log, sqrt
+from libc.math cimport log
 from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm
+
+from linalg cimport cholesky, lower_inverse, quadratic_row
+from linalg cimport n_features as feature_count
 
 cdef extern from *:
     """
@@ -106,7 +109,7 @@ cdef Py_ssize_t _TILE = 128
 
 def n_features(Py_ssize_t d):
     """Number of quadratic features for dimension ``d``: 1 + d + d (d + 1) / 2."""
-    return 1 + d + d * (d + 1) // 2
+    return feature_count(d)
 
 
 cdef void _coefficients(const double[:, :, ::1] P, const double[:, ::1] m,
@@ -114,40 +117,15 @@ cdef void _coefficients(const double[:, :, ::1] P, const double[:, ::1] m,
                         double[:, ::1] theta) noexcept nogil:
     """theta_k with phi(x) . theta_k = log_const_k - nu_k ||P_k (x - m_k)||^2 / 2.
 
-    With A = nu P^T P (P lower triangular, only its lower triangle is read) the quadratic
-    form is -x^T A x / 2 + (A m) . x + log_const - nu ||P m||^2 / 2; the constant uses
-    ||P m||^2 directly rather than m^T A m.
+    The constant uses ||P m||^2 directly rather than m^T A m (see
+    ``linalg.quadratic_row``).
     """
-    cdef Py_ssize_t K = P.shape[0], d = P.shape[1]
-    cdef Py_ssize_t k, a, i, j, f
-    cdef double acc, y, quad
+    cdef Py_ssize_t K = P.shape[0], d = P.shape[1], k
+    cdef double quad
     cdef double A[64 * 64]
     for k in range(K):
-        quad = 0.0
-        for a in range(d):
-            y = 0.0
-            for j in range(a + 1):
-                y = y + P[k, a, j] * m[k, j]
-            quad = quad + y * y
+        quad = quadratic_row(&P[k, 0, 0], &m[k, 0], nu[k], d, A, &theta[k, 0])
         theta[k, 0] = log_const[k] - 0.5 * nu[k] * quad
-        for i in range(d):
-            for j in range(i, d):
-                acc = 0.0
-                for a in range(j, d):
-                    acc = acc + P[k, a, i] * P[k, a, j]
-                A[i * d + j] = nu[k] * acc
-                A[j * d + i] = nu[k] * acc
-        f = 1 + d
-        for i in range(d):
-            acc = 0.0
-            for j in range(d):
-                acc = acc + A[i * d + j] * m[k, j]
-            theta[k, 1 + i] = acc
-            theta[k, f] = -0.5 * A[i * d + i]
-            f = f + 1
-            for j in range(i + 1, d):
-                theta[k, f] = -A[i * d + j]
-                f = f + 1
 
 
 def estep_stats(
@@ -230,10 +208,18 @@ def estep_stats(
         stats[:, :, :] = 0.0
         log_norm[:] = 0.0
 
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+    cdef int no_memory = 0
+    cdef int *no_memory_p = &no_memory
     if n > 0:
         with nogil, parallel(num_threads=n_threads):
             g = <double *> malloc((K + 2) * tile * sizeof(double))
+            if g == NULL:
+                no_memory_p[0] = 1
             for c in prange(C, schedule="static"):
+                if g == NULL:
+                    continue
                 start = c * chunk
                 stop = start + chunk
                 if stop > n:
@@ -266,6 +252,8 @@ def estep_stats(
                           &lda, g, &ldb, &one, &stats[c, 0, 0], &ldc)
                     s0 = s0 + ns
             free(g)
+    if no_memory:
+        raise MemoryError("cannot allocate the work space of estep_stats")
 
     with nogil:
         # Chunk sums in chunk order, then unpacked into counts, first and second moments.
@@ -292,7 +280,7 @@ def estep_stats(
 def cholesky_inverse(const double[:, :, ::1] A, double[:, :, ::1] P, double[::1] logdet):
     """Inverse Cholesky factors of a stack of small symmetric positive definite matrices.
 
-    For each ``A_k = L_k L_k^T`` (only the lower triangle of ``A_k`` is read) writes the
+    For each ``A_k = L_k L_k^T`` (its symmetric part is factorized) writes the
     lower-triangular ``P_k = L_k^{-1}`` (zeros above the diagonal), so that
     ``A_k^{-1} = P_k^T P_k``, and ``logdet[k] = ln |A_k^{-1}| = -2 sum_j ln L_k[j, j]``.
     One call replaces NumPy's batched Cholesky and inverse, whose per-call overhead
@@ -302,43 +290,27 @@ def cholesky_inverse(const double[:, :, ::1] A, double[:, :, ::1] P, double[::1]
     positive definite.
     """
     cdef Py_ssize_t K = A.shape[0], d = A.shape[1]
-    cdef Py_ssize_t k, i, j, p
-    cdef double acc, diag_sum
+    cdef Py_ssize_t k, j
+    cdef double diag_sum
     cdef double L[64 * 64]
     cdef bint ok = True
     if d > 64 or A.shape[2] != d or P.shape[0] != K or P.shape[1] != d or P.shape[2] != d:
         raise ValueError("inconsistent shapes in cholesky_inverse")
     if logdet.shape[0] != K:
         raise ValueError("inconsistent shapes in cholesky_inverse")
+    if d == 0:
+        logdet[:] = 0.0
+        return True
     with nogil:
         for k in range(K):
+            if cholesky(&A[k, 0, 0], d, 0.0, L) != 0:
+                ok = False
+                break
             diag_sum = 0.0
             for j in range(d):
-                acc = A[k, j, j]
-                for p in range(j):
-                    acc = acc - L[j * d + p] * L[j * d + p]
-                if not acc > 0.0 or acc == INFINITY:
-                    ok = False
-                    break
-                L[j * d + j] = sqrt(acc)
                 diag_sum = diag_sum + log(L[j * d + j])
-                for i in range(j + 1, d):
-                    acc = A[k, i, j]
-                    for p in range(j):
-                        acc = acc - L[i * d + p] * L[j * d + p]
-                    L[i * d + j] = acc / L[j * d + j]
-            if not ok:
-                break
             logdet[k] = -2.0 * diag_sum
-            for j in range(d):
-                for i in range(j):
-                    P[k, i, j] = 0.0
-                P[k, j, j] = 1.0 / L[j * d + j]
-                for i in range(j + 1, d):
-                    acc = 0.0
-                    for p in range(j, i):
-                        acc = acc + L[i * d + p] * P[k, p, j]
-                    P[k, i, j] = -acc / L[i * d + i]
+            lower_inverse(L, d, &P[k, 0, 0])
     return ok
 
 

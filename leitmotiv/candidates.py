@@ -2,28 +2,21 @@
 
 All-pairs Jensen–Shannon is quadratic in the number of photos; beyond a few thousand
 photos only each photo's most promising partners are compared exactly.  This module
-finds them.
+finds them, in two stages that the divergence supplies (its *fast path*, see
+:class:`leitmotiv.implementation.Divergence`): its :meth:`~leitmotiv.implementation.
+Divergence.embedding` of each model, searched for each photo's ``wide`` nearest
+neighbours, and its :meth:`~leitmotiv.implementation.Divergence.estimator`, a cheap
+estimate of the divergence that re-ranks them down to ``k``.  Nothing here depends on
+one divergence or one model dimension.
 
-The embedding
--------------
+The embedding of the default divergence
+---------------------------------------
 Each model is embedded by its characteristic function at a fixed set of frequencies
-(a random-Fourier-feature *kernel mean embedding*)::
-
-    e(p)_j = sum_k w_k exp(-1/2 omega_j' Sigma_k omega_j) [cos(omega_j' mu_k), sin(omega_j' mu_k)]
-
-scaled by ``1 / sqrt(M)``, with ``omega_j ~ N(0, I / h^2)``.  Then
-``|e(p) - e(q)|^2`` estimates the maximum mean discrepancy of ``p`` and ``q`` under a
-Gaussian kernel of width ``h``: a metric between distributions, zero only when they are
-equal, and like the Jensen–Shannon divergence sensitive to where the mass of a photo
-lies in (x, y, colour).  For a Gaussian mixture the expectation is closed form, so the
-embedding is exact for the chosen frequencies (no sampling of the photo model), and the
-frequencies are the same for every photo (fixed seed), so a photo added later is
-embedded exactly as if it had been there from the start.
-
-As the default divergence adds a spatial and a palette term, the embedding is the
-spatial model's features (5-D, ``h`` in the "common" model units) followed by those of
-the whitened colour marginal of :func:`leitmotiv.jensen_shannon.colour_view`, times a
-weight.
+(:mod:`leitmotiv.embedding`): Euclidean distances between embeddings estimate a
+kernel distance between the models.  As the default divergence adds a spatial and a
+palette term, its embedding is the spatial model's features (5-D, width ``h = 0.15``
+in the "common" model units) followed by those of the whitened colour marginal of
+:func:`leitmotiv.jensen_shannon.colour_view` (width 0.7), times a weight.
 
 What was measured (recall of the exact top-10 among 30 candidates, 400 models: the 160
 shared photos and 240 edited copies; the 120-photo column is originals only):
@@ -40,7 +33,8 @@ characteristic function, palette weight 3               0.95        0.92
 The probe (Hellinger) embedding suffers from the variance of importance sampling of
 peaked 5-D densities; the characteristic function is closed form and smooth.  The
 palette weight is larger than the divergence's (0.2) because the kernel discrepancy of
-whitened palettes is small in absolute terms.  For reference, the Monte Carlo divergence
+whitened palettes is small in absolute terms (the two are linked:
+:data:`leitmotiv.jensen_shannon.PALETTE_EMBEDDING_GAIN`).  For reference, the Monte Carlo divergence
 itself, re-estimated with another seed, recalls 0.90 of its own top-10 in 10 and 0.99 in
 30: the order within the top-10 is partly estimator noise.
 
@@ -60,16 +54,25 @@ share of the exact top 10 among the first ``W`` embedding neighbours was:
 palette weight  W = 100  W = 200  W = 400
 =============  =======  =======  =======
 1              0.875    0.933    0.980
-1.5 (default)  0.862    0.935    0.980
+1.5            0.862    0.935    0.980
 3              0.812    0.870    0.918
 =============  =======  =======  =======
 
 and the cheap estimate lost almost nothing re-ranking a wide list down to ``k``: at
 weight 1, ``W`` = 300 kept 0.968 with ``k`` = 50 and 0.965 with ``k`` = 30 (weight 1.5:
 0.960 with ``k`` = 100).  On the 160 distinct shared photos weight
-1.5 recalls 0.977 in 100 (3: 0.982; 1: 0.933), hence 1.5, and the library re-ranks 300
-(:func:`leitmotiv.sparse_index.wide_for`).  A cheaper palette term in the estimate
-(64 samples instead of 250) cost 0.09 of recall on the distinct photos and is not used.
+1.5 recalls 0.977 in 100 (3: 0.982; 1: 0.933), hence 1.5 until December 2026, with 300
+re-ranked.  A cheaper palette term in the estimate (64 samples instead of 250) cost
+0.09 of recall on the distinct photos and is not used.
+
+A library of distinct photos is the other extreme (``benchmarks/recall.py``: random
+parts of the shared photos, most without a near-copy).  There a photo's exact top 10
+lies in the flat tail of its distances, ordered by the palette term, and weight 1.5
+with 300 neighbours held only 0.86 of it (2,500 photos, 150 queries), while the cheap
+estimate again lost nothing down to ``k`` = 50.  Weight 2.5 with 600 neighbours holds
+0.97 there; on the near-copies it trades a little of the embedding's share for the
+wider list (see :data:`leitmotiv.jensen_shannon.PALETTE_EMBEDDING_GAIN` and
+:func:`leitmotiv.sparse_index.wide_for`).
 
 Search
 ------
@@ -83,22 +86,17 @@ deterministic and do not depend on ``block``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
 from leitmotiv.divergence import n_threads, one_blas_thread
 from leitmotiv.interfaces import Divergence
-from leitmotiv.jensen_shannon import colour_view
 from leitmotiv.mixture import Mixture
 
 __all__ = [
-    "Probes",
     "candidate_pairs",
-    "embed",
     "refine",
     "refine_added",
     "sample_median_distance",
@@ -119,92 +117,6 @@ _SLACK = 8
 #: largest mmap threshold (32 MiB), so freed ones are reused: freshly mapped pages cost
 #: up to ~2 s per GiB on a virtual machine that hands free memory back to its host.
 _PARTITION_BYTES = 16 << 20
-
-
-@dataclass(frozen=True)
-class Probes:
-    """Parameters of the characteristic-function embedding (see the module docstring).
-
-    Parameters
-    ----------
-    n_spatial, n_colour : int
-        Frequencies of the spatial (5-D) and palette (3-D) parts; each gives a cosine
-        and a sine, so the embedding has ``2 (n_spatial + n_colour)`` entries.
-    spatial_width : float
-        Kernel width ``h`` over the spatial model, in model units (the frame is 1 wide).
-    palette_width : float
-        Kernel width over the whitened palette (unit variance).
-    colour_weight : float
-        Weight of the palette part relative to the spatial part.
-    seed : int
-        Seed of the frequencies.
-    """
-
-    n_spatial: int = 128
-    n_colour: int = 64
-    spatial_width: float = 0.15
-    palette_width: float = 0.7
-    colour_weight: float = 1.5
-    seed: int = 0
-
-    def frequencies(self) -> tuple[np.ndarray, np.ndarray]:
-        """Spatial frequencies, shape (n_spatial, 5), and palette ones, (n_colour, 3)."""
-        rng = np.random.default_rng(self.seed)
-        spatial = rng.standard_normal((self.n_spatial, 5)) / self.spatial_width
-        palette = rng.standard_normal((self.n_colour, 3)) / self.palette_width
-        return spatial, palette
-
-
-def _characteristic(mixtures: Sequence[Mixture], omega: np.ndarray) -> np.ndarray:
-    """``[Re, Im]`` of each mixture's characteristic function at ``omega``, / sqrt(M)."""
-    m, d = omega.shape
-    weights = np.concatenate([x.weights / x.weights.sum() for x in mixtures])
-    means = np.concatenate([x.means for x in mixtures])
-    covs = np.concatenate([x.covariances.reshape(-1, d * d) for x in mixtures])
-    starts = np.cumsum([0] + [x.n_components for x in mixtures[:-1]])
-    outer = (omega[:, :, None] * omega[:, None, :]).reshape(m, d * d)
-    # omega' Sigma_k omega for all components and frequencies as one matrix product.
-    damp = weights[:, None] * np.exp(-0.5 * (covs @ outer.T))
-    phase = means @ omega.T
-    out = np.empty((len(mixtures), 2 * m))
-    out[:, :m] = np.add.reduceat(damp * np.cos(phase), starts, axis=0)
-    out[:, m:] = np.add.reduceat(damp * np.sin(phase), starts, axis=0)
-    return out / np.sqrt(m)
-
-
-def embed(
-    mixtures: Sequence[Mixture],
-    probes: Probes | None = None,
-    *,
-    block: int = 1024,
-) -> np.ndarray:
-    """Embed photo models so that Euclidean neighbours approximate divergence neighbours.
-
-    Parameters
-    ----------
-    mixtures : sequence of Mixture
-        Photo models (5-D, "common" normalization).
-    probes : Probes, optional
-        Embedding parameters; the defaults were chosen by the measurements above.
-    block : int
-        Mixtures per vectorized evaluation (bounds memory).
-
-    Returns
-    -------
-    ndarray, shape (N, 2 (n_spatial + n_colour)), float32
-    """
-    probes = Probes() if probes is None else probes
-    mixtures = list(mixtures)
-    split = 2 * probes.n_spatial
-    out = np.empty((len(mixtures), split + 2 * probes.n_colour), dtype=np.float32)
-    spatial, palette = probes.frequencies()
-    for start in range(0, len(mixtures), block):
-        chunk = mixtures[start : start + block]
-        rows = slice(start, start + len(chunk))
-        out[rows, :split] = _characteristic(chunk, spatial)
-        views = [colour_view(m) for m in chunk]
-        out[rows, split:] = probes.colour_weight * _characteristic(views, palette)
-    return out
 
 
 # ----------------------------------------------------------------------- search
@@ -281,7 +193,7 @@ def candidate_pairs(
     Parameters
     ----------
     embeddings : ndarray, shape (N, D)
-        From :func:`embed`.
+        From :meth:`leitmotiv.implementation.Divergence.embedding`.
     k : int
         Neighbours per item; capped at ``N - 1``.
     start : int
@@ -496,13 +408,6 @@ def sparse_distances(
     return rows, cols, values
 
 
-def _cheap(divergence: Divergence, n_samples: int | None) -> Divergence:
-    """``divergence`` with ``n_samples`` Monte Carlo samples, if it has that parameter."""
-    if n_samples is not None and "n_samples" in getattr(divergence, "params", {}):
-        return dataclasses.replace(divergence, n_samples=int(n_samples))
-    return divergence
-
-
 def _estimate(
     mixtures: Sequence[Mixture],
     pairs: tuple[np.ndarray, np.ndarray],
@@ -554,16 +459,14 @@ def refine(
     k: int,
     divergence: Divergence,
     *,
-    n_samples: int | None = 128,
     n_jobs: int = -1,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank wide candidate lists by a cheap estimate of the divergence, keep ``k``.
 
     The second stage of the candidate search (see the module docstring): each
-    undirected pair of the wide lists is estimated once, by ``divergence`` with
-    ``n_samples`` Monte Carlo samples when it has that parameter (the default
-    divergence does), and each row keeps its ``k`` best by ``(estimate, index)``.
+    undirected pair of the wide lists is estimated once, by ``divergence.estimator()``,
+    and each row keeps its ``k`` best by ``(estimate, index)``.
 
     Parameters
     ----------
@@ -574,8 +477,6 @@ def refine(
         Candidates kept per row (at most ``k_wide``).
     divergence : Divergence
         The divergence the candidates are for.
-    n_samples : int or None
-        Monte Carlo samples of the cheap estimate; None uses ``divergence`` as is.
     n_jobs : int
     progress : callable, optional
         As for :func:`sparse_distances`.
@@ -596,7 +497,7 @@ def refine(
     keys, values = _estimate(
         mixtures,
         (np.repeat(row_ids, table.shape[1]), table.reshape(-1)),
-        _cheap(divergence, n_samples),
+        divergence.estimator(),
         n_jobs=n_jobs,
         progress=progress,
     )
@@ -608,13 +509,12 @@ def search(
     k: int,
     divergence: Divergence,
     *,
-    wide: int = 300,
-    n_samples: int | None = 128,
-    probes: Probes | None = None,
+    wide: int = 600,
     block: int = 1024,
     n_jobs: int = -1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The whole candidate search: :func:`embed`, :func:`candidate_pairs`, :func:`refine`.
+    """The whole candidate search: the divergence's embedding, :func:`candidate_pairs`,
+    :func:`refine`.
 
     Parameters
     ----------
@@ -624,19 +524,19 @@ def search(
     divergence : Divergence
     wide : int
         Embedding neighbours re-ranked per photo; ``wide <= k`` skips the re-ranking.
-    n_samples, probes, block, n_jobs :
-        See :func:`refine`, :func:`embed` and :func:`candidate_pairs`.
+    block, n_jobs :
+        See :func:`candidate_pairs` and :func:`refine`.
 
     Returns
     -------
     indices, estimates : ndarray, shape (N, min(k, N - 1))
         Estimates are embedding distances when the re-ranking is skipped.
     """
-    embeddings = embed(mixtures, probes)
+    embeddings = divergence.embedding(mixtures)
     indices, distances = candidate_pairs(embeddings, max(k, wide), block=block)
     if wide <= k:
         return indices, distances
-    return refine(mixtures, indices, k, divergence, n_samples=n_samples, n_jobs=n_jobs)
+    return refine(mixtures, indices, k, divergence, n_jobs=n_jobs)
 
 
 def refine_added(
@@ -647,7 +547,6 @@ def refine_added(
     k: int,
     divergence: Divergence,
     *,
-    n_samples: int | None = 128,
     n_jobs: int = -1,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -673,7 +572,7 @@ def refine_added(
         The old photos' re-ranked lists (-1 and inf pad a short one).
     k : int
     divergence : Divergence
-    n_samples, n_jobs, progress :
+    n_jobs, progress :
         As for :func:`refine`.
 
     Returns
@@ -698,7 +597,7 @@ def refine_added(
     keys, values = _estimate(
         mixtures,
         (np.repeat(new_rows, added_wide.shape[1]), added_wide.reshape(-1)),
-        _cheap(divergence, n_samples),
+        divergence.estimator(),
         n_jobs=n_jobs,
         progress=progress,
     )

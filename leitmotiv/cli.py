@@ -437,7 +437,12 @@ def build_index(app, method, neighbours, recluster, jobs, dask, as_json):
     app.settings = dataclasses.replace(
         app.settings, **{k: v for k, v in changes.items() if v is not None}
     )
-    report = app.library.build_index(jobs=_jobs(app, jobs), dask=dask, recluster=recluster)
+    from leitmotiv.interfaces import SparseIndexUnavailable
+
+    try:
+        report = app.library.build_index(jobs=_jobs(app, jobs), dask=dask, recluster=recluster)
+    except SparseIndexUnavailable as exc:
+        raise click.UsageError(str(exc)) from None
     if as_json:
         emit_json(
             {
@@ -522,13 +527,12 @@ def similar(app, photo, top, as_json):
     if app.library_to_read() is None:
         raise click.exceptions.Exit(2)  # no PHOTO can be in an empty library
     query = _photo_or_usage_error(app, photo)
-    threshold = app.reader.near_duplicate_threshold()
     rows = [
         {
             "id": p.id,
             "path": p.path,
             "distance": d,
-            "relation": _relation(d, threshold),
+            "relation": app.reader.relation(d),
         }
         for p, d in app.reader.similar(query.id, top=top)
     ]
@@ -540,12 +544,6 @@ def similar(app, photo, top, as_json):
     for row in rows:
         click.echo(f"{row['distance']:.4f}  {row['relation']:<14}  {row['id']:>6}  {row['path']}")
 
-
-def _relation(distance: float, threshold: float | None) -> str:
-    """ "near-duplicate" below the divergence's calibrated threshold, else "similar"."""
-    if threshold is not None and distance < threshold:
-        return "near-duplicate"
-    return "similar"
 
 
 @cli.command()

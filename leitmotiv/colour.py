@@ -12,6 +12,14 @@ import numpy as np
 
 SPACES = ("lab", "rgb", "yuv")
 
+#: Raw luma of each space as a linear function of its channels: BT.601 luma for RGB
+#: (the Y of YUV), the first channel of YUV and of Lab (L*, lightness).
+LUMA: dict[str, tuple[float, float, float]] = {
+    "lab": (1.0, 0.0, 0.0),
+    "rgb": (0.299, 0.587, 0.114),
+    "yuv": (1.0, 0.0, 0.0),
+}
+
 _YUV_FROM_RGB = np.array(
     [[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]]
 )

@@ -52,6 +52,7 @@ from numpy.random.bit_generator import ISeedSequence
 from threadpoolctl import ThreadpoolController
 
 from leitmotiv._ext import divergence as _kernels
+from leitmotiv._ext import mixture as _sampling
 from leitmotiv.mixture import Mixture
 
 LN2 = float(np.log(2.0))
@@ -280,7 +281,7 @@ def prepare(mixture: Mixture, n_samples: int = 1000, seed: int = 0) -> PreparedM
         _touch(mixture, key)
         return prepared
     with one_blas_thread():
-        drawn = _kernels.draw_samples(*_draw_inputs([mixture], key), 1)
+        drawn = _sampling.draw_samples(*_draw_inputs([mixture], key), 1)
     return _cache([mixture], key, drawn)[0]
 
 
@@ -358,7 +359,7 @@ def _random_numbers(
 
 
 def _draw_inputs(mixtures: Sequence[Mixture], key: tuple[int, int]) -> tuple:
-    """The arguments of :func:`leitmotiv._ext.divergence.draw_samples` for ``mixtures``
+    """The arguments of :func:`leitmotiv._ext.mixture.draw_samples` for ``mixtures``
     (of one dimension), all but its thread count."""
     offsets = np.zeros(len(mixtures) + 1, dtype=np.intp)
     offsets[1:] = np.cumsum([m.n_components for m in mixtures])
@@ -445,7 +446,7 @@ def prepare_many(
 
     with one_blas_thread(), ThreadPoolExecutor(1) as worker:
         for _, chunk, key in chunks:
-            future = worker.submit(_kernels.draw_samples, *_draw_inputs(chunk, key), 1)
+            future = worker.submit(_sampling.draw_samples, *_draw_inputs(chunk, key), 1)
             drawing.append((chunk, key, future))
             if len(drawing) > 1:  # one chunk ahead at most, so memory stays bounded
                 cache_oldest()

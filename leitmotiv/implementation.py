@@ -12,6 +12,15 @@ from leitmotiv.interfaces import (
     Divergence,
     Featurizer,
     Implementation,
+    SparseIndexUnavailable,
 )
 
-__all__ = ["KINDS", "Clusterer", "Clustering", "Divergence", "Featurizer", "Implementation"]
+__all__ = [
+    "KINDS",
+    "Clusterer",
+    "Clustering",
+    "Divergence",
+    "Featurizer",
+    "Implementation",
+    "SparseIndexUnavailable",
+]

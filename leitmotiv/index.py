@@ -28,6 +28,7 @@ import numpy as np
 from leitmotiv import pair_chunks, store, summaries
 from leitmotiv.cluster import near_duplicates_only
 from leitmotiv.context import Context
+from leitmotiv.interfaces import SparseIndexUnavailable
 from leitmotiv.sparse_index import positions_in
 from leitmotiv.workers import Workers, resolve_jobs
 
@@ -35,7 +36,7 @@ __all__ = [
     "DISTANCE_BLOCK",
     "IndexReport",
     "build",
-    "check_clusterer",
+    "check_sparse",
     "indexed_models",
     "method_for",
 ]
@@ -119,16 +120,23 @@ def method_for(ctx: Context, n_photos: int) -> str:
     return ctx.settings.index
 
 
-def check_clusterer(ctx: Context, method: str) -> None:
-    """Refuse, before any work, a clusterer that cannot use the sparse graph.
+def check_sparse(ctx: Context, method: str) -> None:
+    """Refuse, before any work, a sparse index that the clusterer or the divergence
+    cannot serve.
 
     Raises
     ------
-    ValueError
-        If ``method`` is ``"sparse"`` and the clusterer needs every pairwise distance.
+    SparseIndexUnavailable
+        If ``method`` is ``"sparse"`` and the clusterer needs every pairwise distance or
+        the divergence has no sparse path (a ValueError).
     """
-    if method == "sparse" and not ctx.clusterer.clusters_graphs:
-        raise ValueError(ctx.clusterer.dense_only_reason())
+    if method != "sparse":
+        return
+    if not ctx.clusterer.clusters_graphs:
+        raise SparseIndexUnavailable(ctx.clusterer.dense_only_reason())
+    reason = ctx.divergence.sparse_unavailable_reason()
+    if reason is not None:
+        raise SparseIndexUnavailable(reason)
 
 
 def build(
@@ -163,15 +171,15 @@ def build(
 
     Raises
     ------
-    ValueError
-        If the index is sparse and the clusterer needs every pairwise distance.
+    SparseIndexUnavailable
+        If the index is sparse and the clusterer or the divergence cannot serve it.
     """
     keys = ctx.key_ids(create=True)
     report = IndexReport()
     ids, mixtures = indexed_models(ctx, keys[0])
     report.n_photos = len(ids)
     report.method = method_for(ctx, len(ids))
-    check_clusterer(ctx, report.method)
+    check_sparse(ctx, report.method)
     if report.method == "dense":
         _index_dense(ctx, ids, mixtures, jobs, progress, workers, remote, report)
     else:

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 KINDS = ("featurizer", "divergence", "clusterer")
 
 
+class SparseIndexUnavailable(ValueError):
+    """The chosen clusterer or divergence cannot serve a sparse index (a usage error:
+    the message says which plugin and what to choose instead)."""
+
+
 @dataclass(frozen=True)
 class Implementation:
     """Base of every pluggable implementation.
@@ -42,6 +47,10 @@ class Implementation:
 
     name: ClassVar[str]
     kind: ClassVar[str]
+    #: Version of the implementation's code.  Bump it whenever a change alters the
+    #: results for unchanged parameters: the version is part of :meth:`key`, so what
+    #: an older version stored is never mixed with new results but computed again.
+    version: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         """Check every parameter against its declaration (see
@@ -56,8 +65,14 @@ class Implementation:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """A stable string identifying this implementation and its parameters."""
-        return f"{self.kind}:{self.name}:" + json.dumps(self.params, sort_keys=True)
+        """A stable string identifying this implementation, its version and parameters.
+
+        ``kind:name:{params}`` for version 1 (the form keys had before versions were
+        recorded, so results stored then stay valid), ``kind:name@N:{params}`` from
+        version 2 on.
+        """
+        tag = self.name if self.version == 1 else f"{self.name}@{self.version}"
+        return f"{self.kind}:{tag}:" + json.dumps(self.params, sort_keys=True)
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None = None) -> Implementation:
@@ -99,9 +114,80 @@ class Featurizer(Implementation):
 
 @dataclass(frozen=True)
 class Divergence(Implementation):
-    """A distance between two photo models (small means alike)."""
+    """A distance between two photo models (small means alike).
+
+    A divergence implements :meth:`cross`.  Libraries above a few thousand photos
+    (the sparse index, :mod:`leitmotiv.sparse_index`) compare each photo exactly with
+    a few candidates only, and ask the divergence for its *fast path*, three methods
+    with generic defaults that work for models of any dimension:
+
+    - :meth:`embedding`: a vector per model whose Euclidean nearest neighbours are
+      likely nearest neighbours under the divergence (default: the models'
+      characteristic function at fixed random frequencies,
+      :func:`leitmotiv.embedding.fourier_embedding`);
+    - :meth:`estimator`: a cheaper divergence that ranks like this one, which re-ranks
+      the embedding's neighbours (default: this divergence with an eighth of its
+      ``n_samples`` if it has an integer parameter of that name, else itself);
+    - :meth:`sparse_unavailable_reason`: None, or why this divergence cannot serve a
+      sparse index (checked before any work; default None).
+
+    A divergence that knows its models better overrides the first two, as the
+    built-in ``js`` does (its embedding has a palette part, like its distance).
+    """
 
     kind: ClassVar[str] = "divergence"
+
+    def embedding(self, mixtures: Sequence[Mixture]) -> np.ndarray:
+        """Vectors whose Euclidean neighbours approximate this divergence's neighbours.
+
+        A model's vector must depend on that model and this divergence's parameters
+        only (not on the other models of the call), so that a photo added later is
+        embedded as if it had been there from the start.
+
+        Parameters
+        ----------
+        mixtures : sequence of Mixture
+            Models of one dimension.
+
+        Returns
+        -------
+        ndarray, shape (N, D), float32
+            ``D`` is fixed for a given divergence and model dimension.
+
+        Raises
+        ------
+        ValueError
+            If the models cannot be embedded together (e.g. different dimensions).
+        """
+        from leitmotiv.embedding import fourier_embedding
+
+        return fourier_embedding(mixtures)
+
+    def estimator(self) -> Divergence:
+        """A cheaper divergence that ranks like this one: re-ranks embedding neighbours.
+
+        Its :meth:`cross` gives the estimates, and its :meth:`warm`,
+        :meth:`dump_prepared` and :meth:`load_prepared` let a library keep what the
+        estimate prepares per model.  The default takes an integer parameter named
+        ``n_samples`` to be a number of Monte Carlo samples and uses an eighth of it
+        (at least 16; itself if the parameters are refused); without one, the
+        divergence is its own estimator.  Override it when ``n_samples`` means
+        something else or a better cheap estimate exists.
+        """
+        n = self.params.get("n_samples")
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 16:
+            return self
+        try:
+            return dataclasses.replace(self, n_samples=max(16, n // 8))
+        except ValueError:
+            return self
+
+    def sparse_unavailable_reason(self) -> str | None:
+        """Why this divergence cannot serve a sparse index, or None if it can.
+
+        A library refuses a sparse build with this message before any work.
+        """
+        return None
 
     def cross(
         self, rows: Sequence[Mixture], cols: Sequence[Mixture], n_jobs: int = -1
@@ -143,6 +229,31 @@ class Divergence(Implementation):
         None when this divergence, with these parameters, has not been calibrated.
         """
         return None
+
+    def unrelated_threshold(self) -> float | None:
+        """Distance from which two photos are unrelated (not the same scene).
+
+        None when this divergence, with these parameters, has not been calibrated.
+        """
+        return None
+
+    def relation(self, distance: float) -> str:
+        """What a distance says about two photos, by the calibrated thresholds.
+
+        Returns
+        -------
+        str
+            ``"near-duplicate"`` below :meth:`near_duplicate_threshold`;
+            ``"unrelated"`` from :meth:`unrelated_threshold` on; ``"similar"`` (the
+            same scene, not a copy) in between, and wherever a threshold is not
+            calibrated.
+        """
+        near, unrelated = self.near_duplicate_threshold(), self.unrelated_threshold()
+        if near is not None and distance < near:
+            return "near-duplicate"
+        if unrelated is not None and distance >= unrelated:
+            return "unrelated"
+        return "similar"
 
     def pairwise(self, mixtures: Sequence[Mixture], n_jobs: int = -1) -> np.ndarray:
         """Symmetric distance matrix with a zero diagonal, shape (N, N)."""

@@ -248,13 +248,14 @@ class Library:
 
         Raises
         ------
-        ValueError
-            If the index is sparse and the clusterer needs every pairwise distance.
+        SparseIndexUnavailable
+            If the index is sparse and the clusterer needs every pairwise distance or
+            the divergence has no sparse path (a ValueError).
         """
         self._check_writable("build the index")
         start = time.perf_counter()
         show = show_progress(progress)
-        index.check_clusterer(self.context, self.index_method(self.count_photos()))
+        index.check_sparse(self.context, self.index_method(self.count_photos()))
         with _workers(jobs, dask) as workers:
             refits = ingest.refit_missing(self.context, workers, show)
             report = index.build(
@@ -288,6 +289,11 @@ class Library:
         """Distance below which :meth:`similar` results are near-duplicates, if the
         configured divergence is calibrated (see ``benchmarks/quality.py``)."""
         return self.divergence.near_duplicate_threshold()
+
+    def relation(self, distance: float) -> str:
+        """``near-duplicate``, ``similar`` or ``unrelated``: what a distance of the
+        chosen divergence says about two photos (:meth:`Divergence.relation`)."""
+        return self.divergence.relation(distance)
 
     def similar(
         self, photo_id: int, top: int | None = None, offset: int = 0

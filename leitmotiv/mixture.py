@@ -242,6 +242,53 @@ class Mixture:
             transform=transform,
         )
 
+    def projected(self, A: np.ndarray, b: np.ndarray | None = None) -> Mixture:
+        """The image of the mixture under the affine map ``z -> A z + b`` into fewer or
+        as many dimensions, without a feature transform.
+
+        Exact for a Gaussian mixture: the weights stay, each component's mean becomes
+        ``A mu + b`` and its covariance ``A Sigma A'``.  Rows of the identity give a
+        marginal; any full-row-rank ``A`` a linear view such as (x, y, luma).
+
+        Parameters
+        ----------
+        A : array_like, shape (m, d)
+            Of rank ``m``, so that the image has a density.
+        b : array_like, shape (m,), optional
+
+        Returns
+        -------
+        Mixture
+            Of dimension ``m``.
+        """
+        A = np.atleast_2d(np.asarray(A, dtype=np.float64))
+        b = np.zeros(A.shape[0]) if b is None else np.asarray(b, dtype=np.float64)
+        if A.shape[1] != self.dim or b.shape != (A.shape[0],) or A.shape[0] > self.dim:
+            raise ValueError(
+                f"a projection of a {self.dim}-D mixture must be (m, {self.dim}) with m <= "
+                f"{self.dim} and an (m,) offset, got {A.shape} and {b.shape}"
+            )
+        covs = np.einsum("ij,kjl,ml->kim", A, self.covariances, A)
+        return Mixture(
+            self.weights.copy(),
+            self.means @ A.T + b,
+            0.5 * (covs + covs.transpose(0, 2, 1)),
+        )
+
+    def convolved(self, variance: float) -> Mixture:
+        """The mixture convolved with an isotropic Gaussian of ``variance`` (a coarser
+        scale of the same model): ``variance`` is added to every component's
+        covariance diagonal.  The feature transform is kept."""
+        variance = float(variance)
+        if not (np.isfinite(variance) and variance >= 0.0):
+            raise ValueError(f"variance must be a finite number >= 0, got {variance}")
+        return Mixture(
+            self.weights.copy(),
+            self.means.copy(),
+            self.covariances + variance * np.eye(self.dim),
+            transform=self.transform,
+        )
+
     def raw_components(self) -> tuple[np.ndarray, np.ndarray]:
         """Component means (K, d) and covariances (K, d, d) in raw photo coordinates.
 

@@ -2,8 +2,9 @@
 
 Above a few thousand photos, :meth:`leitmotiv.library.Library.build_index` computes the
 exact divergence only between each photo and its candidates (:mod:`leitmotiv.candidates`):
-the ``wide`` nearest photos in a closed-form embedding of the models, re-ranked by a
-cheap Monte Carlo estimate of the divergence down to ``k``.  The lists are stored with
+the ``wide`` nearest photos in the divergence's embedding of the models, re-ranked by
+its cheap estimate down to ``k`` (both supplied by the divergence, see
+:class:`leitmotiv.implementation.Divergence`).  The lists are stored with
 each photo (:class:`leitmotiv.store.Neighbours`), which gives
 
 - incremental updates that cost what the added photos cost: they are searched against
@@ -25,7 +26,6 @@ see the README's "Large libraries" for recall at 10,000 and 100,000 photos.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 from collections.abc import Sequence
@@ -49,8 +49,15 @@ __all__ = [
 
 
 def wide_for(k: int) -> int:
-    """Embedding neighbours re-ranked for ``k`` exact candidates: ``max(300, 6 k)``."""
-    return max(300, 6 * int(k))
+    """Embedding neighbours re-ranked for ``k`` exact candidates: ``max(600, 12 k)``.
+
+    On a library of distinct photos (``benchmarks/recall.py``'s diverse library, 2,500
+    photos, 150 queries) the re-ranking by the cheap estimate lost nothing down to
+    ``k`` = 50: every miss was in the embedding's list.  The default divergence's
+    embedding held 0.95 of the exact top 10 in 450 neighbours and 0.97 in 600 (palette
+    weight 2.5; with the earlier 1.5, 0.86 in 300 and 0.92 in 600).
+    """
+    return max(600, 12 * int(k))
 
 
 #: Photos per committed batch of a candidate update, at least; an update takes at most
@@ -75,34 +82,32 @@ class SearchParameters:
         on 5,000 models of two scenes (the density of 100,000), the estimate lost
         nothing keeping 50 of 300, while 300 embedding neighbours held 0.96 of the
         exact top 10 and 100 only 0.86 (see :mod:`leitmotiv.candidates`).
-    n_samples : int
-        Monte Carlo samples of the cheap estimate.
     batch : int
         Photos per committed batch (the unit of resumption), at least; not part of
         the result.
     """
 
     k: int = 50
-    wide: int = 300
-    n_samples: int = 128
+    wide: int = 600
     batch: int = BATCH
 
     def __post_init__(self) -> None:
-        for name in ("k", "wide", "n_samples", "batch"):
+        for name in ("k", "wide", "batch"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def key(self, divergence: Divergence) -> str:
-        """What the stored lists depend on: the divergence and the search settings."""
+        """What the stored lists depend on: the divergence (whose key determines its
+        embedding), its cheap estimator and the search settings."""
         return "candidates" + json.dumps(
             {
                 "divergence": divergence.key(),
+                "estimator": divergence.estimator().key(),
                 "k": int(self.k),
                 "wide": int(max(self.wide, self.k)),
-                "n_samples": int(self.n_samples),
-                "probes": dataclasses.asdict(candidates.Probes()),
-                # 2: added photos enter old lists from their own wide lists only.
-                "lists": 2,
+                # 2: added photos enter old lists from their own wide lists only;
+                # 3: the embedding and the estimator come from the divergence.
+                "lists": 3,
             },
             sort_keys=True,
         )
@@ -118,7 +123,7 @@ class CandidateGraph:
         Each photo's candidates as positions in the photo id array the graph was built
         for; -1 pads a short list.
     embeddings : ndarray, shape (N, D), float32
-        The photos' embeddings (:func:`leitmotiv.candidates.embed`).
+        The photos' embeddings (:meth:`leitmotiv.implementation.Divergence.embedding`).
     new : int
         Photos that had no stored lists before this update.
     changed : int
@@ -185,9 +190,21 @@ def _stored(db: pw.Database, featurizer_id: int, search_id: int, ids: np.ndarray
         cands.append(cand_blob)
     pos = positions_in(ids, np.asarray(found, dtype=np.int64))
     keep = np.flatnonzero(pos >= 0)  # others are photos without a current model
-    dim = 2 * (candidates.Probes().n_spatial + candidates.Probes().n_colour)
-    emb = np.frombuffer(b"".join(embeddings), dtype="<f4").reshape(-1, dim)[keep]
+    # Every list of one search key was embedded by one divergence: one length.
+    dim = len(embeddings[0]) // 4 if embeddings else 0
+    emb = np.frombuffer(b"".join(embeddings), dtype="<f4").reshape(len(found), dim)[keep]
     return pos[keep], emb, _table([cands[i] for i in keep], ids, width)
+
+
+def _embedded(divergence: Divergence, mixtures: Sequence[Mixture]) -> np.ndarray:
+    """``divergence.embedding(mixtures)``, checked: float32, one finite row per model."""
+    emb = np.asarray(divergence.embedding(mixtures))
+    if emb.ndim != 2 or len(emb) != len(mixtures) or not np.all(np.isfinite(emb)):
+        raise ValueError(
+            f"the divergence {divergence.name!r} gave an embedding of shape {emb.shape} "
+            f"for {len(mixtures)} models; it must be (models, length) and finite"
+        )
+    return emb.astype(np.float32, copy=False)
 
 
 def _restore_samples(
@@ -263,7 +280,8 @@ def update_candidates(
     mixtures : sequence of Mixture
         Their models, in the order of ``ids``.
     divergence : Divergence
-        The divergence the candidates are for (its cheap estimate re-ranks them).
+        The divergence the candidates are for (its embedding is searched, its cheap
+        estimator re-ranks them).
     featurizer_id : int
         Store key of the featurizer the models came from.
     params : SearchParameters
@@ -281,7 +299,7 @@ def update_candidates(
     ids = np.asarray(ids, dtype=np.int64)
     n = len(ids)
     wide_k = max(params.wide, params.k)
-    cheap = candidates._cheap(divergence, params.n_samples)
+    cheap = divergence.estimator()
     search_id = store.search_key_id(db, params.key(divergence))
     old_pos, old_emb, old_cand = _stored(db, featurizer_id, search_id, ids, params.k)
     new_pos = np.setdiff1d(np.arange(n), old_pos)
@@ -291,13 +309,20 @@ def update_candidates(
     local_of[order] = np.arange(n)
     local_mixtures = [mixtures[p] for p in order]
     local_ids = ids[order]
-    embeddings = np.empty((n, old_emb.shape[1]), dtype=np.float32)
-    embeddings[: len(old_pos)] = old_emb
+    parts = [old_emb]
     with tqdm(total=len(new_pos), desc="embedding", unit="photo", disable=not progress) as bar:
         for s in range(len(old_pos), n, 1024):
             stop = min(s + 1024, n)
-            embeddings[s:stop] = candidates.embed(local_mixtures[s:stop])
+            parts.append(_embedded(divergence, local_mixtures[s:stop]))
             bar.update(stop - s)
+    widths = {p.shape[1] for p in parts if len(p)}
+    if len(widths) > 1:
+        raise ValueError(
+            f"the divergence {divergence.name!r} gave embeddings of lengths {sorted(widths)}"
+            " for the models of one library"
+        )
+    embeddings = np.concatenate([p for p in parts if len(p)] or [np.zeros((0, 0))])
+    embeddings = embeddings.astype(np.float32, copy=False)
     cand_idx = np.where(old_cand[0] < 0, -1, local_of[np.maximum(old_cand[0], 0)])
     cand = (cand_idx, old_cand[1])
     changed = np.zeros(n, dtype=bool)
@@ -341,7 +366,6 @@ def update_candidates(
                 cand[1],
                 params.k,
                 divergence,
-                n_samples=params.n_samples,
                 n_jobs=n_jobs,
                 progress=ranked,
             )

@@ -70,20 +70,20 @@ def test_recall_of_true_top10_on_real_photos(real_models):
     assert indices.shape == (n, n // 4)
     assert _recall(true_top, indices) >= 0.95
     # The embedding alone already finds most of them, and nearly all in a wide list.
-    wide, _ = candidates.candidate_pairs(candidates.embed(real_models), 3 * n // 4)
+    wide, _ = candidates.candidate_pairs(js.embedding(real_models), 3 * n // 4)
     assert _recall(true_top, wide) >= 0.95
 
 
 def test_embedding_is_per_photo_and_deterministic(few_models):
-    emb = candidates.embed(few_models)
+    js = JensenShannon()
+    emb = js.embedding(few_models)
     assert emb.dtype == np.float32
-    p = candidates.Probes()
-    assert emb.shape == (len(few_models), 2 * (p.n_spatial + p.n_colour))
+    assert emb.shape == (len(few_models), 2 * (128 + 64 + 64))
     assert np.all(np.isfinite(emb))
-    # A photo's embedding does not depend on its companions or on the block size.
-    np.testing.assert_allclose(candidates.embed(few_models[5:7], block=1)[1], emb[6], rtol=1e-6)
-    np.testing.assert_array_equal(candidates.embed(few_models), emb)
-    assert candidates.embed([]).shape == (0, emb.shape[1])
+    # A photo's embedding does not depend on its companions.
+    np.testing.assert_allclose(js.embedding(few_models[5:7])[1], emb[6], rtol=1e-6)
+    np.testing.assert_array_equal(js.embedding(few_models), emb)
+    assert js.embedding([]).shape == (0, emb.shape[1])
 
 
 def _dense_reference(emb: np.ndarray, k: int):
@@ -152,10 +152,10 @@ def test_sparse_distances_are_the_exact_divergence_once_per_pair(few_models):
 
 
 def test_refine_keeps_the_best_cheap_estimates(few_models):
-    js = JensenShannon()
-    wide, _ = candidates.candidate_pairs(candidates.embed(few_models), 11)
-    idx, est = candidates.refine(few_models, wide, 4, js, n_samples=64)
-    cheap = JensenShannon(n_samples=64).pairwise(few_models)
+    js = JensenShannon(n_samples=64)
+    wide, _ = candidates.candidate_pairs(js.embedding(few_models), 11)
+    idx, est = candidates.refine(few_models, wide, 4, js)
+    cheap = js.estimator().pairwise(few_models)
     np.fill_diagonal(cheap, np.inf)
     order = np.argsort(cheap, axis=1, kind="stable")[:, :4]
     np.testing.assert_array_equal(idx, order)
@@ -172,14 +172,14 @@ def test_edited_copies_find_their_original(few_models):
 
 
 def test_refine_added_estimates_only_added_pairs_and_merges(few_models, monkeypatch):
-    js = JensenShannon()
+    js = JensenShannon(n_samples=64)
     n_old, wide_k, k = 9, 6, 3
     n = len(few_models)
-    cheap = JensenShannon(n_samples=64).pairwise(few_models)
+    cheap = js.estimator().pairwise(few_models)
     np.fill_diagonal(cheap, np.inf)
-    emb = candidates.embed(few_models)
+    emb = js.embedding(few_models)
     wide, _ = candidates.candidate_pairs(emb[:n_old], wide_k)
-    old_idx, old_est = candidates.refine(few_models[:n_old], wide, k, js, n_samples=64)
+    old_idx, old_est = candidates.refine(few_models[:n_old], wide, k, js)
     added_wide, _ = candidates.candidate_pairs(emb, wide_k, start=n_old)
     estimated = []
     estimate = candidates._estimate
@@ -189,9 +189,7 @@ def test_refine_added_estimates_only_added_pairs_and_merges(few_models, monkeypa
         return estimate(mixtures, pairs, *args, **kwargs)
 
     monkeypatch.setattr(candidates, "_estimate", counting)
-    idx, est, changed = candidates.refine_added(
-        few_models, added_wide, old_idx, old_est, k, js, n_samples=64
-    )
+    idx, est, changed = candidates.refine_added(few_models, added_wide, old_idx, old_est, k, js)
     # Only the added photos' wide lists were estimated.
     assert {tuple(sorted(p)) for p in estimated} == {
         tuple(sorted((n_old + r, int(c)))) for r, row in enumerate(added_wide) for c in row

@@ -12,6 +12,7 @@ from scipy.stats import multivariate_normal, norm
 
 import leitmotiv.divergence as divergence_module
 from leitmotiv._ext import divergence as kernels
+from leitmotiv._ext import mixture as sampling
 from leitmotiv.divergence import (
     LN2,
     js_cross,
@@ -355,7 +356,7 @@ def test_preparation_kernels_do_not_depend_on_the_threads():
     rng = np.random.default_rng(14)
     mixtures = [random_mixture(rng, k, 5) for k in (1, 6, 3, 9)]
     inputs = divergence_module._draw_inputs(mixtures, (70, 2))
-    one, two = kernels.draw_samples(*inputs, 1), kernels.draw_samples(*inputs, 2)
+    one, two = sampling.draw_samples(*inputs, 1), sampling.draw_samples(*inputs, 2)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
     weights, means, covariances, offsets = inputs[:4]

@@ -321,3 +321,27 @@ def test_average_mixture_mixed_transforms_refused():
     m = two_colour_mixture()
     with pytest.raises(ValueError, match="transform"):
         average_mixture([m, Mixture(m.weights, m.means, m.covariances)])
+
+
+def test_projection_and_convolution_are_exact_views():
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(4, 4))
+    m = Mixture(np.array([0.3, 0.7]), rng.normal(size=(2, 4)),
+                np.stack([A @ A.T + np.eye(4), np.eye(4) * 0.5]))
+    P = np.array([[1.0, 0, 0, 0], [0, 0, 2.0, 1.0]])
+    view = m.projected(P, np.array([0.5, -1.0]))
+    mean, cov = m.moments()
+    view_mean, view_cov = view.moments()
+    np.testing.assert_allclose(view_mean, P @ mean + [0.5, -1.0])
+    np.testing.assert_allclose(view_cov, P @ cov @ P.T)
+    # The image of the samples is distributed as the view: compare log-likelihoods.
+    x = m.sample(4000, seed=0) @ P.T + [0.5, -1.0]
+    y = view.sample(4000, seed=1)
+    assert abs(view.log_pdf(x).mean() - view.log_pdf(y).mean()) < 0.1
+    wide = m.convolved(0.25)
+    np.testing.assert_allclose(wide.covariances, m.covariances + 0.25 * np.eye(4))
+    np.testing.assert_array_equal(wide.means, m.means)
+    with pytest.raises(ValueError, match="projection"):
+        m.projected(np.eye(5))
+    with pytest.raises(ValueError, match="variance"):
+        m.convolved(-1.0)

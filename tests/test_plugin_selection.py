@@ -82,3 +82,22 @@ def test_other_clusterers_group_the_scenes(library, clusterer):
     assert grouped, clusters
     for cluster in grouped:
         assert len({scene(m["path"]) for m in cluster["members"]}) == 1
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--featurizer", "colour"],  # 3-D models: once "cannot reshape array of size 171"
+        ["--divergence", "cauchy-schwarz"],
+        ["--featurizer", "colour", "--divergence", "cauchy-schwarz"],
+    ],
+)
+def test_every_plugin_builds_a_sparse_index(library, flags):
+    lib, config = library
+    report = run(lib, *flags, "build-index", "--index", "sparse", "--neighbours", "4", "--json",
+                 config=config)
+    assert report["method"] == "sparse" and report["new_lists"] == 12
+    assert 0 < report["pairs_computed"] <= 12 * 4
+    query = run(lib, "photos", "--json", config=config)[0]
+    near = run(lib, *flags, "similar", str(query["id"]), "--top", "2", "--json", config=config)
+    assert len(near) == 2

@@ -58,7 +58,8 @@ def test_the_old_import_path_of_the_interfaces_still_works():
     for name in implementation.__all__:
         assert getattr(implementation, name) is getattr(interfaces, name)
     assert set(implementation.__all__) == {
-        "KINDS", "Clusterer", "Clustering", "Divergence", "Featurizer", "Implementation"
+        "KINDS", "Clusterer", "Clustering", "Divergence", "Featurizer", "Implementation",
+        "SparseIndexUnavailable",
     }
 
 
@@ -125,3 +126,26 @@ def test_cli_lists_entry_point_plugin_and_accepts_it_by_flag(installed_testplugi
         capture_output=True, text=True, env=env,
     )
     assert chosen.returncode == 0, chosen.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (["--divergence", "mean-gap"], "'mean-gap' has no sparse path"),
+        (["--clusterer", "alone"], "'alone' needs every pairwise distance"),
+    ],
+)
+def test_cli_refuses_a_plugin_without_a_sparse_path_as_a_usage_error(
+    installed_testplugin, tmp_path, flags, reason
+):
+    env = dict(os.environ, PYTHONPATH=str(installed_testplugin))
+    env.pop("LEITMOTIV_PLUGINS", None)
+    library = tmp_path / "lib"
+    refused = subprocess.run(
+        [sys.executable, "-m", "leitmotiv", "--library", str(library), *flags,
+         "build-index", "--index", "sparse"],
+        capture_output=True, text=True, env=env,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert reason in refused.stderr
+    assert "Traceback" not in refused.stderr

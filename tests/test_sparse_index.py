@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from leitmotiv import candidates, pair_chunks, sparse_index, store
+from leitmotiv import pair_chunks, sparse_index, store
 from leitmotiv.config import Settings
 from leitmotiv.interfaces import Clusterer, Clustering
 from leitmotiv.library import IndexReport, Library
@@ -312,7 +312,7 @@ def test_a_photo_whose_content_changed_is_searched_again(tmp_path, photos_dir):
         with store.bound(lib.db):
             row = store.Neighbours.get(store.Neighbours.photo == photo.id)
         stored = np.frombuffer(bytes(row.embedding), dtype="<f4")
-        np.testing.assert_array_equal(stored, candidates.embed([model])[0])
+        np.testing.assert_array_equal(stored, lib.divergence.embedding([model])[0])
         assert neighbour_lists(lib)[photo.id] != before[photo.id]
 
 
@@ -340,7 +340,8 @@ def test_an_update_reads_old_photos_sample_sets_back_instead_of_drawing(
         report = lib.build_index(progress=False)
         assert report.new_lists == LATE and report.changed_lists > 0
         after = neighbour_lists(lib)
-    # The cheap estimate drew only the added photos' spatial sets (128 samples); the old
-    # photos' sets came from the store, and stay stored as they were.
-    assert len([key for _, key in drawn if key[0] == 128]) == LATE
+    # The cheap estimate drew only the added photos' spatial and luminance sets (128
+    # samples each); the old photos' sets came from the store, and stay stored as they
+    # were.
+    assert len([key for _, key in drawn if key[0] == 128]) == 2 * LATE
     assert all(after[p][1] == kept for p, (_, kept) in before.items())

@@ -273,6 +273,9 @@ def test_photo_page_shows_the_photo_then_the_ranking(app, library, by_name, grou
     assert set(ids[:3]) == mates
     distances = [float(d) for d in re.findall(r"d = ([0-9.]+)", ranking)]
     assert len(distances) == len(ids)
+    relations = re.findall(r'class="relation relation-[a-z-]+">([a-z-]+)<', ranking)
+    assert relations == [library.relation(d) for _, d in library.similar(photo.id, top=len(ids))]
+    assert relations[-1] == "unrelated"
     assert distances == sorted(distances)
     assert all(d >= 0 for d in distances)
 
@@ -298,7 +301,8 @@ def test_similar_api_matches_the_library(app, library, by_name):
         (p.id, p.path, d) for p, d in expected
     ]
     for item in body["similar"]:
-        assert set(item) == {"id", "path", "distance"}
+        assert set(item) == {"id", "path", "distance", "relation"}
+        assert item["relation"] == library.relation(item["distance"])
     assert len(call(app, f"/api/photos/{photo.id}/similar").json()["similar"]) == 10
     for bad in ("top=0", "top=-3", "top=abc", "top=100000"):
         assert call(app, f"/api/photos/{photo.id}/similar?{bad}").status == 400

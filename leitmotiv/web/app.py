@@ -691,7 +691,7 @@ def make_app(library) -> bottle.Bottle:
             "photo",
             title=file_name(photo),
             photo=photo,
-            ranking=ranking,
+            ranking=[(p, d, library.relation(d)) for p, d in ranking],
             page=page,
             displayable=Path(photo.path).suffix.lower() in _BROWSER_IMAGE_SUFFIXES,
         )
@@ -715,7 +715,12 @@ def make_app(library) -> bottle.Bottle:
             "top": top,
             "offset": offset,
             "similar": [
-                {"id": other.id, "path": other.path, "distance": float(distance)}
+                {
+                    "id": other.id,
+                    "path": other.path,
+                    "distance": float(distance),
+                    "relation": library.relation(distance),
+                }
                 for other, distance in ranking
             ],
         }

@@ -29,10 +29,10 @@
     <p class="empty">Nothing to compare with yet: the index is built by <code>leitmotiv build-index</code>.</p>
 % end
     <ol class="grid" start="{{page.offset + 1}}">
-% for rank, (p, distance) in enumerate(ranking, start=page.offset + 1):
+% for rank, (p, distance, relation) in enumerate(ranking, start=page.offset + 1):
       <li class="tile">
 %   include('tile', p=p)
-        <p class="meta"><span class="rank">#{{rank}}</span> <span class="distance" title="√Jensen–Shannon distance">d = {{'%.3f' % distance}}</span></p>
+        <p class="meta"><span class="rank">#{{rank}}</span> <span class="relation relation-{{relation}}">{{relation}}</span> <span class="distance" title="√Jensen–Shannon distance">d = {{'%.3f' % distance}}</span></p>
       </li>
 % end
     </ol>

@@ -1,0 +1,161 @@
+"""Recall@10 of the sparse index for each plugin combination, on libraries of real files.
+
+For each size ``N``, the first ``N`` photos of a generated library
+(``benchmarks/make_library.py``; ``--kind diverse`` by default: random parts of the
+shared photos, see there) are written as 320-px JPEG files, and for each featurizer:
+
+1. the first 99 % are ingested through :meth:`leitmotiv.library.Library.add` (all
+   cores), then indexed with each divergence by
+   :meth:`~leitmotiv.library.Library.build_index` exactly as ``leitmotiv build-index``
+   does (``index = "auto"``: sparse above 2,000 photos);
+2. the last 1 % are added (``Library.add``, as ``leitmotiv add-directory``) and each
+   divergence's index is brought up to date (``build_index``): the cost of +1 %, as a
+   fraction of the build (the index alone, and counting the fits: add plus build);
+3. recall@10: for ``--queries`` random photos, the share of the exact 10 nearest (by
+   the same divergence, against all ``N`` photos) that ``Library.similar`` returns
+   among its 10 (``benchmarks/scale.py``'s measure).  With ``--stages`` it also says
+   where the misses are: the share of the exact top 10 among each query's ``wide``
+   nearest embeddings, and among the ``k`` best of those by the cheap estimate.
+
+Usage::
+
+    python benchmarks/recall.py [--sizes 2500 10000] [--queries 300]
+        [--featurizers gmm colour] [--divergences js cauchy-schwarz] [--kind diverse]
+        [--stages] [--keep]
+
+The first-party plugins must be importable (installed, or ``plugins/<name>`` on
+``PYTHONPATH``).  Files go to ``benchmarks/generated/`` and libraries to
+``benchmarks/out/`` (both git-ignored); a library is ingested again unless ``--keep``
+kept it from an earlier run (its ingest then counts at the rate of the +1 % added).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO))
+
+import make_library  # noqa: E402
+from scale import exact_top10, recall_at_10  # noqa: E402
+
+from leitmotiv import index, sparse_index, store  # noqa: E402
+from leitmotiv.config import Settings  # noqa: E402
+from leitmotiv.library import Library  # noqa: E402
+
+OUT = REPO / "benchmarks" / "out"
+GENERATED = REPO / "benchmarks" / "generated"
+
+
+def stage_recall(lib: Library, n_queries: int) -> tuple[float, float]:
+    """Share of the exact top 10 among the ``wide`` nearest embeddings of each query,
+    and among the ``k`` best of those by the divergence's cheap estimate."""
+    ids, mixtures = index.indexed_models(lib.context, store.key_id(lib.featurizer.key()))
+    queries = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
+    k = lib.settings.neighbours
+    wide = sparse_index.wide_for(k)
+    emb = lib.divergence.embedding(mixtures).astype(np.float64)
+    estimator = lib.divergence.estimator()
+    in_wide, in_k = [], []
+    top = exact_top10(lib, ids, mixtures, queries)
+    for q, true in zip(queries, top, strict=True):
+        gap = np.linalg.norm(emb - emb[q], axis=1)
+        gap[q] = np.inf
+        near = np.lexsort((np.arange(len(ids)), gap))[:wide]
+        cheap = estimator.cross([mixtures[q]], [mixtures[j] for j in near], n_jobs=-1)[0]
+        best = near[np.lexsort((near, cheap))[:k]]
+        in_wide.append(len(set(true) & set(near.tolist())) / 10)
+        in_k.append(len(set(true) & set(best.tolist())) / 10)
+    return float(np.mean(in_wide)), float(np.mean(in_k))
+
+
+def run(n: int, featurizer: str, args) -> None:
+    files = make_library.generate(GENERATED / args.kind, n, args.seed, args.kind)
+    n_old = n - max(1, n // 100)
+    folder = OUT / f"recall-{args.kind}-{featurizer}-{n}"
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    base = Settings(library=folder, featurizer=featurizer, neighbours=args.k)
+    with Library.open(base) as lib:
+        added = lib.add(files[:n_old], progress=args.progress)
+    print(
+        f"\n== {args.kind} library, N = {n:,}, featurizer {featurizer} ==\n"
+        f"ingest of {n_old:,} files  {added.seconds:8.1f} s  ({added.added:,} added, "
+        f"{added.failed} failed)",
+        flush=True,
+    )
+    # A kept library was ingested by an earlier run: its ingest is then taken to cost
+    # what adding the last 1 % costs per photo (measured below, in this run).
+    ingest_seconds = added.seconds if added.added == n_old else None
+    full = {}
+    for name in args.divergences:
+        with Library.open(dataclasses.replace(base, divergence=name)) as lib:
+            full[name] = lib.build_index(progress=args.progress)
+        print(
+            f"{name:16s} build {full[name].seconds:8.1f} s  ({full[name].method}: "
+            f"candidates {full[name].candidate_seconds:.1f} s, {full[name].pairs_computed:,} "
+            f"pairs {full[name].distance_seconds:.1f} s, clustering "
+            f"{full[name].cluster_seconds:.1f} s)",
+            flush=True,
+        )
+    with Library.open(base) as lib:
+        more = lib.add(files[n_old:], progress=args.progress)
+    print(f"add-directory +1 % ({more.added} files)  {more.seconds:6.1f} s", flush=True)
+    if ingest_seconds is None:
+        ingest_seconds = more.seconds * n_old / max(more.added, 1)
+        print(f"ingest of {n_old:,} files taken as {ingest_seconds:.0f} s (the +1 % rate)")
+    for name in args.divergences:
+        with Library.open(dataclasses.replace(base, divergence=name)) as lib:
+            inc = lib.build_index(progress=args.progress)
+            t = time.perf_counter()
+            recall, _ = recall_at_10(lib, args.queries)
+            seconds = time.perf_counter() - t
+            stages = stage_recall(lib, args.queries) if args.stages else None
+        build = full[name].seconds
+        print(
+            f"{name:16s} +1 % build-index {inc.seconds:6.1f} s = {inc.seconds / build:.3f} of "
+            f"the build; with the fits (add + build-index) "
+            f"{(more.seconds + inc.seconds) / (ingest_seconds + build):.3f}\n"
+            f"{name:16s} recall@10 {recall:.3f}  ({args.queries} queries, {seconds:.0f} s)"
+            + (
+                f"; exact top 10 among the {sparse_index.wide_for(args.k)} nearest "
+                f"embeddings {stages[0]:.3f}, among the {args.k} best cheap estimates "
+                f"{stages[1]:.3f}"
+                if stages
+                else ""
+            ),
+            flush=True,
+        )
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2500])
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--featurizers", nargs="+", default=["gmm", "colour"])
+    parser.add_argument("--divergences", nargs="+", default=["js", "cauchy-schwarz"])
+    parser.add_argument("--kind", choices=make_library.KINDS, default="diverse")
+    parser.add_argument("--k", type=int, default=50, help="candidates per photo")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stages", action="store_true", help="where the misses are")
+    parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument("--keep", action="store_true", help="keep (and reuse) the libraries")
+    args = parser.parse_args(argv)
+    for n in args.sizes:
+        for featurizer in args.featurizers:
+            run(n, featurizer, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
