@@ -375,6 +375,7 @@ def build_index(app, method, neighbours, recluster, jobs, dask, as_json):
                 "distance_seconds": round(report.distance_seconds, 3),
                 "cluster_seconds": round(report.cluster_seconds, 3),
                 "peak_memory_mib": round(report.peak_memory_mib, 1),
+                "duplicates_changed": report.duplicates_changed,
             }
         )
     else:
@@ -466,6 +467,92 @@ def _relation(distance: float, threshold: float | None) -> str:
     if threshold is not None and distance < threshold:
         return "near-duplicate"
     return "similar"
+
+
+#: Columns of ``leitmotiv duplicates --csv``: one row per photo, keeper first.
+DUPLICATE_CSV_FIELDS = (
+    "group",
+    "role",
+    "id",
+    "path",
+    "distance",
+    "reason",
+    "width",
+    "height",
+    "size",
+    "sharpness",
+    "taken",
+)
+
+
+@cli.command()
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Group photos closer than this distance (default: the divergence's calibrated "
+    "near-duplicate threshold, whose groups build-index stores).",
+)
+@_json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, one row per photo.")
+@pass_app
+def duplicates(app, threshold, as_json, as_csv):
+    """List groups of near-duplicates, largest first, with a suggested keeper.
+
+    The keeper has the most pixels, then is the sharpest, then was captured first;
+    every other member is within the threshold of the keeper itself, and is listed
+    with its distance to it.  Nothing is deleted or moved.
+    """
+    from leitmotiv.web.app import duplicate_group_json
+
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+    library = app.library_to_read()
+    if library is None:
+        _print_nothing(as_json)
+        return
+    if threshold is None and library.near_duplicate_threshold() is None:
+        raise click.UsageError(
+            f"the divergence {app.settings.divergence!r} has no calibrated near-duplicate "
+            "threshold with these parameters: give --threshold"
+        )
+    found = library.duplicates(threshold)
+    if not found and not library.clusters():
+        app.say_not_indexed()
+    rows = [duplicate_group_json(group) for group in found]
+    if as_json:
+        emit_json(rows)
+    elif as_csv:
+        _duplicates_csv(rows)
+    else:
+        for number, row in enumerate(rows, 1):
+            keeper = row["keeper"]
+            click.echo(
+                f"group {number} ({_count(row['size'], 'photo')}): keep {keeper['id']} "
+                f"({row['reason']})  {keeper['path']}"
+            )
+            for member in row["members"]:
+                click.echo(f"  {member['distance']:.4f}  {member['id']:>6}  {member['path']}")
+
+
+def _duplicates_csv(rows: list[dict[str, Any]]) -> None:
+    """The groups as CSV on standard output, one row per photo, keeper first."""
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=DUPLICATE_CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for number, row in enumerate(rows, 1):
+        photos = [(row["keeper"], "keeper", 0.0, row["reason"])]
+        photos += [(m, "member", m["distance"], "") for m in row["members"]]
+        for photo, role, distance, reason in photos:
+            writer.writerow(
+                {
+                    "group": number,
+                    "role": role,
+                    "distance": distance,
+                    "reason": reason,
+                    **{k: photo[k] for k in DUPLICATE_CSV_FIELDS[2:] if k in photo},
+                }
+            )
 
 
 @cli.command()

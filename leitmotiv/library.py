@@ -26,9 +26,10 @@ from pathlib import Path
 
 import peewee as pw
 
-from leitmotiv import index, ingest, queries, render_cache, store
+from leitmotiv import duplicates, index, ingest, queries, render_cache, store
 from leitmotiv.config import Settings
 from leitmotiv.context import Context
+from leitmotiv.duplicates import DuplicateGroup
 from leitmotiv.index import DISTANCE_BLOCK, IndexReport
 from leitmotiv.ingest import IngestReport
 from leitmotiv.motifs import Motif
@@ -38,6 +39,7 @@ from leitmotiv.workers import ProcessWorkers, Workers, peak_memory_mib, resolve_
 __all__ = [
     "DISTANCE_BLOCK",
     "Cluster",
+    "DuplicateGroup",
     "Failure",
     "IndexReport",
     "IngestReport",
@@ -270,6 +272,14 @@ class Library:
             The photos and their distance to the query.
         """
         return queries.similar(self.context, photo_id, top, offset)
+
+    def duplicates(self, threshold: float | None = None) -> list[DuplicateGroup]:
+        """The groups of near-duplicates, largest first, each with a suggested keeper.
+
+        See :func:`leitmotiv.duplicates.groups`: stored by :meth:`build_index` for the
+        calibrated threshold; another ``threshold`` groups the stored distances anew.
+        """
+        return duplicates.groups(self.context, threshold)
 
     def clusters(self) -> list[Cluster]:
         """The clusters of the current clustering (empty before :meth:`build_index`)."""

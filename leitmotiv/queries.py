@@ -35,6 +35,7 @@ __all__ = [
     "parse_date_bound",
     "photo",
     "photos",
+    "photos_by_id",
     "similar",
     "thumbnail",
 ]
@@ -61,6 +62,9 @@ class Photo:
         Hex digest of the file's content.
     size : int
         File size in bytes.
+    sharpness : float or None
+        Variance of the Laplacian of its thumbnail (:mod:`leitmotiv.sharpness`); None
+        until measured.
     """
 
     id: int
@@ -72,6 +76,7 @@ class Photo:
     components: int | None
     sha256: str
     size: int
+    sharpness: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +165,7 @@ def _photo_query(ctx: Context) -> pw.ModelSelect:
         store.Photo.height,
         store.Photo.sha256,
         store.Photo.size,
+        store.Photo.sharpness,
         store.Model.n_components,
     ).join(
         store.Model,
@@ -180,13 +186,21 @@ def _to_photo(row: Any) -> Photo:
         components=None if model is None else model.n_components,
         sha256=row.sha256,
         size=row.size,
+        sharpness=row.sharpness,
     )
 
 
-def _photos_by_id(ctx: Context, ids: Iterable[int]) -> dict[int, Photo]:
+def photos_by_id(ctx: Context, ids: Iterable[int]) -> dict[int, Photo]:
+    """The photos with these ids, by id (unknown ids left out)."""
     ids = list(ids)
+    found: dict[int, Photo] = {}
     with store.bound(ctx.db):
-        return {row.id: _to_photo(row) for row in _photo_query(ctx).where(store.Photo.id.in_(ids))}
+        # In chunks: SQLite bounds the number of variables in one statement.
+        for start in range(0, max(len(ids), 1), store.INSERT_CHUNK):
+            chunk = ids[start : start + store.INSERT_CHUNK]
+            for row in _photo_query(ctx).where(store.Photo.id.in_(chunk)):
+                found[row.id] = _to_photo(row)
+    return found
 
 
 def photos(ctx: Context, offset: int = 0, limit: int | None = None) -> list[Photo]:
@@ -210,7 +224,7 @@ def count_photos(ctx: Context) -> int:
 
 def photo(ctx: Context, photo_id: int) -> Photo | None:
     """The photo with this id, or None."""
-    return _photos_by_id(ctx, [int(photo_id)]).get(int(photo_id))
+    return photos_by_id(ctx, [int(photo_id)]).get(int(photo_id))
 
 
 def find_photo(ctx: Context, id_or_path: str) -> Photo | None:
@@ -262,7 +276,7 @@ def similar(
         if offset:
             query = query.offset(offset)
         pairs = list(query)
-    found = _photos_by_id(ctx, (pid for pid, _ in pairs))
+    found = photos_by_id(ctx, (pid for pid, _ in pairs))
     return [(found[pid], float(value)) for pid, value in pairs if pid in found]
 
 
@@ -284,7 +298,7 @@ def _clusters(ctx: Context, cluster_id: int | None = None) -> list[Cluster]:
         )
         for cid, pid in member_rows:
             members[cid].append(pid)
-    found = _photos_by_id(ctx, {pid for pids in members.values() for pid in pids})
+    found = photos_by_id(ctx, {pid for pids in members.values() for pid in pids})
     out = []
     for cid, _run, exemplar in rows:
         ordered = sorted(

@@ -46,6 +46,7 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
 }
 
+
 class ThreadDatabaseProxy(pw.DatabaseProxy):
     """A database proxy that each thread points at its own database.
 
@@ -121,6 +122,9 @@ class Photo(BaseModel):
     taken_source = pw.CharField(max_length=16, null=True)
     thumbnail = pw.BlobField(null=True)
     added = pw.DateTimeField(default=utcnow)
+    # Variance of the Laplacian of the thumbnail (see leitmotiv.sharpness); null for
+    # photos added before schema 5 until a write command fills it in.
+    sharpness = pw.DoubleField(null=True)
 
 
 class Model(BaseModel):
@@ -207,6 +211,22 @@ class ClusterMember(BaseModel):
         indexes = ((("cluster", "photo"), True),)
 
 
+class DuplicateMember(BaseModel):
+    """A photo's place in a group of near-duplicates of one (featurizer, divergence)
+    configuration: the group's suggested keeper and the photo's distance to it (the
+    keeper's own row has itself as keeper and distance 0).  See
+    :mod:`leitmotiv.duplicates`."""
+
+    photo = pw.ForeignKeyField(Photo, on_delete="CASCADE", column_name="photo_id")
+    featurizer = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    divergence = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    keeper = pw.ForeignKeyField(Photo, on_delete="CASCADE", column_name="keeper_id", index=True)
+    distance = pw.DoubleField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("photo", "featurizer", "divergence")
+
+
 class Failure(BaseModel):
     """A file that could not be added, with the reason, from the latest attempt."""
 
@@ -226,12 +246,13 @@ MODELS: tuple[type[BaseModel], ...] = (
     ClusterRun,
     Cluster,
     ClusterMember,
+    DuplicateMember,
     Failure,
 )
 
 
 def _create_initial_schema(db: pw.Database) -> None:
-    db.create_tables([m for m in MODELS[1:] if m is not Neighbours], safe=True)
+    db.create_tables([m for m in MODELS[1:] if m not in (Neighbours, DuplicateMember)], safe=True)
 
 
 #: ``(version, migration)`` in order.  A migration takes the database and brings the
@@ -255,11 +276,19 @@ def _rebuild_neighbours(db: pw.Database) -> None:
     db.create_tables([Neighbours], safe=True)
 
 
+def _add_duplicates(db: pw.Database) -> None:
+    table = Photo._meta.table_name
+    if "sharpness" not in {c.name for c in db.get_columns(table)}:
+        db.execute_sql(f"ALTER TABLE {table} ADD COLUMN sharpness REAL")
+    db.create_tables([DuplicateMember], safe=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (1, _create_initial_schema),
     (2, _add_neighbours),
     (3, _add_base_photos),
     (4, _rebuild_neighbours),
+    (5, _add_duplicates),
 ]
 
 #: The version a freshly migrated database has.
@@ -454,10 +483,7 @@ def current_run(keys: tuple[int, int, int]) -> ClusterRun | None:
     """The current cluster run of one (featurizer, divergence, clusterer), or None."""
     is_current = ClusterRun.is_current == True  # noqa: E712 - SQL expression
     return (
-        ClusterRun.select()
-        .where(runs_of(keys) & is_current)
-        .order_by(ClusterRun.id.desc())
-        .first()
+        ClusterRun.select().where(runs_of(keys) & is_current).order_by(ClusterRun.id.desc()).first()
     )
 
 
@@ -575,8 +601,7 @@ def write_neighbours(
     ]
     changed_rows = [(blob, int(p), featurizer_id, search_id) for p, blob in changed]
     added_rows = [
-        (int(p), featurizer_id, search_id, emb, cands, samples)
-        for p, emb, cands, samples in added
+        (int(p), featurizer_id, search_id, emb, cands, samples) for p, emb, cands, samples in added
     ]
     with bound(db), db.atomic():
         for s in range(0, len(changed_rows), INSERT_CHUNK):

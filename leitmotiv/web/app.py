@@ -197,6 +197,25 @@ def photo_ref(photo) -> dict[str, Any]:
     return {"id": photo.id, "path": photo.path}
 
 
+def duplicate_photo_json(photo) -> dict[str, Any]:
+    """A photo in a group of near-duplicates: what deciding which to keep needs."""
+    return {**photo_json(photo), "size": photo.size, "sharpness": photo.sharpness}
+
+
+def duplicate_group_json(group) -> dict[str, Any]:
+    """A group of near-duplicates as the JSON API and ``leitmotiv duplicates --json``
+    show it: the keeper, why, and the other members with their distance to it."""
+    return {
+        "size": group.size,
+        "keeper": duplicate_photo_json(group.keeper),
+        "reason": group.reason,
+        "members": [
+            {**duplicate_photo_json(photo), "distance": distance}
+            for photo, distance in group.members
+        ],
+    }
+
+
 def cluster_json(cluster) -> dict[str, Any]:
     """A cluster: its id, exemplar and members (short photo forms)."""
     return {
