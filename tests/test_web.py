@@ -134,6 +134,7 @@ def test_every_page_has_the_nav_and_no_script(app, all_photos, library):
     pages = ["/", "/clusters", f"/photo/{all_photos[0].id}", f"/photo/{all_photos[0].id}/model"]
     pages.append(f"/clusters/{library.clusters()[0].id}")
     pages.append("/motifs")
+    pages.append("/duplicates")
     motif = next(m for m in library.motifs() if m.periods)
     pages.append(f"/motifs/{motif.cluster_id}/{motif.periods[0].label}")
     pages.append("/photo/0")  # the 404 page too
@@ -779,3 +780,35 @@ def test_timeline_ticks_stay_readable():
     )
     assert months.ticks[0].label == "Jan 2020"
     assert webapp.make_timeline([motif([], "year")]) is None
+
+
+# --------------------------------------------------------- near-duplicates
+
+
+def test_duplicates_page_and_api(app, library):
+    groups = library.duplicates()
+    assert groups, "the test photos have near-duplicates"
+    reply = call(app, "/api/duplicates?limit=2")
+    data = reply.json()
+    assert data["total"] == len(groups)
+    assert data["threshold"] == library.near_duplicate_threshold()
+    assert [g["keeper"]["id"] for g in data["groups"]] == [g.keeper.id for g in groups[:2]]
+    first = data["groups"][0]
+    assert first["size"] == groups[0].size == 1 + len(first["members"])
+    assert first["reason"] == groups[0].reason
+    assert [m["distance"] for m in first["members"]] == [d for _, d in groups[0].members]
+    assert call(app, "/api/duplicates?limit=0").status == 400
+
+    html = call(app, "/duplicates").text
+    assert '<a href="/duplicates" aria-current="page">' in html
+    keeper, members = groups[0].keeper, groups[0].members
+    # The keeper is marked and comes first in its group; members follow at one size.
+    block = html.split('<li class="duplicate-group">')[1]
+    assert block.index(f'href="/photo/{keeper.id}"') < block.index(
+        f'href="/photo/{members[0][0].id}"'
+    )
+    assert block.count('class="keeper"') == 1
+    assert block.count('class="member"') == len(members)
+    assert f"{keeper.width} × {keeper.height}" in block
+    assert f"d = {members[0][1]:.3f}" in block
+    assert call(app, "/duplicates?page=999").status == 404

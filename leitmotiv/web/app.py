@@ -13,6 +13,7 @@ HTML                                      JSON
 ``/clusters/<id>`` members (``?page``)     ``/api/clusters/<id>``
 ``/motifs`` timelines (``?page``)          ``/api/motifs?since=&until=``
 ``/motifs/<id>/<period>`` its photos
+``/duplicates`` groups (``?page``)          ``/api/duplicates?offset=&limit=``
 ========================================  ==========================================
 
 Images: ``/photo/<id>/thumb.jpg``, ``/photo/<id>/file`` (the original),
@@ -59,6 +60,7 @@ STATIC_FILES = {"style.css": "text/css; charset=utf-8"}
 PHOTOS_PER_PAGE = 60
 CLUSTERS_PER_PAGE = 30
 MOTIFS_PER_PAGE = 30
+DUPLICATE_GROUPS_PER_PAGE = 20
 STRIP_LENGTH = 8  # members shown beside each cluster on /clusters
 API_DEFAULT_LIMIT = 100
 API_MAX_LIMIT = 1000
@@ -398,6 +400,15 @@ def file_name(photo) -> str:
     return Path(photo.path).name
 
 
+def file_size_label(n_bytes: int) -> str:
+    """A file size in the unit that reads best: ``"812 B"``, ``"45.3 kB"``, ``"2.1 MB"``."""
+    for unit in ("B", "kB", "MB"):
+        if n_bytes < 1000 or unit == "MB":
+            break
+        n_bytes /= 1000
+    return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+
+
 def date_label(photo) -> str:
     """``YYYY-MM-DD HH:MM`` of the date captured, or ``no date``."""
     if photo.taken is None:
@@ -488,7 +499,12 @@ def make_app(library) -> bottle.Bottle:
     """
     app = bottle.Bottle()
     templates = Templates([TEMPLATE_DIR])
-    nav: list[tuple[str, str]] = [("Photos", "/"), ("Clusters", "/clusters"), ("Motifs", "/motifs")]
+    nav: list[tuple[str, str]] = [
+        ("Photos", "/"),
+        ("Clusters", "/clusters"),
+        ("Motifs", "/motifs"),
+        ("Duplicates", "/duplicates"),
+    ]
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_FILES}
 
     def render(name: str, *, title: str, **values: Any) -> str:
@@ -501,6 +517,7 @@ def make_app(library) -> bottle.Bottle:
             date_label=date_label,
             date_source_label=date_source_label,
             file_name=file_name,
+            file_size_label=file_size_label,
             thumb_size=thumb_size,
             **values,
         )
@@ -668,6 +685,46 @@ def make_app(library) -> bottle.Bottle:
     @app.get("/api/clusters/<cluster_id:int>")
     def cluster_api(cluster_id):
         return cluster_json(get_cluster(cluster_id))
+
+    # ------------------------------------------------------- near-duplicates
+
+    def duplicate_groups() -> list:
+        """The stored groups; none when the divergence has no calibrated threshold."""
+        if library.near_duplicate_threshold() is None:
+            return []
+        return library.duplicates()
+
+    @app.get("/duplicates")
+    def duplicates_page():
+        groups = duplicate_groups()
+        page = _page(len(groups), DUPLICATE_GROUPS_PER_PAGE)
+        if library.near_duplicate_threshold() is None:
+            empty = (
+                "The configured divergence has no calibrated near-duplicate distance: "
+                "use leitmotiv duplicates --threshold D."
+            )
+        else:
+            empty = "No near-duplicates (groups are made by leitmotiv build-index)."
+        return render(
+            "duplicates",
+            title="Near-duplicates",
+            groups=groups[page.offset : page.offset + page.size],
+            page=page,
+            empty=empty,
+        )
+
+    @app.get("/api/duplicates")
+    def duplicates_api():
+        offset = _query_count("offset", 0, 0, 10**9)
+        limit = _query_count("limit", API_DEFAULT_LIMIT, 1, API_MAX_LIMIT)
+        groups = duplicate_groups()
+        return {
+            "total": len(groups),
+            "offset": offset,
+            "limit": limit,
+            "threshold": library.near_duplicate_threshold(),
+            "groups": [duplicate_group_json(g) for g in groups[offset : offset + limit]],
+        }
 
     # ---------------------------------------------------------------- motifs
 
