@@ -14,6 +14,7 @@ Printed, each the best of ``--repeat`` runs in this process:
 - ``update``: what ``build-index`` adds, grouping every near pair and storing the groups
   (the first time; a second update with nothing changed is timed too);
 - ``read``: :meth:`Library.duplicates`, the stored groups (what the command reads);
+- ``page``: one page of 20 groups and their count (what ``/duplicates`` reads);
 - ``regroup``: :meth:`Library.duplicates` with an explicit threshold, the groups made
   from the stored distances on the spot (the baseline: what the command would cost
   without stored groups);
@@ -113,10 +114,15 @@ def main() -> None:
         again, changed = _best(lambda: duplicates.update(library.context), args.repeat)
         print(f"update (unchanged):  {again:8.3f} s, {changed} photos changed")
         read, stored = _best(library.duplicates, args.repeat)
+        page, _ = _best(
+            lambda: (library.count_duplicates(), library.duplicates(offset=0, limit=20)),
+            args.repeat,
+        )
         threshold = library.near_duplicate_threshold()
         regroup, anew = _best(lambda: library.duplicates(threshold), args.repeat)
         assert stored == anew, "the stored groups differ from the groups made anew"
         print(f"read (stored):       {read:8.3f} s, {len(stored)} groups")
+        print(f"page of 20 groups:   {page:8.3f} s")
         print(f"regroup (baseline):  {regroup:8.3f} s, ratio read/regroup {read / regroup:.2f}")
         library.close()
         env = {**os.environ, "LEITMOTIV_CONFIG": os.devnull}

@@ -439,10 +439,28 @@ def _print_nothing(as_json: bool) -> None:
 @_json_option
 @pass_app
 def similar(app, photo, top, as_json):
-    """List the photos most similar to PHOTO (an id or a path), nearest first."""
+    """List the photos most similar to PHOTO, nearest first.
+
+    PHOTO is a library photo (an id or a path) or any photo file outside the library,
+    which is decoded and fitted in memory for this search only (nothing is stored).
+    """
+    from leitmotiv.imaging import DecodeError
+
     if app.library_to_read() is None:
         raise click.exceptions.Exit(2)  # no PHOTO can be in an empty library
-    query = _photo_or_usage_error(app, photo)
+    found = app.library.find_photo(photo)
+    if found is not None:
+        ranking = app.library.similar(found.id, top=top)
+    elif Path(photo).expanduser().is_file():
+        try:
+            ranking = app.library.similar_to_file(Path(photo).expanduser(), top=top)
+        except DecodeError as exc:
+            raise click.BadParameter(str(exc), param_hint="PHOTO") from None
+    else:
+        raise click.BadParameter(
+            f"no photo {photo!r} in the library and no such file (give an id or a path)",
+            param_hint="PHOTO",
+        )
     threshold = app.library.near_duplicate_threshold()
     rows = [
         {
@@ -450,8 +468,9 @@ def similar(app, photo, top, as_json):
             "path": p.path,
             "distance": d,
             "relation": _relation(d, threshold),
+            "in_library": found is not None,
         }
-        for p, d in app.library.similar(query.id, top=top)
+        for p, d in ranking
     ]
     if not rows and app.library.count_photos() > 1 and not app.library.clusters():
         app.say_not_indexed()

@@ -22,12 +22,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import peewee as pw
+
 from leitmotiv import queries, store
 from leitmotiv.context import Context
 from leitmotiv.queries import Photo
 from leitmotiv.sharpness import laplacian_variance
 
-__all__ = ["DuplicateGroup", "fill_sharpness", "group_pairs", "groups", "update"]
+__all__ = ["DuplicateGroup", "count", "fill_sharpness", "group_pairs", "groups", "update"]
 
 #: Photos measured per transaction when filling in missing sharpness values.
 SHARPNESS_BATCH = 500
@@ -234,7 +236,21 @@ def update(ctx: Context) -> int:
     return len(set(gone) | {photo for photo, _ in fresh})
 
 
-def groups(ctx: Context, threshold: float | None = None) -> list[DuplicateGroup]:
+def count(ctx: Context) -> int:
+    """Number of stored groups."""
+    featurizer_id, divergence_id, _ = ctx.key_ids()
+    m = store.DuplicateMember
+    with store.bound(ctx.db):
+        return (
+            m.select(pw.fn.COUNT(m.keeper.distinct()))
+            .where((m.featurizer == featurizer_id) & (m.divergence == divergence_id))
+            .scalar()
+        )
+
+
+def groups(
+    ctx: Context, threshold: float | None = None, offset: int = 0, limit: int | None = None
+) -> list[DuplicateGroup]:
     """The groups of near-duplicates, largest first (then by keeper id).
 
     Parameters
@@ -243,6 +259,8 @@ def groups(ctx: Context, threshold: float | None = None) -> list[DuplicateGroup]
     threshold : float, optional
         Group by this distance instead of the divergence's calibrated threshold: the
         groups are then made from the stored distances on the spot, not read.
+    offset, limit : int, optional
+        A page of that order (only its photos are read).
 
     Returns
     -------
@@ -257,21 +275,25 @@ def groups(ctx: Context, threshold: float | None = None) -> list[DuplicateGroup]
     if threshold is not None and not threshold > 0:
         raise ValueError(f"the threshold must be a positive distance, got {threshold}")
     placed = _stored(ctx) if threshold is None else _compute(ctx, threshold)
-    found = queries.photos_by_id(ctx, placed)
-    by_keeper: dict[int, list[tuple[Photo, float]]] = defaultdict(list)
+    by_keeper: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for photo_id, (keeper, d) in placed.items():
-        if photo_id != keeper and photo_id in found:
-            by_keeper[keeper].append((found[photo_id], d))
+        if photo_id != keeper:
+            by_keeper[keeper].append((photo_id, d))
+    order = sorted(by_keeper, key=lambda keeper: (-len(by_keeper[keeper]), keeper))
+    shown = order[offset:] if limit is None else order[offset : offset + limit]
+    found = queries.photos_by_id(
+        ctx, [i for keeper in shown for i in (keeper, *(p for p, _ in by_keeper[keeper]))]
+    )
     out = []
-    for keeper_id, members in by_keeper.items():
-        keeper = found.get(keeper_id)
-        if keeper is None:
-            continue
+    for keeper_id in shown:
+        members = [(found[p], d) for p, d in by_keeper[keeper_id] if p in found]
+        if keeper_id not in found or not members:
+            continue  # a photo removed since
         members.sort(key=lambda member: (member[1], member[0].id))
+        keeper = found[keeper_id]
         best_other = min(members, key=lambda member: _photo_rank(member[0]))[0]
         reason = _reason(_photo_rank(keeper), _photo_rank(best_other))
         out.append(DuplicateGroup(keeper, reason, members))
-    out.sort(key=lambda g: (-g.size, g.keeper.id))
     return out
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from leitmotiv import duplicates, index, ingest, queries, render_cache, store
+from leitmotiv import duplicates, index, ingest, outside, queries, render_cache, store
 from leitmotiv.config import Settings
 from leitmotiv.context import Context
 from leitmotiv.duplicates import DuplicateGroup
@@ -92,6 +92,8 @@ class Library:
 
     def __init__(self, settings: Settings, db: pw.Database) -> None:
         self.context = Context.create(settings, db)
+        # A sparse index's embeddings, kept between searches by an outside photo.
+        self._embeddings = outside.EmbeddingCache()
 
     settings = _shared("settings")
     folder = _shared("folder")
@@ -273,13 +275,53 @@ class Library:
         """
         return queries.similar(self.context, photo_id, top, offset)
 
-    def duplicates(self, threshold: float | None = None) -> list[DuplicateGroup]:
+    def similar_to_image(self, rgb, top: int = 10) -> list[tuple[Photo, float]]:
+        """The indexed photos nearest to a photo that is not in the library.
+
+        Parameters
+        ----------
+        rgb : ndarray, shape (H, W, 3), uint8
+            The photo, decoded at :data:`leitmotiv.ingest.FIT_LONG_SIDE` (see
+            :meth:`similar_to_file`); it is fitted in memory and nothing is stored.
+        top : int
+            How many photos to return.
+
+        Returns
+        -------
+        list of (Photo, float)
+            As :meth:`similar`; see :mod:`leitmotiv.outside` for how the library is
+            searched (candidates on a sparse index, every photo on a dense one).
+        """
+        query = outside.fit_image(self.context, rgb)
+        return outside.rank(self.context, query, top, self._embeddings)
+
+    def similar_to_file(self, path: str | os.PathLike[str], top: int = 10):
+        """:meth:`similar_to_image` for a photo file.
+
+        Raises
+        ------
+        leitmotiv.imaging.DecodeError
+            If the file cannot be decoded (the message names it and says why).
+        """
+        from leitmotiv.imaging import decode
+
+        image = decode(path, target_long_side=ingest.FIT_LONG_SIDE)
+        return self.similar_to_image(image.rgb, top)
+
+    def duplicates(
+        self, threshold: float | None = None, offset: int = 0, limit: int | None = None
+    ) -> list[DuplicateGroup]:
         """The groups of near-duplicates, largest first, each with a suggested keeper.
 
         See :func:`leitmotiv.duplicates.groups`: stored by :meth:`build_index` for the
         calibrated threshold; another ``threshold`` groups the stored distances anew.
+        ``offset`` and ``limit`` take a page of that order.
         """
-        return duplicates.groups(self.context, threshold)
+        return duplicates.groups(self.context, threshold, offset, limit)
+
+    def count_duplicates(self) -> int:
+        """Number of stored groups of near-duplicates."""
+        return duplicates.count(self.context)
 
     def clusters(self) -> list[Cluster]:
         """The clusters of the current clustering (empty before :meth:`build_index`)."""

@@ -547,6 +547,19 @@ def neighbour_lists(
         yield photo_id, bytes(embedding), bytes(candidates)
 
 
+def neighbour_embeddings(
+    db: pw.Database, featurizer_id: int, search_id: int
+) -> Iterator[tuple[int, bytes]]:
+    """The embedding stored with every candidate list of one featurizer and search, as
+    ``(photo id, embedding blob)`` straight from the cursor (the lists left unread)."""
+    with bound(db):
+        query = Neighbours.select(Neighbours.photo, Neighbours.embedding).where(
+            (Neighbours.featurizer == featurizer_id) & (Neighbours.search == search_id)
+        )
+    for photo_id, embedding in raw_rows(db, query):
+        yield photo_id, bytes(embedding)
+
+
 def kept_samples(
     db: pw.Database, featurizer_id: int, search_id: int, photo_ids: Iterable[int]
 ) -> Iterator[tuple[int, bytes]]:

@@ -688,16 +688,15 @@ def make_app(library) -> bottle.Bottle:
 
     # ------------------------------------------------------- near-duplicates
 
-    def duplicate_groups() -> list:
-        """The stored groups; none when the divergence has no calibrated threshold."""
+    def count_duplicates() -> int:
+        """Stored groups; none when the divergence has no calibrated threshold."""
         if library.near_duplicate_threshold() is None:
-            return []
-        return library.duplicates()
+            return 0
+        return library.count_duplicates()
 
     @app.get("/duplicates")
     def duplicates_page():
-        groups = duplicate_groups()
-        page = _page(len(groups), DUPLICATE_GROUPS_PER_PAGE)
+        page = _page(count_duplicates(), DUPLICATE_GROUPS_PER_PAGE)
         if library.near_duplicate_threshold() is None:
             empty = (
                 "The configured divergence has no calibrated near-duplicate distance: "
@@ -705,25 +704,21 @@ def make_app(library) -> bottle.Bottle:
             )
         else:
             empty = "No near-duplicates (groups are made by leitmotiv build-index)."
-        return render(
-            "duplicates",
-            title="Near-duplicates",
-            groups=groups[page.offset : page.offset + page.size],
-            page=page,
-            empty=empty,
-        )
+        groups = library.duplicates(offset=page.offset, limit=page.size) if page.total else []
+        return render("duplicates", title="Near-duplicates", groups=groups, page=page, empty=empty)
 
     @app.get("/api/duplicates")
     def duplicates_api():
         offset = _query_count("offset", 0, 0, 10**9)
         limit = _query_count("limit", API_DEFAULT_LIMIT, 1, API_MAX_LIMIT)
-        groups = duplicate_groups()
+        total = count_duplicates()
+        groups = library.duplicates(offset=offset, limit=limit) if total else []
         return {
-            "total": len(groups),
+            "total": total,
             "offset": offset,
             "limit": limit,
             "threshold": library.near_duplicate_threshold(),
-            "groups": [duplicate_group_json(g) for g in groups[offset : offset + limit]],
+            "groups": [duplicate_group_json(g) for g in groups],
         }
 
     # ---------------------------------------------------------------- motifs
