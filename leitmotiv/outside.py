@@ -76,12 +76,13 @@ class EmbeddingCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[Any, ...] | None = None
-        self._value: tuple[np.ndarray, np.ndarray] | None = None
+        self._value: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def get(
         self, ctx: Context, featurizer_id: int, search_id: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Photo ids (ascending) and their embeddings, shape (N, D) float32."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Photo ids (ascending), their embeddings (N, D) float32 and the embeddings'
+        squared norms (N,) float32."""
         n = store.Neighbours
         where = (n.featurizer == featurizer_id) & (n.search == search_id)
         with store.bound(ctx.db):
@@ -98,7 +99,8 @@ class EmbeddingCache:
                 blob = b"".join(r[1] for r in rows)
                 dim = len(rows[0][1]) // 4 if rows else 0
                 embeddings = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dim)
-                self._key, self._value = key, (ids, embeddings)
+                norms = np.einsum("nd,nd->n", embeddings, embeddings)
+                self._key, self._value = key, (ids, embeddings, norms)
             return self._value
 
 
@@ -113,20 +115,25 @@ def _sparse_candidates(
     ctx: Context, query: Mixture, top: int, search_id: int, cache: EmbeddingCache
 ) -> tuple[np.ndarray, list[Mixture]]:
     """The query's candidates from the stored embeddings and the cheap estimate."""
-    from leitmotiv import candidates
+    from leitmotiv import candidates, sparse_index
 
     params = _search_parameters(ctx, top)
-    ids, embeddings = cache.get(ctx, ctx.key_ids()[0], search_id)
+    ids, embeddings, norms = cache.get(ctx, ctx.key_ids()[0], search_id)
     if len(ids) == 0:
         return ids, []
-    q = candidates.embed([query])[0].astype(np.float64)
-    dist = np.sqrt(((embeddings.astype(np.float64) - q) ** 2).sum(axis=1))
+    q = candidates.embed([query])[0]
+    # Squared distances up to the query's own norm, by one float32 product: the order
+    # is all that is needed to take the wide list.
+    dist = norms - 2.0 * (embeddings @ q)
     wide = min(params.wide, len(ids))
     nearest = np.argpartition(dist, wide - 1)[:wide]
     wide_ids, wide_models = _mixtures(ctx, ids[nearest])
     if len(wide_ids) <= params.k:
         return wide_ids, wide_models
     cheap = candidates._cheap(ctx.divergence, params.n_samples)
+    # The sample sets the index kept with each photo: drawing them again would cost
+    # most of the search.
+    sparse_index._restore_samples(ctx.db, cheap, wide_ids, wide_models, ctx.key_ids()[0], search_id)
     estimate = cheap.cross([query], wide_models)[0]
     order = np.lexsort((wide_ids, estimate))[: params.k]
     return wide_ids[order], [wide_models[i] for i in order]
