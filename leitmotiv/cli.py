@@ -445,6 +445,7 @@ def similar(app, photo, top, as_json):
     which is decoded and fitted in memory for this search only (nothing is stored).
     """
     from leitmotiv.imaging import DecodeError
+    from leitmotiv.web.app import relation
 
     if app.library_to_read() is None:
         raise click.exceptions.Exit(2)  # no PHOTO can be in an empty library
@@ -467,7 +468,7 @@ def similar(app, photo, top, as_json):
             "id": p.id,
             "path": p.path,
             "distance": d,
-            "relation": _relation(d, threshold),
+            "relation": relation(d, threshold),
             "in_library": found is not None,
         }
         for p, d in ranking
@@ -479,13 +480,6 @@ def similar(app, photo, top, as_json):
         return
     for row in rows:
         click.echo(f"{row['distance']:.4f}  {row['relation']:<14}  {row['id']:>6}  {row['path']}")
-
-
-def _relation(distance: float, threshold: float | None) -> str:
-    """ "near-duplicate" below the divergence's calibrated threshold, else "similar"."""
-    if threshold is not None and distance < threshold:
-        return "near-duplicate"
-    return "similar"
 
 
 #: Columns of ``leitmotiv duplicates --csv``: one row per photo, keeper first.

@@ -240,6 +240,30 @@ def decode(
         fh.close()
 
 
+def decode_bytes(
+    data: bytes,
+    name: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    target_long_side: int | None = None,
+) -> DecodedImage:
+    """:func:`decode` for a photo held in memory (an upload): nothing touches the disk.
+
+    ``name`` is what error messages call it.  There is no file time: without an EXIF
+    date, ``taken`` is the epoch and means nothing.
+
+    Raises
+    ------
+    DecodeError
+        As :func:`decode`.
+    """
+    if target_long_side is not None and target_long_side < 1:
+        raise ValueError(f"target_long_side must be positive or None, got {target_long_side}")
+    if not data:
+        raise DecodeError(name, "empty file (0 bytes)")
+    fh = io.BytesIO(data)
+    return _decode_open(_open(fh, name, max_pixels), name, 0.0, target_long_side)
+
+
 def _open(fh: io.BufferedReader, path: str | os.PathLike[str], max_pixels: int) -> Image.Image:
     """Read the header, refusing unknown formats and images above ``max_pixels``."""
     try:

@@ -14,6 +14,7 @@ HTML                                      JSON
 ``/motifs`` timelines (``?page``)          ``/api/motifs?since=&until=``
 ``/motifs/<id>/<period>`` its photos
 ``/duplicates`` groups (``?page``)          ``/api/duplicates?offset=&limit=``
+``/search`` the form; POST: the ranking
 ========================================  ==========================================
 
 Images: ``/photo/<id>/thumb.jpg``, ``/photo/<id>/file`` (the original),
@@ -39,8 +40,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import math
 import re
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,6 +64,11 @@ PHOTOS_PER_PAGE = 60
 CLUSTERS_PER_PAGE = 30
 MOTIFS_PER_PAGE = 30
 DUPLICATE_GROUPS_PER_PAGE = 20
+#: Largest request the search form accepts, in bytes; a larger one is a 413.
+UPLOAD_LIMIT = 50 * 1024 * 1024
+#: The cookie holding the token a search form must send back (see ``/search``).
+FORM_COOKIE = "leitmotiv_form"
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 STRIP_LENGTH = 8  # members shown beside each cluster on /clusters
 API_DEFAULT_LIMIT = 100
 API_MAX_LIMIT = 1000
@@ -197,6 +205,14 @@ def photo_json(photo) -> dict[str, Any]:
 def photo_ref(photo) -> dict[str, Any]:
     """The short form of a photo inside other objects: id and path."""
     return {"id": photo.id, "path": photo.path}
+
+
+def relation(distance: float, threshold: float | None) -> str:
+    """``"near-duplicate"`` below the divergence's calibrated threshold, else
+    ``"similar"`` (the ``relation`` of ``leitmotiv similar`` and the search page)."""
+    if threshold is not None and distance < threshold:
+        return "near-duplicate"
+    return "similar"
 
 
 def duplicate_photo_json(photo) -> dict[str, Any]:
@@ -504,6 +520,7 @@ def make_app(library) -> bottle.Bottle:
         ("Clusters", "/clusters"),
         ("Motifs", "/motifs"),
         ("Duplicates", "/duplicates"),
+        ("Search", "/search"),
     ]
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_FILES}
 
@@ -721,6 +738,83 @@ def make_app(library) -> bottle.Bottle:
             "groups": [duplicate_group_json(g) for g in groups],
         }
 
+    # ------------------------------------------------- search by an outside photo
+
+    def form_token() -> str:
+        """This browser's form token: its cookie's, or a new one set in the cookie."""
+        token = request.get_cookie(FORM_COOKIE) or ""
+        if not _TOKEN_RE.fullmatch(token):
+            token = secrets.token_urlsafe(32)
+        response.set_cookie(FORM_COOKIE, token, path="/search", httponly=True, samesite="strict")
+        return token
+
+    def search_form(**values: Any) -> str:
+        values.setdefault("ranking", None)
+        return render(
+            "search",
+            title="Search by a photo",
+            token=form_token(),
+            limit_mb=UPLOAD_LIMIT // (1024 * 1024),
+            **values,
+        )
+
+    @app.get("/search")
+    def search_page():
+        return search_form()
+
+    @app.post("/search")
+    def search_upload():
+        from leitmotiv.imaging import DecodeError, decode_bytes
+        from leitmotiv.ingest import FIT_LONG_SIDE
+
+        fields = read_upload()
+        cookie = request.get_cookie(FORM_COOKIE) or ""
+        token = fields.get("token", (None, b""))[1].decode("ascii", "replace")
+        if not (_TOKEN_RE.fullmatch(cookie) and hmac.compare_digest(cookie, token)):
+            raise HTTPError(
+                403, "The form has expired or came from another site: open Search again."
+            )
+        name, data = fields.get("photo", (None, b""))
+        if not name or not data:
+            raise HTTPError(400, "Choose a photo file to search with.")
+        try:
+            image = decode_bytes(data, name, target_long_side=FIT_LONG_SIDE)
+        except DecodeError as exc:
+            raise HTTPError(400, f"Cannot search with this file: {exc}") from None
+        threshold = library.near_duplicate_threshold()
+        ranking = [
+            (photo, distance, relation(distance, threshold))
+            for photo, distance in library.similar_to_image(image.rgb, top=PHOTOS_PER_PAGE)
+        ]
+        return search_form(ranking=ranking, upload_name=name)
+
+    def read_upload() -> dict[str, tuple[str | None, bytes]]:
+        """The fields of a multipart form, read into memory only (never spooled to a
+        temporary file as a framework would): ``{name: (file name or None, bytes)}``."""
+        from email import policy
+        from email.parser import BytesParser
+
+        raw_length = request.environ.get("CONTENT_LENGTH") or ""
+        if not raw_length.isdigit():
+            raise HTTPError(411, "The upload must say its length.")
+        if int(raw_length) > UPLOAD_LIMIT:
+            raise HTTPError(413, f"The photo is too large: the limit is {UPLOAD_LIMIT} bytes.")
+        body = request.environ["wsgi.input"].read(int(raw_length))
+        content_type = request.environ.get("CONTENT_TYPE", "")
+        if not content_type.startswith("multipart/form-data"):
+            raise HTTPError(400, "The search form sends a multipart upload.")
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        if not message.is_multipart():
+            raise HTTPError(400, "The upload is not a valid multipart form.")
+        fields: dict[str, tuple[str | None, bytes]] = {}
+        for part in message.iter_parts():
+            field = part.get_param("name", header="content-disposition")
+            if isinstance(field, str):
+                fields[field] = (part.get_filename(), part.get_payload(decode=True) or b"")
+        return fields
+
     # ---------------------------------------------------------------- motifs
 
     def date_bounds() -> dict[str, dt.datetime | None]:
@@ -841,7 +935,7 @@ def make_app(library) -> bottle.Bottle:
         response.content_type = "text/html; charset=utf-8"
         return render("error", title=error.status_line, status=status, message=message)
 
-    for status in (400, 404, 405, 500):
+    for status in (400, 403, 404, 405, 411, 413, 500):
         app.error(status)(error_page)
 
     # ----------------------------------------------------------------- plugins
