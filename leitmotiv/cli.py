@@ -45,7 +45,8 @@ class LeitmotivGroup(click.Group):
 #: Commands that only read the library: they work on a library whose folder is
 #: read-only (then opening it read-only).  Every other command may write.
 READING_COMMANDS = frozenset(
-    {"photos", "similar", "clusters", "motifs", "failures", "render", "average", "serve"}
+    {"photos", "similar", "clusters", "motifs", "failures", "duplicates", "render", "average"}
+    | {"serve"}
 )
 
 
@@ -460,6 +461,7 @@ def build_index(app, method, neighbours, recluster, jobs, dask, as_json):
                 "distance_seconds": round(report.distance_seconds, 3),
                 "cluster_seconds": round(report.cluster_seconds, 3),
                 "peak_memory_mib": round(report.peak_memory_mib, 1),
+                "duplicates_changed": report.duplicates_changed,
             }
         )
     else:
@@ -523,18 +525,37 @@ def _print_nothing(as_json: bool) -> None:
 @_json_option
 @pass_app
 def similar(app, photo, top, as_json):
-    """List the photos most similar to PHOTO (an id or a path), nearest first."""
+    """List the photos most similar to PHOTO, nearest first.
+
+    PHOTO is a library photo (an id or a path) or any photo file outside the library,
+    which is decoded and fitted in memory for this search only (nothing is stored).
+    """
+    from leitmotiv.imaging import DecodeError
+
     if app.library_to_read() is None:
         raise click.exceptions.Exit(2)  # no PHOTO can be in an empty library
-    query = _photo_or_usage_error(app, photo)
+    found = app.reader.find_photo(photo)
+    if found is not None:
+        ranking = app.reader.similar(found.id, top=top)
+    elif Path(photo).expanduser().is_file():
+        try:
+            ranking = app.reader.similar_to_file(Path(photo).expanduser(), top=top)
+        except DecodeError as exc:
+            raise click.BadParameter(str(exc), param_hint="PHOTO") from None
+    else:
+        raise click.BadParameter(
+            f"no photo {photo!r} in the library and no such file (give an id or a path)",
+            param_hint="PHOTO",
+        )
     rows = [
         {
             "id": p.id,
             "path": p.path,
             "distance": d,
             "relation": app.reader.relation(d),
+            "in_library": found is not None,
         }
-        for p, d in app.reader.similar(query.id, top=top)
+        for p, d in ranking
     ]
     if not rows and app.reader.count_photos() > 1 and not app.reader.clusters():
         app.say_not_indexed()
@@ -544,6 +565,91 @@ def similar(app, photo, top, as_json):
     for row in rows:
         click.echo(f"{row['distance']:.4f}  {row['relation']:<14}  {row['id']:>6}  {row['path']}")
 
+
+#: Columns of ``leitmotiv duplicates --csv``: one row per photo, keeper first.
+DUPLICATE_CSV_FIELDS = (
+    "group",
+    "role",
+    "id",
+    "path",
+    "distance",
+    "reason",
+    "width",
+    "height",
+    "size",
+    "sharpness",
+    "taken",
+)
+
+
+@cli.command()
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Group photos closer than this distance (default: the divergence's calibrated "
+    "near-duplicate threshold, whose groups build-index stores).",
+)
+@_json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, one row per photo.")
+@pass_app
+def duplicates(app, threshold, as_json, as_csv):
+    """List groups of near-duplicates, largest first, with a suggested keeper.
+
+    The keeper has the most pixels, then is the sharpest, then was captured first;
+    every other member is within the threshold of the keeper itself, and is listed
+    with its distance to it.  Nothing is deleted or moved.
+    """
+    from leitmotiv.web.app import duplicate_group_json
+
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+    library = app.library_to_read()
+    if library is None:
+        _print_nothing(as_json)
+        return
+    if threshold is None and library.near_duplicate_threshold() is None:
+        raise click.UsageError(
+            f"the divergence {app.settings.divergence!r} has no calibrated near-duplicate "
+            "threshold with these parameters: give --threshold"
+        )
+    found = library.duplicates(threshold)
+    if not found and not library.clusters():
+        app.say_not_indexed()
+    rows = [duplicate_group_json(group) for group in found]
+    if as_json:
+        emit_json(rows)
+    elif as_csv:
+        _duplicates_csv(rows)
+    else:
+        for number, row in enumerate(rows, 1):
+            keeper = row["keeper"]
+            click.echo(
+                f"group {number} ({_count(row['size'], 'photo')}): keep {keeper['id']} "
+                f"({row['reason']})  {keeper['path']}"
+            )
+            for member in row["members"]:
+                click.echo(f"  {member['distance']:.4f}  {member['id']:>6}  {member['path']}")
+
+
+def _duplicates_csv(rows: list[dict[str, Any]]) -> None:
+    """The groups as CSV on standard output, one row per photo, keeper first."""
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=DUPLICATE_CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for number, row in enumerate(rows, 1):
+        photos = [(row["keeper"], "keeper", 0.0, row["reason"])]
+        photos += [(m, "member", m["distance"], "") for m in row["members"]]
+        for photo, role, distance, reason in photos:
+            writer.writerow(
+                {
+                    "group": number,
+                    "role": role,
+                    "distance": distance,
+                    "reason": reason,
+                    **{k: photo[k] for k in DUPLICATE_CSV_FIELDS[2:] if k in photo},
+                }
+            )
 
 
 @cli.command()

@@ -301,6 +301,35 @@ def decode(
         fh.close()
 
 
+def decode_bytes(
+    data: bytes,
+    name: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    target_long_side: int | None = None,
+) -> DecodedImage:
+    """:func:`decode` for a photo held in memory (an upload): nothing touches the disk.
+
+    ``name`` is what error messages call it.  There is no file time: without an EXIF
+    date, ``taken`` is the epoch and means nothing.
+
+    Raises
+    ------
+    DecodeError
+        As :func:`decode`; camera RAW files are read from disk only.
+    """
+    if target_long_side is not None and target_long_side < 1:
+        raise ValueError(f"target_long_side must be positive or None, got {target_long_side}")
+    if not data:
+        raise DecodeError(name, "empty file (0 bytes)")
+    fh = io.BytesIO(data)
+    found = sniff(data[:SNIFF_BYTES])
+    im = _open_pam(fh, name, max_pixels) if found == "PAM" else _open(fh, name, max_pixels)
+    missing = missing_pixel_data(fh, im.format or "")
+    if missing is not None:
+        raise DecodeError(name, missing)
+    return _decode_open(im, name, 0.0, target_long_side)
+
+
 def regular_file_stat(path: str | os.PathLike[str]) -> os.stat_result:
     """``os.stat(path)`` of a regular file (links followed), without opening it.
 

@@ -121,6 +121,7 @@ class FittedFile:
     taken: Any  # datetime or None
     taken_source: str
     thumbnail: bytes
+    sharpness: float
     mixture: bytes
     n_components: int
     lower_bound: float
@@ -189,6 +190,7 @@ def fit_file(path: str, featurizer: str, params: dict[str, Any]) -> FittedFile |
         regular_file_stat,
         thumbnail_jpeg,
     )
+    from leitmotiv.sharpness import laplacian_variance
 
     timings: dict[str, float] = {}
     try:
@@ -202,6 +204,7 @@ def fit_file(path: str, featurizer: str, params: dict[str, Any]) -> FittedFile |
         image = decode(path, target_long_side=FIT_LONG_SIDE)
         t2 = time.perf_counter()
         thumb = thumbnail_jpeg(image.rgb, long_side=THUMBNAIL_LONG_SIDE)
+        sharpness = laplacian_variance(thumb)
         t3 = time.perf_counter()
         mixture = _featurizer(featurizer, params).model(image.rgb, seed=FIT_SEED)
         t4 = time.perf_counter()
@@ -223,6 +226,7 @@ def fit_file(path: str, featurizer: str, params: dict[str, Any]) -> FittedFile |
         taken=image.taken,
         taken_source=image.taken_source,
         thumbnail=thumb,
+        sharpness=sharpness,
         mixture=blob,
         n_components=mixture.n_components,
         lower_bound=float(mixture.lower_bound),
@@ -311,6 +315,7 @@ def _write_fitted(ctx: Context, result: FittedFile, featurizer_id: int) -> bool:
         store.Photo.taken_offset: offset,
         store.Photo.taken_source: result.taken_source,
         store.Photo.thumbnail: result.thumbnail,
+        store.Photo.sharpness: result.sharpness,
     }
     lower_bound = result.lower_bound if np.isfinite(result.lower_bound) else None
     with store.bound(ctx.db), ctx.db.atomic():

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import peewee as pw
 
-from leitmotiv import index, ingest, queries, render_cache, store, summaries
+from leitmotiv import duplicates, index, ingest, outside, queries, render_cache, store, summaries
 from leitmotiv.config import Settings
 from leitmotiv.context import Context
+from leitmotiv.duplicates import DuplicateGroup
 from leitmotiv.index import DISTANCE_BLOCK, IndexReport
 from leitmotiv.ingest import IngestReport
 from leitmotiv.motifs import Motif
@@ -38,6 +39,7 @@ from leitmotiv.workers import ProcessWorkers, Workers, peak_memory_mib, resolve_
 __all__ = [
     "DISTANCE_BLOCK",
     "Cluster",
+    "DuplicateGroup",
     "Failure",
     "IndexReport",
     "IngestReport",
@@ -94,6 +96,8 @@ class Library:
         self.context = Context.create(settings, db)
         self.read_only = read_only
         self._pngs = render_cache.PngCache(self.context.folder, writable=not read_only)
+        # A sparse index's embeddings, kept between searches by an outside photo.
+        self._embeddings = outside.EmbeddingCache()
 
     settings = _shared("settings")
     folder = _shared("folder")
@@ -342,6 +346,54 @@ class Library:
     def motif(self, cluster_id: int) -> Motif | None:
         """One motif of the current clustering, as :meth:`motifs` makes it, or None."""
         return queries.motif(self.context, cluster_id)
+
+    def similar_to_image(self, rgb, top: int = 10) -> list[tuple[Photo, float]]:
+        """The indexed photos nearest to a photo that is not in the library.
+
+        Parameters
+        ----------
+        rgb : ndarray, shape (H, W, 3), uint8
+            The photo, decoded at :data:`leitmotiv.ingest.FIT_LONG_SIDE` (see
+            :meth:`similar_to_file`); it is fitted in memory and nothing is stored.
+        top : int
+            How many photos to return.
+
+        Returns
+        -------
+        list of (Photo, float)
+            As :meth:`similar`; see :mod:`leitmotiv.outside` for how the library is
+            searched (candidates on a sparse index, every photo on a dense one).
+        """
+        query = outside.fit_image(self.context, rgb)
+        return outside.rank(self.context, query, top, self._embeddings)
+
+    def similar_to_file(self, path: str | os.PathLike[str], top: int = 10):
+        """:meth:`similar_to_image` for a photo file.
+
+        Raises
+        ------
+        leitmotiv.imaging.DecodeError
+            If the file cannot be decoded (the message names it and says why).
+        """
+        from leitmotiv.imaging import decode
+
+        image = decode(path, target_long_side=ingest.FIT_LONG_SIDE)
+        return self.similar_to_image(image.rgb, top)
+
+    def duplicates(
+        self, threshold: float | None = None, offset: int = 0, limit: int | None = None
+    ) -> list[DuplicateGroup]:
+        """The groups of near-duplicates, largest first, each with a suggested keeper.
+
+        See :func:`leitmotiv.duplicates.groups`: stored by :meth:`build_index` for the
+        calibrated threshold; another ``threshold`` groups the stored distances anew.
+        ``offset`` and ``limit`` take a page of that order.
+        """
+        return duplicates.groups(self.context, threshold, offset, limit)
+
+    def count_duplicates(self) -> int:
+        """Number of stored groups of near-duplicates."""
+        return duplicates.count(self.context)
 
     def clusters(self) -> list[Cluster]:
         """The clusters of the current clustering (empty before :meth:`build_index`)."""

@@ -69,6 +69,9 @@ class Photo:
         Hex digest of the file's content.
     size : int
         File size in bytes.
+    sharpness : float or None
+        Variance of the Laplacian of its thumbnail (:mod:`leitmotiv.sharpness`); None
+        until measured.
     """
 
     id: int
@@ -80,6 +83,7 @@ class Photo:
     components: int | None
     sha256: str
     size: int
+    sharpness: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +176,7 @@ def _photo_query(ctx: Context) -> pw.ModelSelect:
             store.Photo.height,
             store.Photo.sha256,
             store.Photo.size,
+            store.Photo.sharpness,
             store.Model.n_components,
         )
         .join(
@@ -184,7 +189,7 @@ def _photo_query(ctx: Context) -> pw.ModelSelect:
 
 
 def _to_photo(row: tuple) -> Photo:
-    pid, path, taken, offset, source, width, height, sha256, size, components = row
+    pid, path, taken, offset, source, width, height, sha256, size, sharpness, components = row
     return Photo(
         id=pid,
         path=paths.from_stored(path),  # raw rows skip the store's PathField
@@ -195,15 +200,24 @@ def _to_photo(row: tuple) -> Photo:
         components=components,
         sha256=sha256,
         size=size,
+        sharpness=sharpness,
     )
 
 
 def photos_by_id(ctx: Context, ids: Iterable[int]) -> dict[int, Photo]:
     """The photos with these ids, by id (unknown ids are left out)."""
     ids = list(ids)
+    found: dict[int, Photo] = {}
     with store.bound(ctx.db):
-        query = _photo_query(ctx).where(store.Photo.id.in_(ids))
-        return {row[0]: _to_photo(row) for row in store.raw_rows(ctx.db, query)}
+        # In chunks: SQLite bounds the number of variables in one statement.
+        for start in range(0, max(len(ids), 1), store.INSERT_CHUNK):
+            chunk = ids[start : start + store.INSERT_CHUNK]
+            query = _photo_query(ctx).where(store.Photo.id.in_(chunk))
+            # Straight from the cursor: peewee's per-row processing costs more than
+            # the query when a listing asks for tens of thousands of photos.
+            for row in store.raw_rows(ctx.db, query):
+                found[row[0]] = _to_photo(row)
+    return found
 
 
 def photos(ctx: Context, offset: int = 0, limit: int | None = None) -> list[Photo]:

@@ -319,6 +319,9 @@ class Photo(BaseModel):
     taken_source = pw.CharField(max_length=16, null=True)
     thumbnail = pw.BlobField(null=True)
     added = pw.DateTimeField(default=utcnow)
+    # Variance of the Laplacian of the thumbnail (see leitmotiv.sharpness); null for
+    # photos added before schema 5 until a write command fills it in.
+    sharpness = pw.DoubleField(null=True)
 
 
 class Model(BaseModel):
@@ -444,6 +447,22 @@ class ClusterSummary(BaseModel):
         indexes = ((("run", "cluster"), True), (("run", "motif_rank"), True))
 
 
+class DuplicateMember(BaseModel):
+    """A photo's place in a group of near-duplicates of one (featurizer, divergence)
+    configuration: the group's suggested keeper and the photo's distance to it (the
+    keeper's own row has itself as keeper and distance 0).  See
+    :mod:`leitmotiv.duplicates`."""
+
+    photo = pw.ForeignKeyField(Photo, on_delete="CASCADE", column_name="photo_id")
+    featurizer = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    divergence = pw.ForeignKeyField(ImplementationKey, on_delete="CASCADE")
+    keeper = pw.ForeignKeyField(Photo, on_delete="CASCADE", column_name="keeper_id", index=True)
+    distance = pw.DoubleField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("photo", "featurizer", "divergence")
+
+
 class Failure(BaseModel):
     """A file that could not be added, with the reason, from the latest attempt."""
 
@@ -464,12 +483,13 @@ MODELS: tuple[type[BaseModel], ...] = (
     Cluster,
     ClusterMember,
     ClusterSummary,
+    DuplicateMember,
     Failure,
 )
 
 
 def _create_initial_schema(db: pw.Database) -> None:
-    later = (Neighbours, ClusterSummary)  # made by their own migrations
+    later = (Neighbours, ClusterSummary, DuplicateMember)  # made by their own migrations
     db.create_tables([m for m in MODELS[1:] if m not in later], safe=True)
 
 
@@ -536,12 +556,20 @@ def _add_summaries(db: pw.Database) -> None:
         summaries.store_run(run_id)
 
 
+def _add_duplicates(db: pw.Database) -> None:
+    table = Photo._meta.table_name
+    if "sharpness" not in {c.name for c in db.get_columns(table)}:
+        db.execute_sql(f"ALTER TABLE {table} ADD COLUMN sharpness REAL")
+    db.create_tables([DuplicateMember], safe=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (1, _create_initial_schema),
     (2, _add_neighbours),
     (3, _add_base_photos),
     (4, _rebuild_neighbours),
     (5, _add_summaries),
+    (6, _add_duplicates),
 ]
 
 #: The version a freshly migrated database has.
@@ -954,6 +982,19 @@ def neighbour_lists(
         ).where((Neighbours.featurizer == featurizer_id) & (Neighbours.search == search_id))
     for photo_id, embedding, candidates in raw_rows(db, query):
         yield photo_id, bytes(embedding), bytes(candidates)
+
+
+def neighbour_embeddings(
+    db: pw.Database, featurizer_id: int, search_id: int
+) -> Iterator[tuple[int, bytes]]:
+    """The embedding stored with every candidate list of one featurizer and search, as
+    ``(photo id, embedding blob)`` straight from the cursor (the lists left unread)."""
+    with bound(db):
+        query = Neighbours.select(Neighbours.photo, Neighbours.embedding).where(
+            (Neighbours.featurizer == featurizer_id) & (Neighbours.search == search_id)
+        )
+    for photo_id, embedding in raw_rows(db, query):
+        yield photo_id, bytes(embedding)
 
 
 def kept_samples(

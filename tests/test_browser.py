@@ -257,14 +257,15 @@ def test_keyboard_reaches_the_nav_and_the_photos(server, browser):
     url, *_ = server
     browser.get(url)
     focused = []
-    for _ in range(6):
+    for _ in range(8):
         ActionChains(browser).send_keys(Keys.TAB).perform()
         active = browser.switch_to.active_element
         focused.append(active.get_attribute("href") or active.text)
-    # skip link, brand, Photos, Clusters, Motifs, then the first photo
+    # skip link, brand, Photos, Clusters, Motifs, Duplicates, Search, then the first photo
     assert focused[2] == url and focused[3] == url + "clusters"
     assert focused[4] == url + "motifs"
-    assert "/photo/" in focused[5]
+    assert focused[5:7] == [url + "duplicates", url + "search"]
+    assert "/photo/" in focused[7]
     outline = browser.switch_to.active_element.value_of_css_property("outline-style")
     assert outline != "none"  # the focus is visible
     browser.switch_to.active_element.send_keys(Keys.ENTER)

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 COMMANDS = ["add-image", "add-directory", "build-index", "photos", "similar", "clusters",
-            "failures", "render", "average", "serve", "plugins", "demo"]
+            "failures", "render", "average", "serve", "plugins", "demo", "duplicates"]
 
 
 def run(*args, env=None):

@@ -137,6 +137,8 @@ def test_every_page_has_the_nav_and_no_script(app, all_photos, library):
     pages = ["/", "/clusters", f"/photo/{all_photos[0].id}", f"/photo/{all_photos[0].id}/model"]
     pages.append(f"/clusters/{library.clusters()[0].id}")
     pages.append("/motifs")
+    pages.append("/duplicates")
+    pages.append("/search")
     motif = next(m for m in library.motifs() if m.periods)
     pages.append(f"/motifs/{motif.cluster_id}/{motif.periods[0].label}")
     pages.append("/photo/0")  # the 404 page too
@@ -1050,3 +1052,130 @@ def test_photo_ranking_pages_count_the_stored_distances(app, library, by_name):
     assert len(library.similar(photo.id)) == n
     last = -(-n // webapp.PHOTOS_PER_PAGE)
     assert f"Page 1 of {last}" in call(app, f"/photo/{photo.id}").text
+
+
+# --------------------------------------------------------- near-duplicates
+
+
+def test_duplicates_page_and_api(app, library):
+    groups = library.duplicates()
+    assert groups, "the test photos have near-duplicates"
+    reply = call(app, "/api/duplicates?limit=2")
+    data = reply.json()
+    assert data["total"] == len(groups)
+    assert data["threshold"] == library.near_duplicate_threshold()
+    assert [g["keeper"]["id"] for g in data["groups"]] == [g.keeper.id for g in groups[:2]]
+    first = data["groups"][0]
+    assert first["size"] == groups[0].size == 1 + len(first["members"])
+    assert first["reason"] == groups[0].reason
+    assert [m["distance"] for m in first["members"]] == [d for _, d in groups[0].members]
+    assert call(app, "/api/duplicates?limit=0").status == 400
+
+    html = call(app, "/duplicates").text
+    assert '<a href="/duplicates" aria-current="page">' in html
+    keeper, members = groups[0].keeper, groups[0].members
+    # The keeper is marked and comes first in its group; members follow at one size.
+    block = html.split('<li class="duplicate-group">')[1]
+    assert block.index(f'href="/photo/{keeper.id}"') < block.index(
+        f'href="/photo/{members[0][0].id}"'
+    )
+    assert block.count('class="keeper"') == 1
+    assert block.count('class="member"') == len(members)
+    assert f"{keeper.width} × {keeper.height}" in block
+    assert f"d = {members[0][1]:.3f}" in block
+    assert call(app, "/duplicates?page=999").status == 404
+
+
+# --------------------------------------------------- search by an outside photo
+
+BOUNDARY = "leitmotivtestboundary"
+
+
+def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> bytes:
+    out = b""
+    for name, value in fields.items():
+        out += (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        ).encode()
+    for name, (filename, data) in files.items():
+        out += (
+            (
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+def post(app, url: str, body: bytes, cookie: str | None, length: int | None = None) -> Reply:
+    """A multipart POST through the WSGI app, with the form cookie if given."""
+    import io
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": url,
+        "CONTENT_TYPE": f"multipart/form-data; boundary={BOUNDARY}",
+        "CONTENT_LENGTH": str(len(body) if length is None else length),
+    }
+    setup_testing_defaults(environ)
+    environ["wsgi.input"] = io.BytesIO(body)
+    if cookie is not None:
+        environ["HTTP_COOKIE"] = f"{webapp.FORM_COOKIE}={cookie}"
+    seen = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        seen["status"] = int(status.split()[0])
+        seen["headers"] = {k.lower(): v for k, v in response_headers}
+
+    body = b"".join(app(environ, start_response))
+    return Reply(seen["status"], seen["headers"], body)
+
+
+def _form_token(app) -> str:
+    reply = call(app, "/search")
+    cookie = reply.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    token = re.search(webapp.FORM_COOKIE + r"=([A-Za-z0-9_-]+)", cookie).group(1)
+    assert f'name="token" value="{token}"' in reply.text
+    return token
+
+
+def test_search_form_ranks_an_uploaded_photo_and_stores_nothing(app, library, photos_dir):
+    import io
+
+    token = _form_token(app)
+    image = Image.open(photos_dir / "coffee_1.jpg")
+    edited = io.BytesIO()
+    image.resize((image.width * 3 // 4, image.height * 3 // 4)).save(edited, "JPEG", quality=80)
+    before = library.count_photos()
+    body = _multipart({"token": token}, {"photo": ("my coffee.jpg", edited.getvalue())})
+    reply = post(app, "/search", body, token)
+    assert reply.status == 200, reply.text
+    ids = tiles(reply.text)
+    assert len(ids) == webapp.PHOTOS_PER_PAGE
+    assert Path(library.photo(ids[0]).path).name.startswith("coffee_")
+    assert "Most similar to my coffee.jpg" in reply.text
+    assert "near-duplicate" in reply.text
+    assert library.count_photos() == before
+
+
+def test_search_form_refuses_cross_site_large_and_bad_uploads(app, photos_dir):
+    token = _form_token(app)
+    photo = (photos_dir / "coffee_0.jpg").read_bytes()
+    good = _multipart({"token": token}, {"photo": ("c.jpg", photo)})
+    # Another site can make the browser post, but cannot read the token.
+    assert post(app, "/search", good, None).status == 403
+    forged = _multipart({"token": "x" * 43}, {"photo": ("c.jpg", photo)})
+    assert post(app, "/search", forged, token).status == 403
+    reply = post(app, "/search", good, token, length=webapp.UPLOAD_LIMIT + 1)
+    assert reply.status == 413
+    assert "too large" in reply.text
+    bad = _multipart({"token": token}, {"photo": ("notes.jpg", b"hello, not a photo")})
+    reply = post(app, "/search", bad, token)
+    assert reply.status == 400
+    assert "notes.jpg" in reply.text and "not an image" in reply.text
+    empty = _multipart({"token": token}, {})
+    assert post(app, "/search", empty, token).status == 400
+    assert call(app, "/search", method="POST").status in (400, 411)

@@ -13,6 +13,8 @@ HTML                                      JSON
 ``/clusters/<id>`` members (``?page``)     ``/api/clusters/<id>``
 ``/motifs`` timelines (``?page``)          ``/api/motifs?since=&until=&offset=&limit=``
 ``/motifs/<id>/<period>`` its photos
+``/duplicates`` groups (``?page``)          ``/api/duplicates?offset=&limit=``
+``/search`` the form; POST: the ranking
 ========================================  ==========================================
 
 Images: ``/photo/<id>/thumb.jpg``, ``/photo/<id>/file`` (the original),
@@ -52,8 +54,10 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import hashlib
+import hmac
 import math
 import re
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -75,6 +79,12 @@ STATIC_FILES = {"style.css": "text/css; charset=utf-8"}
 PHOTOS_PER_PAGE = 60
 CLUSTERS_PER_PAGE = 30
 MOTIFS_PER_PAGE = 30
+DUPLICATE_GROUPS_PER_PAGE = 20
+#: Largest request the search form accepts, in bytes; a larger one is a 413.
+UPLOAD_LIMIT = 50 * 1024 * 1024
+#: The cookie holding the token a search form must send back (see ``/search``).
+FORM_COOKIE = "leitmotiv_form"
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 STRIP_LENGTH = 8  # members shown beside each cluster on /clusters
 API_DEFAULT_LIMIT = 100
 API_MAX_LIMIT = 1000
@@ -214,6 +224,25 @@ def photo_json(photo) -> dict[str, Any]:
 def photo_ref(photo) -> dict[str, Any]:
     """The short form of a photo inside other objects: id and path."""
     return {"id": photo.id, "path": photo.path}
+
+
+def duplicate_photo_json(photo) -> dict[str, Any]:
+    """A photo in a group of near-duplicates: what deciding which to keep needs."""
+    return {**photo_json(photo), "size": photo.size, "sharpness": photo.sharpness}
+
+
+def duplicate_group_json(group) -> dict[str, Any]:
+    """A group of near-duplicates as the JSON API and ``leitmotiv duplicates --json``
+    show it: the keeper, why, and the other members with their distance to it."""
+    return {
+        "size": group.size,
+        "keeper": duplicate_photo_json(group.keeper),
+        "reason": group.reason,
+        "members": [
+            {**duplicate_photo_json(photo), "distance": distance}
+            for photo, distance in group.members
+        ],
+    }
 
 
 def cluster_json(cluster) -> dict[str, Any]:
@@ -442,6 +471,15 @@ def file_name(photo) -> str:
     return Path(photo.path).name
 
 
+def file_size_label(n_bytes: int) -> str:
+    """A file size in the unit that reads best: ``"812 B"``, ``"45.3 kB"``, ``"2.1 MB"``."""
+    for unit in ("B", "kB", "MB"):
+        if n_bytes < 1000 or unit == "MB":
+            break
+        n_bytes /= 1000
+    return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+
+
 def date_label(photo) -> str:
     """``YYYY-MM-DD HH:MM`` of the date captured, or ``no date``."""
     if photo.taken is None:
@@ -598,7 +636,13 @@ def make_app(library) -> bottle.Bottle:
     # leitmotiv.paths); installed last, this runs before bottle's JSON plugin.
     app.install(_show_undecodable_names)
     templates = Templates([TEMPLATE_DIR])
-    nav: list[tuple[str, str]] = [("Photos", "/"), ("Clusters", "/clusters"), ("Motifs", "/motifs")]
+    nav: list[tuple[str, str]] = [
+        ("Photos", "/"),
+        ("Clusters", "/clusters"),
+        ("Motifs", "/motifs"),
+        ("Duplicates", "/duplicates"),
+        ("Search", "/search"),
+    ]
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_FILES}
     static_versions = {name: content_key(data.hex()) for name, data in static.items()}
     featurizer_key = library.featurizer.key()
@@ -622,6 +666,7 @@ def make_app(library) -> bottle.Bottle:
             date_label=date_label,
             date_source_label=date_source_label,
             file_name=file_name,
+            file_size_label=file_size_label,
             thumb_size=thumb_size,
             thumb_url=thumb_url,
             **values,
@@ -839,6 +884,117 @@ def make_app(library) -> bottle.Bottle:
     def cluster_api(cluster_id):
         return cluster_json(get_cluster(cluster_id))
 
+    # ------------------------------------------------------- near-duplicates
+
+    def count_duplicates() -> int:
+        """Stored groups; none when the divergence has no calibrated threshold."""
+        if library.near_duplicate_threshold() is None:
+            return 0
+        return library.count_duplicates()
+
+    @app.get("/duplicates")
+    def duplicates_page():
+        page = _page(count_duplicates(), DUPLICATE_GROUPS_PER_PAGE)
+        if library.near_duplicate_threshold() is None:
+            empty = (
+                "The configured divergence has no calibrated near-duplicate distance: "
+                "use leitmotiv duplicates --threshold D."
+            )
+        else:
+            empty = "No near-duplicates (groups are made by leitmotiv build-index)."
+        groups = library.duplicates(offset=page.offset, limit=page.size) if page.total else []
+        return render("duplicates", title="Near-duplicates", groups=groups, page=page, empty=empty)
+
+    @app.get("/api/duplicates")
+    def duplicates_api():
+        offset = _query_count("offset", 0, 0, 10**9)
+        limit = _query_count("limit", API_DEFAULT_LIMIT, 1, API_MAX_LIMIT)
+        total = count_duplicates()
+        groups = library.duplicates(offset=offset, limit=limit) if total else []
+        return {
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "threshold": library.near_duplicate_threshold(),
+            "groups": [duplicate_group_json(g) for g in groups],
+        }
+
+    # ------------------------------------------------- search by an outside photo
+
+    def form_token() -> str:
+        """This browser's form token: its cookie's, or a new one set in the cookie."""
+        token = request.get_cookie(FORM_COOKIE) or ""
+        if not _TOKEN_RE.fullmatch(token):
+            token = secrets.token_urlsafe(32)
+        response.set_cookie(FORM_COOKIE, token, path="/search", httponly=True, samesite="strict")
+        return token
+
+    def search_form(**values: Any) -> str:
+        values.setdefault("ranking", None)
+        return render(
+            "search",
+            title="Search by a photo",
+            token=form_token(),
+            limit_mb=UPLOAD_LIMIT // (1024 * 1024),
+            **values,
+        )
+
+    @app.get("/search")
+    def search_page():
+        return search_form()
+
+    @app.post("/search")
+    def search_upload():
+        from leitmotiv.imaging import DecodeError, decode_bytes
+        from leitmotiv.ingest import FIT_LONG_SIDE
+
+        fields = read_upload()
+        cookie = request.get_cookie(FORM_COOKIE) or ""
+        token = fields.get("token", (None, b""))[1].decode("ascii", "replace")
+        if not (_TOKEN_RE.fullmatch(cookie) and hmac.compare_digest(cookie, token)):
+            raise HTTPError(
+                403, "The form has expired or came from another site: open Search again."
+            )
+        name, data = fields.get("photo", (None, b""))
+        if not name or not data:
+            raise HTTPError(400, "Choose a photo file to search with.")
+        try:
+            image = decode_bytes(data, name, target_long_side=FIT_LONG_SIDE)
+        except DecodeError as exc:
+            raise HTTPError(400, f"Cannot search with this file: {exc}") from None
+        ranking = [
+            (photo, distance, library.relation(distance))
+            for photo, distance in library.similar_to_image(image.rgb, top=PHOTOS_PER_PAGE)
+        ]
+        return search_form(ranking=ranking, upload_name=name)
+
+    def read_upload() -> dict[str, tuple[str | None, bytes]]:
+        """The fields of a multipart form, read into memory only (never spooled to a
+        temporary file as a framework would): ``{name: (file name or None, bytes)}``."""
+        from email import policy
+        from email.parser import BytesParser
+
+        raw_length = request.environ.get("CONTENT_LENGTH") or ""
+        if not raw_length.isdigit():
+            raise HTTPError(411, "The upload must say its length.")
+        if int(raw_length) > UPLOAD_LIMIT:
+            raise HTTPError(413, f"The photo is too large: the limit is {UPLOAD_LIMIT} bytes.")
+        body = request.environ["wsgi.input"].read(int(raw_length))
+        content_type = request.environ.get("CONTENT_TYPE", "")
+        if not content_type.startswith("multipart/form-data"):
+            raise HTTPError(400, "The search form sends a multipart upload.")
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        if not message.is_multipart():
+            raise HTTPError(400, "The upload is not a valid multipart form.")
+        fields: dict[str, tuple[str | None, bytes]] = {}
+        for part in message.iter_parts():
+            field = part.get_param("name", header="content-disposition")
+            if isinstance(field, str):
+                fields[field] = (part.get_filename(), part.get_payload(decode=True) or b"")
+        return fields
+
     # ---------------------------------------------------------------- motifs
 
     def date_bounds() -> dict[str, dt.datetime | None]:
@@ -995,7 +1151,7 @@ def make_app(library) -> bottle.Bottle:
         response.content_type = "text/html; charset=utf-8"
         return render("error", title=error.status_line, status=status, message=message)
 
-    for status in (400, 404, 405, 500):
+    for status in (400, 403, 404, 405, 411, 413, 500):
         app.error(status)(error_page)
 
     # ----------------------------------------------------------------- plugins
