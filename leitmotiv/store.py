@@ -725,6 +725,15 @@ def open_database(url: str | None, folder: Path) -> pw.Database:
     return db
 
 
+def _empty_store() -> pw.Database:
+    """An empty store in memory: what reading a library that holds nothing yet sees."""
+    # One connection shared by every thread: an in-memory database is private to the
+    # connection that made it.
+    db = pw.SqliteDatabase(":memory:", thread_safe=False, check_same_thread=False)
+    migrate(db)
+    return db
+
+
 def open_read_only(url: str | None, folder: Path) -> pw.Database:
     """Connect to a library's database for reading only: nothing is written, not even
     a migration.
@@ -747,11 +756,7 @@ def open_read_only(url: str | None, folder: Path) -> pw.Database:
         )
         if not existing.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
-        # One connection shared by every thread: an in-memory database is private to
-        # the connection that made it.
-        db: pw.Database = pw.SqliteDatabase(":memory:", thread_safe=False, check_same_thread=False)
-        migrate(db)
-        return db
+        return _empty_store()
     try:
         db = connect(url, folder, read_only=True)
         version = schema_version(db)
@@ -767,6 +772,8 @@ def open_read_only(url: str | None, folder: Path) -> pw.Database:
     if version == SCHEMA_VERSION:
         return db
     db.close()
+    if version == 0:  # a server database nothing was stored in yet reads as empty
+        return _empty_store()
     if version > SCHEMA_VERSION:
         raise RuntimeError(
             f"the database has schema version {version}, newer than this leitmotiv "
