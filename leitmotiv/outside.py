@@ -115,13 +115,13 @@ def _sparse_candidates(
     ctx: Context, query: Mixture, top: int, search_id: int, cache: EmbeddingCache
 ) -> tuple[np.ndarray, list[Mixture]]:
     """The query's candidates from the stored embeddings and the cheap estimate."""
-    from leitmotiv import candidates, sparse_index
+    from leitmotiv import sparse_index
 
     params = _search_parameters(ctx, top)
     ids, embeddings, norms = cache.get(ctx, ctx.key_ids()[0], search_id)
     if len(ids) == 0:
         return ids, []
-    q = candidates.embed([query])[0]
+    q = ctx.divergence.embedding([query])[0]
     # Squared distances up to the query's own norm, by one float32 product: the order
     # is all that is needed to take the wide list.
     dist = norms - 2.0 * (embeddings @ q)
@@ -130,7 +130,7 @@ def _sparse_candidates(
     wide_ids, wide_models = _mixtures(ctx, ids[nearest])
     if len(wide_ids) <= params.k:
         return wide_ids, wide_models
-    cheap = candidates._cheap(ctx.divergence, params.n_samples)
+    cheap = ctx.divergence.estimator()
     # The sample sets the index kept with each photo: drawing them again would cost
     # most of the search.
     sparse_index._restore_samples(ctx.db, cheap, wide_ids, wide_models, ctx.key_ids()[0], search_id)

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from test_web import call
 
-from leitmotiv import store
+from leitmotiv import store, summaries
 from leitmotiv.cli import cli
 from leitmotiv.config import Settings
 from leitmotiv.library import Library
@@ -27,7 +27,7 @@ def dated_library(folder, times: list[dt.datetime]) -> Library:
     """A library whose photos (no files, no models) carry these EXIF times, all in one
     current cluster."""
     library = Library.open(Settings(library=folder))
-    featurizer, divergence, clusterer = library.context.key_ids()
+    featurizer, divergence, clusterer = library.context.key_ids(create=True)
     with store.bound(library.db), library.db.atomic():
         ids = [
             store.Photo.insert(
@@ -43,6 +43,7 @@ def dated_library(folder, times: list[dt.datetime]) -> Library:
         cluster = store.Cluster.create(run=run, exemplar=ids[0])
         for photo_id in ids:
             store.ClusterMember.create(cluster=cluster, photo=photo_id)
+        summaries.store_run(run.id)  # as build-index stores them with the clustering
     return library
 
 
