@@ -97,7 +97,8 @@ def test_every_plugin_builds_a_sparse_index(library, flags):
     report = run(lib, *flags, "build-index", "--index", "sparse", "--neighbours", "4", "--json",
                  config=config)
     assert report["method"] == "sparse" and report["new_lists"] == 12
-    assert 0 < report["pairs_computed"] <= 12 * 4
+    # Pairs a dense index of the same plugins stored earlier are not computed again.
+    assert report["pairs_computed"] <= 12 * 4
     query = run(lib, "photos", "--json", config=config)[0]
     near = run(lib, *flags, "similar", str(query["id"]), "--top", "2", "--json", config=config)
     assert len(near) == 2
