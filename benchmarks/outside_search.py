@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_library import sources
 from scale import derived_range, populate
 
-from leitmotiv import candidates, outside, sparse_index, store
+from leitmotiv import outside, sparse_index, store
 from leitmotiv.config import Settings
 from leitmotiv.imaging import decode
 from leitmotiv.ingest import FIT_LONG_SIDE
@@ -45,12 +45,12 @@ def _store_embeddings(lib: Library, bases, n_photos: int, seed: int) -> None:
     params = sparse_index.SearchParameters(k=k, wide=sparse_index.wide_for(k))
     search_id = store.search_key_id(lib.db, params.key(lib.divergence))
     featurizer_id = lib.context.key_ids()[0]
-    cheap = candidates._cheap(lib.divergence, params.n_samples)
+    cheap = lib.divergence.estimator()
     with store.bound(lib.db):
         ids = [p for (p,) in store.Photo.select(store.Photo.id).order_by(store.Photo.id).tuples()]
         for s in range(0, n_photos, 1000):
             models = derived_range(bases, s, min(s + 1000, n_photos), seed)
-            emb = candidates.embed(models)
+            emb = lib.divergence.embedding(models)
             cheap.warm(models)
             samples = cheap.dump_prepared(models)
             rows = [

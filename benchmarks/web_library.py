@@ -11,10 +11,9 @@ and shapes in about ten, through the store layer and the library's own clusterin
    of the shared photo it derives from (256 px JPEG, as ``add`` makes it) and a
    capture date: uniform over 2014-2025, from EXIF for 90 % of the photos, from the
    file time for 8 %, none for 2 %.
-2. **Distances**: each photo's ``k`` (50) nearest photos in the characteristic-function
-   embedding of the sparse index (``candidates.embed`` and ``candidates.candidate_pairs``,
-   the candidate search's first stage, exact brute force), stored as the pair's
-   distance *in the embedding* instead of the Jensen-Shannon divergence that
+2. **Distances**: each photo's ``k`` (50) nearest photos in the sparse index's embedding
+   (the divergence's ``embedding`` and ``candidates.candidate_pairs``, the candidate
+   search's first stage, exact brute force), stored as the pair's distance *in the embedding* instead of the Jensen-Shannon divergence that
    ``build-index`` would compute for the same pairs.  Each pair once, as
    ``build-index`` stores them: about ``N k / 1.6`` rows.
 3. **Clustering**: sparse affinity propagation of the configured clusterer on that graph
@@ -116,7 +115,7 @@ def build(folder: Path, n: int, k: int = 50, seed: int = 0) -> dict[str, float]:
         t = time.perf_counter()
         embeddings = np.concatenate(
             [
-                candidates.embed(scale.derived_range(bases, s, min(s + BLOCK, n), seed))
+                lib.divergence.embedding(scale.derived_range(bases, s, min(s + BLOCK, n), seed))
                 for s in range(0, n, BLOCK)
             ]
         )
@@ -129,7 +128,7 @@ def build(folder: Path, n: int, k: int = 50, seed: int = 0) -> dict[str, float]:
         lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
         _, first = np.unique(lo * n + hi, return_index=True)
         lo, hi, values = lo[first], hi[first], distances.reshape(-1)[first]
-        keys = lib.context.key_ids()
+        keys = lib.context.key_ids(create=True)
         t = time.perf_counter()
         for s in range(0, len(values), 100_000):
             part = slice(s, s + 100_000)
