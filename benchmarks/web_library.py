@@ -13,13 +13,15 @@ and shapes in about ten, through the store layer and the library's own clusterin
    file time for 8 %, none for 2 %.
 2. **Distances**: each photo's ``k`` (50) nearest photos in the sparse index's embedding
    (the divergence's ``embedding`` and ``candidates.candidate_pairs``, the candidate
-   search's first stage, exact brute force), stored as the pair's distance *in the embedding* instead of the Jensen-Shannon divergence that
-   ``build-index`` would compute for the same pairs.  Each pair once, as
+   search's first stage, exact brute force), stored as the pair's distance *in the
+   embedding* instead of the Jensen-Shannon divergence that ``build-index`` would
+   compute for the same pairs.  Each pair once, as
    ``build-index`` stores them: about ``N k / 1.6`` rows.
 3. **Clustering**: sparse affinity propagation of the configured clusterer on that graph
    (``Clusterer.cluster_graph``, preference from the median embedding distance of 500
    random pairs, the sparse index's rule), stored by the library's own step, which
-   writes the per-clustering summaries; then ``ANALYZE``, as ``build-index`` runs it.
+   writes the per-clustering summaries and the map (:mod:`leitmotiv.layout`, UMAP of
+   each photo's 10 nearest in that graph); then ``ANALYZE``, as ``build-index`` runs it.
 
 Usage::
 
@@ -43,7 +45,7 @@ sys.path.insert(0, str(REPO))
 import scale  # noqa: E402
 from make_library import sources  # noqa: E402
 
-from leitmotiv import candidates, index, store  # noqa: E402
+from leitmotiv import candidates, index, layout, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.imaging import decode, thumbnail_jpeg  # noqa: E402
 from leitmotiv.ingest import THUMBNAIL_LONG_SIDE  # noqa: E402
@@ -147,14 +149,18 @@ def build(folder: Path, n: int, k: int = 50, seed: int = 0) -> dict[str, float]:
         a = rng.integers(0, n, 500)
         b = (a + rng.integers(1, n, 500)) % n
         typical = float(np.median(np.linalg.norm(embeddings[a] - embeddings[b], axis=1)))
+        report = index.IndexReport()
         stats["clusters"], _ = index._recluster(
             lib.context,
             ids,
             len(values),
             lambda: lib.clusterer.cluster_graph(n, lo, hi, values, typical),
+            lambda: layout.nearest_in_edges(n, lo, hi, values),
+            report,
         )
         lib.db.execute_sql("ANALYZE")
-        stats["cluster_seconds"] = time.perf_counter() - t
+        stats["cluster_seconds"] = time.perf_counter() - t - report.layout_seconds
+        stats["layout_seconds"] = report.layout_seconds
     stats["photos"] = n
     return stats
 

@@ -463,6 +463,49 @@ class DuplicateMember(BaseModel):
         primary_key = pw.CompositeKey("photo", "featurizer", "divergence")
 
 
+class MapLayout(BaseModel):
+    """The 2-D map of one clustering run (see :mod:`leitmotiv.layout`): how it was made
+    and its bounds.  Deleted with its run, so the map always belongs to the clustering
+    it is shown with.
+
+    ``method`` names how the positions were made (``"umap"``, ``"mds"`` for tiny
+    libraries, ``"placed"`` when photos were added to a kept layout); ``base_photos``
+    counts the photos of the last full layout it extends.
+    """
+
+    run = pw.ForeignKeyField(
+        ClusterRun, primary_key=True, on_delete="CASCADE", column_name="run_id"
+    )
+    method = pw.CharField(max_length=16)
+    base_photos = pw.IntegerField()
+    n_points = pw.IntegerField()
+    min_x = pw.DoubleField()
+    min_y = pw.DoubleField()
+    max_x = pw.DoubleField()
+    max_y = pw.DoubleField()
+
+
+class MapPoint(BaseModel):
+    """A photo's place on the map of one run: its position, its cluster (for the
+    colour) and its ``rank`` among the representatives (0 first: cluster exemplars,
+    largest clusters first, then the others in a seeded random order), with ``level``
+    the rank's band (see :func:`leitmotiv.layout.level_of`).  A viewport query walks
+    the levels in order through the index on ``(run, level, x, y)``."""
+
+    run = pw.ForeignKeyField(ClusterRun, on_delete="CASCADE", column_name="run_id", index=False)
+    photo = pw.ForeignKeyField(Photo, on_delete="CASCADE", column_name="photo_id")
+    cluster = pw.ForeignKeyField(
+        Cluster, on_delete="CASCADE", column_name="cluster_id", index=False
+    )
+    x = pw.DoubleField()
+    y = pw.DoubleField()
+    rank = pw.IntegerField()
+    level = pw.IntegerField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("run", "photo")
+
+
 class Failure(BaseModel):
     """A file that could not be added, with the reason, from the latest attempt."""
 
@@ -484,12 +527,15 @@ MODELS: tuple[type[BaseModel], ...] = (
     ClusterMember,
     ClusterSummary,
     DuplicateMember,
+    MapLayout,
+    MapPoint,
     Failure,
 )
 
 
 def _create_initial_schema(db: pw.Database) -> None:
-    later = (Neighbours, ClusterSummary, DuplicateMember)  # made by their own migrations
+    # Made by their own migrations:
+    later = (Neighbours, ClusterSummary, DuplicateMember, MapLayout, MapPoint)
     db.create_tables([m for m in MODELS[1:] if m not in later], safe=True)
 
 
@@ -563,6 +609,22 @@ def _add_duplicates(db: pw.Database) -> None:
     db.create_tables([DuplicateMember], safe=True)
 
 
+#: The map's viewport index: a box query reads one level's x range from it, and the
+#: columns it returns (rank, photo, cluster) too, without touching the table.
+MAP_BOX_INDEX = "mappoint_box"
+
+
+def _add_map(db: pw.Database) -> None:
+    # Version 7: the map of each clustering run.  Runs stored before it have no map
+    # until the next build-index stores one (leitmotiv.layout).
+    db.create_tables([MapLayout, MapPoint], safe=True)
+    table = MapPoint._meta.table_name
+    db.execute_sql(
+        f"CREATE INDEX IF NOT EXISTS {MAP_BOX_INDEX} ON {table} "
+        "(run_id, level, x, y, rank, photo_id, cluster_id)"
+    )
+
+
 MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (1, _create_initial_schema),
     (2, _add_neighbours),
@@ -570,6 +632,7 @@ MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (4, _rebuild_neighbours),
     (5, _add_summaries),
     (6, _add_duplicates),
+    (7, _add_map),
 ]
 
 #: The version a freshly migrated database has.
