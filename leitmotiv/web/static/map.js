@@ -60,7 +60,19 @@
   }
 
   function thumbs() {
-    return points.length <= THUMBS_BELOW && inBox <= points.length;
+    // Thumbnails once the box's photos are all here, few, and mostly apart on screen:
+    // the median distance to the nearest other photo at least most of a thumbnail.
+    if (points.length > THUMBS_BELOW || inBox > points.length) return false;
+    if (points.length < 2) return true;
+    const nearest = points.map((p, i) => {
+      let best = Infinity;
+      points.forEach((q, j) => {
+        if (i !== j) best = Math.min(best, Math.hypot(p.x - q.x, p.y - q.y));
+      });
+      return best * view.scale;
+    });
+    nearest.sort((a, b) => a - b);
+    return nearest[nearest.length >> 1] >= 0.45 * THUMB;
   }
 
   function draw() {
@@ -75,6 +87,7 @@
     if (!view) return;
     const withThumbs = thumbs();
     let drawnThumbs = 0;
+    let sample = "";
     for (const p of points) {
       const [sx, sy] = toScreen(p.x, p.y);
       if (withThumbs) {
@@ -88,6 +101,7 @@
           ctx.lineWidth = 2;
           ctx.strokeRect(sx - iw / 2, sy - ih / 2, iw, ih);
           drawnThumbs += 1;
+          if (!sample && sx > 0 && sy > 0 && sx < w && sy < h) sample = `${p.id} ${sx} ${sy}`;
           continue;
         }
       }
@@ -98,6 +112,8 @@
     }
     canvas.dataset.points = String(points.length);
     canvas.dataset.thumbs = String(drawnThumbs);
+    // Where one drawn thumbnail is (photo id, x, y in CSS pixels): for scripts and tests.
+    canvas.dataset.sample = sample;
     status.textContent =
       inBox > points.length
         ? `${points.length} of ${inBox} photos here shown; zoom in for more`
