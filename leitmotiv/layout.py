@@ -38,15 +38,14 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any
 
 import numpy as np
-import peewee as pw
 
 from leitmotiv import store
 from leitmotiv.context import Context
 
 __all__ = [
+    "GRID",
     "LEVEL_BASE",
     "NEIGHBOURS",
     "SMALL",
@@ -72,6 +71,8 @@ SMALL = 32
 LEVEL_BASE = 256
 #: Seed of the layout and of the representatives' order.
 SEED = 0
+#: Cells per side of the grid whose counts a viewport's count reads.
+GRID = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,17 +361,63 @@ def save(run_id: int, ids: np.ndarray, cluster_ids: np.ndarray, layout: Layout) 
         min_y=float(low[1]),
         max_x=float(high[0]),
         max_y=float(high[1]),
+        cells=np.bincount(_cells(xy, (*low, *high)), minlength=GRID * GRID).astype("<i4").tobytes(),
     ).execute()
     level = level_of(layout.rank)
+    cell = _cells(xy, (*low, *high))
     m = store.MapPoint
     store.insert_rows(
         m,
-        [m.run, m.photo, m.cluster, m.x, m.y, m.rank, m.level],
+        [m.run, m.photo, m.cluster, m.x, m.y, m.rank, m.level, m.cell],
         [
-            (run_id, int(i), int(c), float(x), float(y), int(r), int(lv))
-            for i, c, (x, y), r, lv in zip(ids, cluster_ids, xy, layout.rank, level, strict=True)
+            (run_id, int(i), int(c), float(x), float(y), int(r), int(lv), int(g))
+            for i, c, (x, y), r, lv, g in zip(
+                ids, cluster_ids, xy, layout.rank, level, cell, strict=True
+            )
         ],
     )
+
+
+def _cell_size(bounds) -> tuple[float, float]:
+    """Width and height of a grid cell over ``bounds`` (1 along a flat side)."""
+    min_x, min_y, max_x, max_y = bounds
+    return ((max_x - min_x) / GRID or 1.0), ((max_y - min_y) / GRID or 1.0)
+
+
+def _cells(xy: np.ndarray, bounds) -> np.ndarray:
+    """The grid cell (``x cell * GRID + y cell``) of each position in ``bounds``."""
+    w, h = _cell_size(bounds)
+    i = np.clip(((xy[:, 0] - bounds[0]) / w).astype(np.int64), 0, GRID - 1)
+    j = np.clip(((xy[:, 1] - bounds[1]) / h).astype(np.int64), 0, GRID - 1)
+    return i * GRID + j
+
+
+def count_in(db, run_id: int, bounds, cells: bytes, box: tuple[float, float, float, float]) -> int:
+    """Points of a run's map inside ``box``: the stored counts of the grid cells the
+    box covers whole, plus the points inside it of the cells on its border (read
+    through the ``(run, cell)`` index)."""
+    x0, y0, x1, y1 = box
+    min_x, min_y, max_x, max_y = bounds
+    if x1 < min_x or y1 < min_y or x0 > max_x or y0 > max_y:
+        return 0
+    w, h = _cell_size(bounds)
+    edges_x = min_x + w * np.arange(GRID + 1)
+    edges_y = min_y + h * np.arange(GRID + 1)
+    edges_x[-1], edges_y[-1] = max(max_x, edges_x[-1]), max(max_y, edges_y[-1])
+    # Cells the box touches, and of those the ones inside it whole.
+    i0, i1 = (int(np.clip(np.floor((v - min_x) / w), 0, GRID - 1)) for v in (x0, x1))
+    j0, j1 = (int(np.clip(np.floor((v - min_y) / h), 0, GRID - 1)) for v in (y0, y1))
+    i = np.arange(i0, i1 + 1)
+    j = np.arange(j0, j1 + 1)
+    whole_i = (edges_x[i] >= x0) & (edges_x[i + 1] <= x1)
+    whole_j = (edges_y[j] >= y0) & (edges_y[j + 1] <= y1)
+    counts = np.frombuffer(cells, dtype="<i4").reshape(GRID, GRID)
+    total = int(counts[np.ix_(i[whole_i], j[whole_j])].sum())
+    border = ~(whole_i[:, None] & whole_j[None, :])
+    bi, bj = np.nonzero(border & (counts[np.ix_(i, j)] > 0))
+    if bi.size:
+        total += store.map_cells_count(db, run_id, (i[bi] * GRID + j[bj]).tolist(), box)
+    return total
 
 
 def has_layout(run_id: int) -> bool:
@@ -443,18 +490,18 @@ class MapBox:
     points: list[MapPoint]
 
 
-def map_info(ctx: Context) -> Any | None:
-    """The current clustering's stored map (a :class:`leitmotiv.store.MapLayout` row),
-    or None before ``build-index`` has stored one."""
-    with store.bound(ctx.db):
-        run = store.current_run(ctx.key_ids())
-        if run is None:
-            return None
-        return store.MapLayout.get_or_none(store.MapLayout.run == run.id)
+def map_info(ctx: Context) -> tuple | None:
+    """The current clustering's stored map as (run id, n_points, min_x, min_y, max_x,
+    max_y, cells), or None before ``build-index`` has stored one."""
+    return store.current_map(ctx.db, ctx.key_ids())
 
 
 def points_in(ctx: Context, box: tuple[float, float, float, float], limit: int) -> MapBox | None:
     """The photos a viewport shows: the lowest ranks inside ``box``.
+
+    Level after level (see :func:`level_of`), the level's lowest ranks inside the box
+    until ``limit`` photos are found; the box's photos are counted by
+    :func:`count_in`.
 
     Parameters
     ----------
@@ -472,38 +519,20 @@ def points_in(ctx: Context, box: tuple[float, float, float, float], limit: int) 
     info = map_info(ctx)
     if info is None:
         return None
-    x0, y0, x1, y1 = box
-    bounds = (info.min_x, info.min_y, info.max_x, info.max_y)
-    m, p = store.MapPoint, store.Photo
-    inside = (m.run == info.run_id) & m.x.between(x0, x1) & m.y.between(y0, y1)
-    whole = x0 <= info.min_x and y0 <= info.min_y and x1 >= info.max_x and y1 >= info.max_y
-    top = int(level_of(np.array([max(info.n_points - 1, 0)]))[0])
+    run_id, n_points, *bounds, cells = info
+    top = int(level_of(np.array([max(n_points - 1, 0)]))[0])
     found: list[tuple[int, int, float, float, int]] = []
-    in_box = 0
-    with store.bound(ctx.db):
-        for level in range(top + 1):
-            in_level = inside & (m.level == level)
-            if len(found) < limit:
-                rows = list(
-                    m.select(m.rank, m.photo, m.x, m.y, m.cluster)
-                    .where(in_level)
-                    .order_by(m.rank)
-                    .limit(limit - len(found))
-                    .tuples()
-                )
-                found.extend(rows)
-                if len(rows) < limit - (len(found) - len(rows)):
-                    in_box += len(rows)  # the whole level's part of the box was read
-                    continue
-            if whole:
-                break
-            in_box += m.select(pw.fn.COUNT(pw.SQL("*"))).where(in_level).scalar()
-        if whole:
-            in_box = info.n_points
-        sha = dict(p.select(p.id, p.sha256).where(p.id.in_([row[1] for row in found])).tuples())
+    db = ctx.db
+    for level in range(top + 1):
+        wanted = limit - len(found)
+        if wanted <= 0:
+            break
+        found.extend(store.map_level_rows(db, run_id, level, box, wanted))
+    in_box = count_in(db, run_id, bounds, bytes(cells), box)
+    sha = store.photo_hashes(db, [row[1] for row in found])
     points = [
         MapPoint(int(photo), float(x), float(y), int(cluster), sha[photo])
         for _, photo, x, y, cluster in found
         if photo in sha
     ]
-    return MapBox(bounds, info.n_points, in_box, points)
+    return MapBox(tuple(bounds), n_points, in_box, points)

@@ -415,7 +415,7 @@ class Library:
     def map_size(self) -> int:
         """Photos on the library's stored map (0 before :meth:`build_index`)."""
         info = layout.map_info(self.context)
-        return 0 if info is None else info.n_points
+        return 0 if info is None else info[1]
 
     def clusters(self) -> list[Cluster]:
         """The clusters of the current clustering (empty before :meth:`build_index`)."""

@@ -233,6 +233,12 @@ def test_a_viewport_returns_the_lowest_ranks_inside_it(fitted, tmp_path):  # noq
         found = lib.map_points(box, 5)
         assert found.in_box == len(inside) and found.n_points == len(placed)
         assert [p.id for p in found.points] == [i for _, i in inside[:5]]
+        # Counts of many boxes, against counting every photo.
+        rng = np.random.default_rng(0)
+        for x0, y0, w, h in rng.uniform(0, 0.7, (40, 4)):
+            x1, y1 = x0 + w, y0 + h
+            held = sum(x0 <= x <= x1 and y0 <= y <= y1 for x, y, *_ in placed.values())
+            assert lib.map_points((x0, y0, x1, y1), 1).in_box == held
         whole = lib.map_points((-5.0, -5.0, 5.0, 5.0), 3)
         assert whole.in_box == len(placed) and len(whole.points) == 3
         assert lib.map_points((3.0, 3.0, 4.0, 4.0), 5).points == []
