@@ -242,3 +242,27 @@ def test_a_viewport_returns_the_lowest_ranks_inside_it(fitted, tmp_path):  # noq
         whole = lib.map_points((-5.0, -5.0, 5.0, 5.0), 3)
         assert whole.in_box == len(placed) and len(whole.points) == 3
         assert lib.map_points((3.0, 3.0, 4.0, 4.0), 5).points == []
+
+
+@pytest.mark.postgres
+def test_the_map_and_its_viewports_on_postgresql(tmp_path, photos_dir, empty_postgres):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in sorted(p.name for p in photos_dir.glob("*.jpg"))[:40]:
+        shutil.copy2(photos_dir / name, folder / name)
+    settings = Settings(library=tmp_path / "library", database=empty_postgres, params=FAST)
+    with Library.open(settings) as lib:
+        lib.add([folder], progress=False)
+        assert lib.build_index(progress=False).layout == "full"
+    with Library.open(settings, read_only=True) as reader:
+        placed = _map_of(reader)
+        assert len(placed) == 40
+        box = (0.2, 0.2, 0.7, 0.9)
+        inside = sorted(
+            (r, i)
+            for i, (x, y, r, _) in placed.items()
+            if box[0] <= x <= box[2] and box[1] <= y <= box[3]
+        )
+        found = reader.map_points(box, 3)
+        assert found.in_box == len(inside) > 3
+        assert [p.id for p in found.points] == [i for _, i in inside[:3]]
