@@ -210,12 +210,19 @@ def _small(n: int, idx: np.ndarray, dist: np.ndarray, seed: int) -> np.ndarray:
 
 def _umap(n: int, idx: np.ndarray, dist: np.ndarray, seed: int) -> np.ndarray:
     """UMAP of a k-nearest-neighbour graph given as (idx, dist) of shape (n, k)."""
-    import umap
+    with warnings.catch_warnings():
+        # umap-learn warns on import that its optional TensorFlow part is missing.
+        warnings.simplefilter("ignore", ImportWarning)
+        import umap
 
-    # UMAP's own neighbour lists start with the item itself at distance 0.
+    # UMAP's own neighbour lists start with the item itself at distance 0; a missing
+    # neighbour is the item itself again (UMAP gives it no edge), since an infinite
+    # distance would turn every position into NaN.
     k = idx.shape[1] + 1
-    knn = np.concatenate([np.arange(n)[:, None], idx], axis=1)
-    knn_dist = np.concatenate([np.zeros((n, 1)), dist], axis=1)
+    me = np.arange(n)[:, None]
+    known = idx >= 0
+    knn = np.concatenate([me, np.where(known, idx, me)], axis=1)
+    knn_dist = np.concatenate([np.zeros((n, 1)), np.where(known, dist, 0.0)], axis=1)
     model = umap.UMAP(
         n_neighbors=k,
         n_components=2,
@@ -228,8 +235,14 @@ def _umap(n: int, idx: np.ndarray, dist: np.ndarray, seed: int) -> np.ndarray:
         # transform, which the layout does not use) and a single thread (the seed).
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         warnings.filterwarnings("ignore", message=".*n_jobs.*")
+        # A photo without neighbours (no stored distance) is placed apart, below.
+        warnings.filterwarnings("ignore", message=".*disconnected from the manifold.*")
         # The data is never read with a precomputed graph; one column keeps it tiny.
-        return model.fit_transform(np.zeros((n, 1), dtype=np.float32)).astype(np.float64)
+        xy = model.fit_transform(np.zeros((n, 1), dtype=np.float32)).astype(np.float64)
+    # A photo without any neighbour may come back without a place: the map's centre.
+    lost = ~np.isfinite(xy).all(axis=1)
+    xy[lost] = xy[~lost].mean(axis=0) if (~lost).any() else 0.0
+    return xy
 
 
 def compute(
@@ -257,7 +270,8 @@ def compute(
     """
     n = len(idx)
     labels = np.asarray(labels, dtype=np.int64)
-    if n <= SMALL:
+    if n <= SMALL or not (dist[np.isfinite(dist)] > 0).any():
+        # Tiny, or nothing but identical photos (one point, by MDS).
         xy, method = _small(n, idx, dist, seed), "mds"
     else:
         xy, method = _umap(n, idx, dist, seed), "umap"

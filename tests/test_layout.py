@@ -266,3 +266,20 @@ def test_the_map_and_its_viewports_on_postgresql(tmp_path, photos_dir, empty_pos
         found = reader.map_points(box, 3)
         assert found.in_box == len(inside) > 3
         assert [p.id for p in found.points] == [i for _, i in inside[:3]]
+
+
+def test_umap_graphs_of_identical_photos_or_with_a_lonely_photo_stay_finite():
+    # Over SMALL photos: the UMAP path.  A photo with no stored distance at all must
+    # not turn the map into NaN; 40 identical photos are one point.
+    n = 40
+    rows, cols = np.triu_indices(n, 1)
+    gaps = np.abs(np.sin(rows * 1.7 + cols * 0.3)) + 0.1
+    lonely = (rows != 5) & (cols != 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        idx, dist = layout.nearest_in_edges(n, rows[lonely], cols[lonely], gaps[lonely])
+        found = layout.compute(idx, dist, np.arange(n) % 3, np.array([0, 1, 2]))
+        assert found.method == "umap" and np.isfinite(found.xy).all()
+        idx, dist = layout.nearest_in_edges(n, rows, cols, np.zeros(len(rows)))
+        same = layout.compute(idx, dist, np.zeros(n, dtype=int), np.array([0]))
+    assert np.isfinite(same.xy).all() and np.ptp(same.xy, axis=0).max() == 0
