@@ -63,7 +63,8 @@ __all__ = [
     "stored_positions",
 ]
 
-#: Neighbours per photo the layout is made from (UMAP's ``n_neighbors``).
+#: Neighbours per photo the layout is made from (UMAP's ``n_neighbors`` is one more:
+#: its lists start with the photo itself).
 NEIGHBOURS = 10
 #: Libraries of at most this many photos are placed by MDS on their distances.
 SMALL = 32
