@@ -23,6 +23,12 @@ sharing the machine's cores, then the server pinned to core 0 and the clients to
 1 (``os.sched_setaffinity`` in the server's ``preexec_fn`` and in this process before
 the client threads start), so that client work does not take server time.
 
+The map's routes (when the library has a map, see :mod:`leitmotiv.layout`): the page,
+``/api/map`` of the whole map, and viewports of 1/4, 1/16, 1/64 and 1/256 of the map's
+side centred on photos (the deeper, the fewer photos inside), each with the default
+limit.  ``--routes TEXT`` measures only the routes whose name contains TEXT (e.g.
+``--routes map``).
+
 Goals at 100,000 photos: p99 <= 50 ms for every JSON route and image, <= 150 ms for
 every HTML page.
 """
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import math
 import os
 import random
 import socket
@@ -51,7 +58,7 @@ sys.path.insert(0, str(REPO))
 
 import web_library  # noqa: E402
 
-from leitmotiv import store  # noqa: E402
+from leitmotiv import layout, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.library import Library  # noqa: E402
 from leitmotiv.web.app import (  # noqa: E402
@@ -63,6 +70,8 @@ from leitmotiv.web.app import (  # noqa: E402
 )
 
 GOAL_MS = {"json": 50.0, "image": 50.0, "html": 150.0}
+#: Viewports of /api/map measured, as fractions of the map's side: 1/4, 1/16, ...
+MAP_ZOOMS = (4, 16, 64, 256)
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,9 @@ def routes(folder: Path, pool: int, seed: int) -> list[Route]:
             for p in c.periods[:2]
         ]
         featurizer_key = lib.featurizer.key()
+        info = layout.map_info(lib.context)
+        whole = lib.map_points((-math.inf, -math.inf, math.inf, math.inf), pool)
+        centres = [(p.x, p.y) for p in whole.points] if whole else []
 
     def pick(items):
         chosen = items[:pool]
@@ -115,7 +127,27 @@ def routes(folder: Path, pool: int, seed: int) -> list[Route]:
     def average_url(c) -> str:
         return f"/clusters/{c.cluster_id}/average.png?v={c.average_key}"
 
+    def box(side: float):
+        """A viewport ``side`` times the map's longer side, around a photo."""
+        min_x, min_y, max_x, max_y = info[2:6]
+        span = max(max_x - min_x, max_y - min_y) * side / 2
+        pick_centre = pick(centres)
+
+        def url(r) -> str:
+            x, y = pick_centre(r)
+            return f"/api/map?bbox={x - span:.6f},{y - span:.6f},{x + span:.6f},{y + span:.6f}"
+
+        return url
+
+    map_routes = []
+    if info is not None and centres:
+        map_routes = [
+            Route("map page", "html", lambda r: "/map"),
+            Route("/api/map, whole map", "json", lambda r: "/api/map"),
+            *(Route(f"/api/map, 1/{zoom} of the map", "json", box(1 / zoom)) for zoom in MAP_ZOOMS),
+        ]
     return [
+        *map_routes,
         Route("photos grid, page 1", "html", lambda r: "/"),
         Route("photos grid, last pages", "html", lambda r: f"/?page={deep(r)}"),
         Route("/api/photos", "json", lambda r: "/api/photos"),
@@ -229,6 +261,8 @@ def measure(folder: Path, args, pinned: bool) -> dict[str, dict[str, float]]:
         os.sched_setaffinity(0, client_cores)
         rng = random.Random(args.seed)
         for route in routes(folder, args.pool, args.seed):
+            if args.routes and args.routes not in route.name:
+                continue
             pool = list(dict.fromkeys(route.url(rng) for _ in range(4 * args.pool)))
             _load(port, pool, 1)  # warm: every target once
             urls = [rng.choice(pool) for _ in range(args.requests)]
@@ -276,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="server worker threads")
     parser.add_argument("--split-cores", action="store_true", help="also pin server and clients")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--routes", help="measure only the routes whose name contains this")
     args = parser.parse_args(argv)
     modes = [False, True] if args.split_cores else [False]
     with tempfile.TemporaryDirectory(prefix="leitmotiv-web-latency-") as tmp:

@@ -462,6 +462,8 @@ def build_index(app, method, neighbours, recluster, jobs, dask, as_json):
                 "cluster_seconds": round(report.cluster_seconds, 3),
                 "peak_memory_mib": round(report.peak_memory_mib, 1),
                 "duplicates_changed": report.duplicates_changed,
+                "layout": report.layout,
+                "layout_seconds": round(report.layout_seconds, 3),
             }
         )
     else:

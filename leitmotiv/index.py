@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from leitmotiv import duplicates, pair_chunks, store, summaries
+from leitmotiv import duplicates, layout, pair_chunks, store, summaries
 from leitmotiv.cluster import near_duplicates_only
 from leitmotiv.context import Context
 from leitmotiv.interfaces import SparseIndexUnavailable
@@ -56,7 +56,9 @@ class IndexReport:
     ``candidate_seconds``, ``distance_seconds`` and ``cluster_seconds`` split
     the time; ``peak_memory_mib`` is the process's peak resident memory so far;
     ``duplicates_changed`` photos joined, left or moved between groups of
-    near-duplicates (see :mod:`leitmotiv.duplicates`)."""
+    near-duplicates (see :mod:`leitmotiv.duplicates`); ``layout`` says how the map
+    was stored (``"full"``, ``"placed"`` for added photos placed on the kept map,
+    ``"kept"``; see :mod:`leitmotiv.layout`) and ``layout_seconds`` how long it took."""
 
     pairs_computed: int = 0
     n_photos: int = 0
@@ -73,6 +75,8 @@ class IndexReport:
     cluster_seconds: float = 0.0
     peak_memory_mib: float = 0.0
     duplicates_changed: int = 0
+    layout: str = "kept"
+    layout_seconds: float = 0.0
 
 
 def indexed_models(ctx: Context, featurizer_id: int) -> tuple[np.ndarray, list[Any]]:
@@ -284,9 +288,16 @@ def _index_dense(ctx, ids, mixtures, jobs, show, workers, remote, report) -> Non
         near = near_duplicates_only(distances, ctx.divergence.near_duplicate_threshold())
         return near if near is not None else ctx.clusterer.cluster(distances)
 
-    report.n_clusters, redone = _recluster(ctx, ids, report.pairs_computed, cluster)
+    report.n_clusters, redone = _recluster(
+        ctx,
+        ids,
+        report.pairs_computed,
+        cluster,
+        lambda: layout.nearest_in_matrix(distances),
+        report,
+    )
     report.clustering = "full" if redone else "kept"
-    report.cluster_seconds = time.perf_counter() - t1
+    report.cluster_seconds = time.perf_counter() - t1 - report.layout_seconds
 
 
 def _stored_edges(
@@ -410,11 +421,14 @@ def _index_sparse(ctx, ids, mixtures, jobs, show, workers, remote, report, reclu
         ids,
         report.pairs_computed,
         cluster,
+        lambda: layout.nearest_in_edges(len(ids), rows, cols, values),
+        report,
         base_photos=current.base_photos if extend else len(ids),
         force=recluster,
+        extend=extend,
     )
     report.clustering = ("extended" if extend else "full") if redone else "kept"
-    report.cluster_seconds = time.perf_counter() - t2
+    report.cluster_seconds = time.perf_counter() - t2 - report.layout_seconds
 
 
 def _distances_of(ctx: Context, pairs, ids, mixtures, n_threads) -> np.ndarray:
@@ -489,12 +503,22 @@ def _recluster(
     ids: np.ndarray,
     new_pairs: int,
     cluster: Callable[[], Any],
+    neighbours: Callable[[], tuple[np.ndarray, np.ndarray]],
+    report: IndexReport,
     base_photos: int | None = None,
     force: bool = False,
+    extend: bool = False,
 ) -> tuple[int, bool]:
-    """Cluster (by calling ``cluster``) and store the run as current, unless nothing
-    changed since the current run (or ``force``).  ``base_photos`` is recorded with
-    the run (default: all of ``ids``).
+    """Cluster (by calling ``cluster``) and store the run as current with its map,
+    unless nothing changed since the current run (or ``force``).  ``base_photos`` is
+    recorded with the run (default: all of ``ids``).
+
+    The map (:mod:`leitmotiv.layout`) is made from ``neighbours()`` (each photo's
+    nearest photos, as :func:`leitmotiv.layout.nearest_in_edges` gives them) and
+    stored in the run's transaction: in full, or, when ``extend`` (the clustering
+    extends the current one) and the current run has a map, by placing the added
+    photos on it.  A kept run without a map (stored before schema 7) gets one.
+    ``report.layout`` and ``report.layout_seconds`` say what was done.
 
     Returns
     -------
@@ -516,7 +540,10 @@ def _recluster(
             }
             if members == {int(i) for i in ids}:
                 kept = store.Cluster.select().where(store.Cluster.run == current.id)
+                if not layout.has_layout(current.id):
+                    _map_kept_run(ctx, current, ids, neighbours, report)
                 return kept.count(), False
+        prior = layout.stored_positions(current.id, ids) if extend and current else None
     if len(ids) == 0:
         return 0, False
     if len(ids) == 1:
@@ -524,6 +551,16 @@ def _recluster(
     else:
         clustering = cluster()
         labels, exemplars = clustering.labels, clustering.exemplars
+    t0 = time.perf_counter()
+    idx, dist = neighbours()
+    if prior is not None:
+        xy, rank, layout_base = prior
+        the_map = layout.extend(xy, rank, idx, dist, labels, exemplars, layout_base)
+        report.layout = "placed"
+    else:
+        the_map = layout.compute(idx, dist, labels, exemplars)
+        report.layout = "full"
+    report.layout_seconds = time.perf_counter() - t0
     with store.bound(db), db.atomic():
         run = store.ClusterRun.create(
             clusterer=clusterer_id,
@@ -558,6 +595,8 @@ def _recluster(
             members,
         )
         summaries.store_run(run.id)
+        cluster_ids = np.asarray([cluster_of[int(ids[e])] for e in exemplars])[labels]
+        layout.save(run.id, ids, cluster_ids, the_map)
         # Older runs of this configuration are dropped in the same transaction:
         # readers see either the old run or the new one, never a mix.
         store.ClusterRun.delete().where(
@@ -565,3 +604,30 @@ def _recluster(
         ).execute()
         store.ClusterRun.update(is_current=True).where(store.ClusterRun.id == run.id).execute()
     return len(exemplars), True
+
+
+def _map_kept_run(
+    ctx: Context,
+    run: Any,
+    ids: np.ndarray,
+    neighbours: Callable[[], tuple[np.ndarray, np.ndarray]],
+    report: IndexReport,
+) -> None:
+    """Store a full map for a kept run that has none (bound models)."""
+    t0 = time.perf_counter()
+    prior = _run_labels(run, ids)
+    if prior is None:
+        return
+    labels, exemplars = prior
+    cluster_ids = np.asarray(
+        store.Cluster.select(store.Cluster.id)
+        .where(store.Cluster.run == run.id)
+        .order_by(store.Cluster.id)
+        .tuples(),
+        dtype=np.int64,
+    ).reshape(-1)
+    the_map = layout.compute(*neighbours(), labels, exemplars)
+    with ctx.db.atomic():
+        layout.save(run.id, ids, cluster_ids[labels], the_map)
+    report.layout = "full"
+    report.layout_seconds = time.perf_counter() - t0

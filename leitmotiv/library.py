@@ -26,7 +26,17 @@ from pathlib import Path
 
 import peewee as pw
 
-from leitmotiv import duplicates, index, ingest, outside, queries, render_cache, store, summaries
+from leitmotiv import (
+    duplicates,
+    index,
+    ingest,
+    layout,
+    outside,
+    queries,
+    render_cache,
+    store,
+    summaries,
+)
 from leitmotiv.config import Settings
 from leitmotiv.context import Context
 from leitmotiv.duplicates import DuplicateGroup
@@ -394,6 +404,18 @@ class Library:
     def count_duplicates(self) -> int:
         """Number of stored groups of near-duplicates."""
         return duplicates.count(self.context)
+
+    def map_points(self, box: tuple[float, float, float, float], limit: int):
+        """What a viewport of the library's map shows: the lowest-ranked photos inside
+        ``box`` ``(x0, y0, x1, y1)``, at most ``limit``, with the map's bounds and the
+        number of photos in the box (see :func:`leitmotiv.layout.points_in`); None
+        before :meth:`build_index` has stored a map."""
+        return layout.points_in(self.context, box, limit)
+
+    def map_size(self) -> int:
+        """Photos on the library's stored map (0 before :meth:`build_index`)."""
+        info = layout.map_info(self.context)
+        return 0 if info is None else info[1]
 
     def clusters(self) -> list[Cluster]:
         """The clusters of the current clustering (empty before :meth:`build_index`)."""

@@ -257,19 +257,68 @@ def test_keyboard_reaches_the_nav_and_the_photos(server, browser):
     url, *_ = server
     browser.get(url)
     focused = []
-    for _ in range(8):
+    for _ in range(9):
         ActionChains(browser).send_keys(Keys.TAB).perform()
         active = browser.switch_to.active_element
         focused.append(active.get_attribute("href") or active.text)
-    # skip link, brand, Photos, Clusters, Motifs, Duplicates, Search, then the first photo
+    # skip link, brand, Photos, Clusters, Motifs, Duplicates, Search, Map, then the
+    # first photo
     assert focused[2] == url and focused[3] == url + "clusters"
     assert focused[4] == url + "motifs"
-    assert focused[5:7] == [url + "duplicates", url + "search"]
-    assert "/photo/" in focused[7]
+    assert focused[5:8] == [url + "duplicates", url + "search", url + "map"]
+    assert "/photo/" in focused[8]
     outline = browser.switch_to.active_element.value_of_css_property("outline-style")
     assert outline != "none"  # the focus is visible
     browser.switch_to.active_element.send_keys(Keys.ENTER)
     assert "/photo/" in browser.current_url
+
+
+def _wait_for(browser, script: str, seconds: float = 10.0):
+    """The value of ``script`` once it is truthy (None if it never is in ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = browser.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.1)
+    return None
+
+
+def test_map_draws_points_then_thumbnails_and_opens_a_photo(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, *_ = server
+    browser.get(url + "map")
+    canvas = browser.find_element(By.ID, "map-canvas")
+    data = "return document.getElementById('map-canvas').dataset"
+    assert _wait_for(browser, data + ".points") == "64"
+    # Zoomed out, the whole library is a small cloud: its photos are points.
+    for _ in range(4):
+        browser.find_element(By.ID, "map-zoom-out").click()
+    assert _wait_for(browser, data + ".thumbs === '0'")
+    assert "64 photos here" in browser.find_element(By.ID, "map-status").text
+    _screenshot(browser, "map")
+    # Zooming in (buttons, then keys on the focused map) loads the viewport and shows
+    # thumbnails.
+    for step in range(12):
+        if _wait_for(browser, data + ".thumbs > 0", 2.0):
+            break
+        if step < 6:
+            browser.find_element(By.ID, "map-zoom-in").click()
+        else:
+            canvas.send_keys("+")
+    assert int(browser.execute_script(data + ".thumbs")) > 0
+    _screenshot(browser, "map-zoomed")
+    shown = int(browser.execute_script(data + ".points"))
+    assert 0 < shown <= 64
+    photo, x, y = browser.execute_script(data + ".sample").split()
+    size = canvas.size
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(float(x) - size["width"] / 2), int(float(y) - size["height"] / 2)
+    ).click().perform()
+    _wait_for(browser, "return location.pathname.startsWith('/photo/')")
+    assert browser.current_url == f"{url}photo/{photo}"
 
 
 def test_unknown_photo_is_a_404_page(server, browser):

@@ -52,6 +52,7 @@ def test_divergence_plugin_by_flag_computes_its_own_distances(library):
     lib, config = library
     cs = run(lib, "--divergence", "cauchy-schwarz", "build-index", "--json", config=config)
     assert cs["pairs_computed"] == 66  # nothing computed by js is reused
+    assert cs["layout"] == "full"  # the plugin's distances get their own map
     query = run(lib, "photos", "--json", config=config)[0]
     near = run(lib, "--divergence", "cauchy-schwarz", "similar", str(query["id"]), "--top", "3",
                "--json", config=config)
@@ -61,6 +62,7 @@ def test_divergence_plugin_by_flag_computes_its_own_distances(library):
     # Back to the default: its distances were kept, nothing to recompute.
     again = run(lib, "build-index", "--json", config=config)
     assert again["pairs_computed"] == 0 and again["refit"] == 0
+    assert again["layout"] == "kept"
 
 
 def test_featurizer_plugin_from_config_refits_every_photo_once(library, tmp_path):
@@ -69,6 +71,7 @@ def test_featurizer_plugin_from_config_refits_every_photo_once(library, tmp_path
     chosen.write_text('featurizer = "colour"\n' + config.read_text())
     report = run(lib, "build-index", "--json", config=chosen)
     assert report["refit"] == 12 and report["pairs_computed"] == 66
+    assert report["layout"] == "full"
     assert run(lib, "build-index", "--json", config=chosen)["refit"] == 0
     assert run(lib, "build-index", "--json", config=config)["refit"] == 0
 

@@ -831,6 +831,10 @@ def _every_route(library) -> list[str]:
         f"/clusters/{cluster}/average.png",
         f"/photo/{photo}/file",
         "/static/style.css",
+        "/map",
+        "/api/map",
+        "/api/map?bbox=0,0,0.5,0.5&limit=5",
+        "/static/map.js",
     ]
 
 
@@ -1084,6 +1088,87 @@ def test_duplicates_page_and_api(app, library):
     assert f"{keeper.width} × {keeper.height}" in block
     assert f"d = {members[0][1]:.3f}" in block
     assert call(app, "/duplicates?page=999").status == 404
+
+
+# ------------------------------------------------------------------- the map
+
+
+def test_map_api_returns_what_a_box_holds(app, library, all_photos):
+    whole = call(app, "/api/map").json()
+    assert whole["total"] == whole["in_box"] == len(all_photos) == len(whole["points"])
+    x0, y0, x1, y1 = whole["bounds"]
+    assert x0 == y0 == 0 and max(x1, y1) == 1
+    by_id = {p.id: p for p in all_photos}
+    for point in whole["points"]:
+        assert point.keys() == {"id", "x", "y", "cluster", "thumb"}
+        assert point["thumb"] == webapp.thumb_url(by_id[point["id"]])
+    clusters = {c.id: {m.id for m in c.members} for c in library.clusters()}
+    assert all(p["id"] in clusters[p["cluster"]] for p in whole["points"])
+    # A box half the map's longer side around a photo: holds it, cannot hold all.
+    x, y = whole["points"][0]["x"], whole["points"][0]["y"]
+    box = (x - 0.25, y - 0.25, x + 0.25, y + 0.25)
+    inside = [
+        p for p in whole["points"] if box[0] <= p["x"] <= box[2] and box[1] <= p["y"] <= box[3]
+    ]
+    assert 0 < len(inside) < len(all_photos)
+    part = call(app, "/api/map?bbox={},{},{},{}".format(*box)).json()
+    assert part["in_box"] == len(inside) and part["total"] == len(all_photos)
+    assert {p["id"] for p in part["points"]} == {p["id"] for p in inside}
+    # Zoomed out with a small limit: the representatives, cluster exemplars first.
+    few = call(app, "/api/map?limit=3").json()
+    exemplars = {c.exemplar.id for c in library.clusters()}
+    assert few["in_box"] == len(all_photos) and len(few["points"]) == 3
+    assert {p["id"] for p in few["points"]} <= exemplars
+    # The thumbnail URLs name their content: cached as immutable.
+    reply = call(app, few["points"][0]["thumb"])
+    assert reply.headers["cache-control"] == "private, max-age=31536000, immutable"
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("bbox=abc", "'abc'"),
+        ("bbox=0,0,1", "'0,0,1'"),
+        ("bbox=0,0,nan,1", "'0,0,nan,1'"),
+        ("bbox=0,0,1,inf", "'0,0,1,inf'"),
+        ("bbox=1,0,0,1", "x0 <= x1"),
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+    ],
+)
+def test_map_api_refuses_a_bad_box_naming_it(app, query, named):
+    reply = call(app, f"/api/map?{query}")
+    assert reply.status == 400
+    assert named in reply.json()["error"]["message"]
+
+
+def test_map_page_draws_through_the_api(app, library):
+    reply = call(app, "/map")
+    html = reply.text
+    assert '<a href="/map" aria-current="page">Map</a>' in html
+    assert '<canvas id="map-canvas"' in html and 'aria-label="Map of 65 photos' in html
+    script = re.search(r'<script src="(/static/map\.js\?v=[0-9a-f]+)" defer>', html).group(1)
+    js = call(app, script)
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert js.headers["cache-control"] == "private, max-age=31536000, immutable"
+    assert "script-src 'self'" in reply.headers["content-security-policy"]
+    assert '<a href="/map">Map</a>' in call(app, "/").text
+
+
+def test_map_of_an_unindexed_library_says_how_to_make_it(tmp_path, photos_dir):
+    with Library.open(Settings(library=tmp_path / "lib", params={})) as lib:
+        empty = make_app(lib)
+        assert "has no photos yet" in call(empty, "/map").text
+        assert call(empty, "/api/map").json() == {
+            "bounds": None,
+            "total": 0,
+            "in_box": 0,
+            "limit": webapp.MAP_DEFAULT_LIMIT,
+            "points": [],
+        }
+        lib.add([photos_dir / "coffee_0.jpg"], progress=False)
+        page = call(empty, "/map").text
+        assert "run it to place the library's 1 photo." in page and "<canvas" not in page
 
 
 # --------------------------------------------------- search by an outside photo
