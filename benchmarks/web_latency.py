@@ -77,7 +77,7 @@ class Route:
 def routes(folder: Path, pool: int, seed: int) -> list[Route]:
     """The routes of the library at ``folder``, each with a pool of ``pool`` targets."""
     rng = random.Random(seed)
-    with Library.open(Settings(library=folder)) as lib:
+    with Library.open(Settings(library=folder), read_only=True) as lib:
         n_photos = lib.count_photos()
         with store.bound(lib.db):
             ids = [
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline = measure(base_folder, args, pinned)
             report(f"== baseline, {args.baseline_photos:,} photos ({how})", baseline)
             if args.library:
-                with Library.open(Settings(library=args.library)) as lib:
+                with Library.open(Settings(library=args.library), read_only=True) as lib:
                     n = lib.count_photos()
                     run = lib.summary()
                 results = measure(args.library, args, pinned)

@@ -13,8 +13,9 @@ and shapes in about ten, through the store layer and the library's own clusterin
    file time for 8 %, none for 2 %.
 2. **Distances**: each photo's ``k`` (50) nearest photos in the sparse index's embedding
    (the divergence's ``embedding`` and ``candidates.candidate_pairs``, the candidate
-   search's first stage, exact brute force), stored as the pair's distance *in the embedding* instead of the Jensen-Shannon divergence that
-   ``build-index`` would compute for the same pairs.  Each pair once, as
+   search's first stage, exact brute force), stored as the pair's distance *in the
+   embedding* instead of the Jensen-Shannon divergence that ``build-index`` would
+   compute for the same pairs.  Each pair once, as
    ``build-index`` stores them: about ``N k / 1.6`` rows.
 3. **Clustering**: sparse affinity propagation of the configured clusterer on that graph
    (``Clusterer.cluster_graph``, preference from the median embedding distance of 500
