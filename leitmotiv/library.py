@@ -276,6 +276,12 @@ class Library:
         """Photos ordered by capture time (unknown times last), then path."""
         return queries.photos(self.context, offset, limit)
 
+    def photos_next_to(self, photo_id: int, limit: int, before: bool = False) -> list[Photo] | None:
+        """The ``limit`` photos after (or before) photo ``photo_id`` in :meth:`photos`'
+        order, read from that photo's key (a keyset page); None if there is no such
+        photo."""
+        return queries.photos_next_to(self.context, photo_id, limit, before)
+
     def count_photos(self) -> int:
         """Number of photos in the library."""
         return queries.count_photos(self.context)

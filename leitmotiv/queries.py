@@ -233,6 +233,61 @@ def photos(ctx: Context, offset: int = 0, limit: int | None = None) -> list[Phot
         return [_to_photo(row) for row in store.raw_rows(ctx.db, query)]
 
 
+def photos_next_to(
+    ctx: Context, photo_id: int, limit: int, before: bool = False
+) -> list[Photo] | None:
+    """The ``limit`` photos right after (or, with ``before``, right before) photo
+    ``photo_id`` in :func:`photos`' order: a keyset page, read through the index on that
+    order from the cursor's key, so a deep page costs what the first one does (an
+    ``offset`` walks every index entry before it).
+
+    The order is total (capture time, undated last, then the unique path), so paging
+    from the last photo of each page reads every photo exactly once, ties in the
+    capture time included.
+
+    Returns
+    -------
+    list of Photo or None
+        In :func:`photos`' order; None when there is no photo ``photo_id``.
+    """
+    p = store.Photo
+    with store.bound(ctx.db):
+        # The cursor's key as stored, compared with the index's columns as they are.
+        key = next(
+            store.raw_rows(ctx.db, p.select(p.taken, p.path).where(p.id == int(photo_id))),
+            None,
+        )
+        if key is None:
+            return None
+        taken, path = key
+
+        def undated(flag: bool) -> pw.Expression:
+            # The index's first column, as the index states it (its range is one value).
+            return p.taken.is_null() == flag
+
+        key_bound = pw.Tuple(p.taken, p.path)
+        # One or two ranges of the index, each read in order up to the page's size: the
+        # dated photos from (or up to) the cursor's key, and the undated ones by path.
+        if not before and taken is not None:
+            ranges = [undated(False) & (key_bound > pw.Tuple(taken, path)), undated(True)]
+        elif not before:
+            ranges = [undated(True) & p.taken.is_null() & (p.path > path)]
+        elif taken is None:
+            ranges = [undated(True) & p.taken.is_null() & (p.path < path), undated(False)]
+        else:
+            ranges = [undated(False) & (key_bound < pw.Tuple(taken, path))]
+        order = (p.taken.desc(), p.path.desc()) if before else (p.taken, p.path)
+        ids: list[int] = []
+        for condition in ranges:
+            if len(ids) < limit:
+                query = p.select(p.id).where(condition).order_by(*order).limit(limit - len(ids))
+                ids += [pid for (pid,) in store.raw_rows(ctx.db, query)]
+    if before:
+        ids.reverse()
+    found = photos_by_id(ctx, ids)
+    return [found[pid] for pid in ids if pid in found]
+
+
 def count_photos(ctx: Context) -> int:
     """Number of photos in the library."""
     with store.bound(ctx.db):

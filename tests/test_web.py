@@ -13,6 +13,7 @@ import datetime as dt
 import email.utils
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
@@ -184,6 +185,78 @@ def test_photo_grid_is_paginated_by_date(app, library, all_photos):
     assert 'rel="next"' not in call(app, f"/?page={n_pages}").text
     for bad in (n_pages + 1, 0, -1, "x", "1.5", "%EF%BC%91"):
         assert call(app, f"/?page={bad}").status == 404
+
+
+NEXT_RE = re.compile(r'href="(\?[^"]*)" rel="next"')
+PREV_RE = re.compile(r'href="(\?[^"]*)" rel="prev"')
+
+
+@pytest.fixture
+def tied_library(library, tmp_path):
+    """A copy of the web library in which half the photos share one capture time and a
+    fifth have none, so the grid's order rests on the path within each tie."""
+    folder = tmp_path / "library"
+    shutil.copytree(library.folder, folder)
+    lib = Library.open(dataclasses.replace(library.settings, library=folder))
+    with store.bound(lib.db), lib.db.atomic():
+        ids = [
+            pid for (pid,) in store.Photo.select(store.Photo.id).order_by(-store.Photo.id).tuples()
+        ]
+        tie = dt.datetime(2019, 6, 1, 12, 0)
+        store.Photo.update(taken=tie, taken_offset=None).where(
+            store.Photo.id.in_(ids[::2])
+        ).execute()
+        store.Photo.update(taken=None, taken_offset=None, taken_source=None).where(
+            store.Photo.id.in_(ids[1:30:2])
+        ).execute()
+    yield lib
+    lib.close()
+
+
+def test_photo_grid_pages_by_keyset_through_every_photo_once(tied_library, monkeypatch):
+    expected = [p.id for p in tied_library.photos()]
+    taken = [p.taken for p in tied_library.photos()]
+    assert taken.count(dt.datetime(2019, 6, 1, 12, 0)) >= 30 and taken.count(None) == 15
+    monkeypatch.setattr(webapp, "PHOTOS_PER_PAGE", 7)  # ten pages, ties across pages
+    app = make_app(tied_library)
+    seen, url, pages = [], "/", []
+    while True:
+        html = call(app, url).text
+        seen += tiles(html)
+        pages.append((url, tiles(html)))
+        following = NEXT_RE.search(html)
+        if following is None:
+            break
+        url = "/" + following.group(1).replace("&amp;", "&")
+        assert "after=" in url
+    assert seen == expected  # every photo once, in the grid's order
+    assert len(pages) == -(-len(expected) // 7)
+    # Back from the last page by the "previous" links: the same pages, in reverse.
+    for url, ids in reversed(pages[1:]):
+        html = call(app, url).text
+        assert tiles(html) == ids
+        back = "/" + PREV_RE.search(html).group(1).replace("&amp;", "&")
+        assert tiles(call(app, back).text) == pages[pages.index((url, ids)) - 1][1]
+    # The JSON API: the same walk by next_after, and offsets still agree.
+    walked, query = [], "/api/photos?limit=6"
+    while True:
+        body = call(app, query).json()
+        walked += [p["id"] for p in body["photos"]]
+        if body["next_after"] is None:
+            break
+        query = f"/api/photos?limit=6&after={body['next_after']}"
+        assert body["offset"] is None or body["offset"] == 0
+    assert walked == expected
+    assert [p["id"] for p in call(app, "/api/photos?offset=12&limit=6").json()["photos"]] == (
+        expected[12:18]
+    )
+    unknown = 10**9 - 1  # no such photo
+    assert call(app, f"/?after={unknown}").status == 404
+    assert call(app, f"/api/photos?after={unknown}").status == 404
+    for bad in ("after=x", "after=0", "before=-1", f"after={expected[0]}&before={expected[1]}"):
+        assert call(app, f"/?{bad}").status == 404
+    for bad in ("after=x", "after=0", f"after={expected[0]}&offset=3"):
+        assert call(app, f"/api/photos?{bad}").status == 400
 
 
 def test_photo_grid_shows_dates_and_their_source(app, all_photos):

@@ -206,6 +206,17 @@ def _query_count(name: str, default: int, minimum: int, maximum: int) -> int:
     return int(raw)
 
 
+def _cursor(name: str, status: int) -> int | None:
+    """A photo id naming a keyset page (``after``, ``before``), or None when absent;
+    malformed, it is an HTTP ``status`` (404 for a page, 400 for the JSON API)."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _COUNT_RE.fullmatch(raw) or int(raw) < 1:
+        raise HTTPError(status, f"{name} must be a photo id.")
+    return int(raw)
+
+
 # ---------------------------------------------------------------- data shapes
 
 
@@ -716,22 +727,48 @@ def make_app(library) -> bottle.Bottle:
 
     # ------------------------------------------------------------ all photos
 
+    def photos_next_to(photo_id: int, limit: int, before: bool = False) -> list:
+        """A keyset page of the photo grid; 404 when the cursor names no photo."""
+        found = library.photos_next_to(photo_id, limit, before) if valid_id(photo_id) else None
+        if found is None:
+            raise HTTPError(404, f"There is no photo {photo_id}.")
+        return found
+
     @app.get("/")
     def photos_page():
         page = _page(library.count_photos(), PHOTOS_PER_PAGE)
-        photos = library.photos(offset=page.offset, limit=page.size)
-        return render("photos", title="Photos", photos=photos, page=page)
+        # The pager's links name the photo a page starts after (or ends before), so a
+        # deep page is read from that photo's place in the index; ``?page`` alone
+        # (an offset) still works and labels the page.
+        after, before = _cursor("after", 404), _cursor("before", 404)
+        if after is not None and before is not None:
+            raise HTTPError(404, "No such page.")
+        if after is not None or before is not None:
+            photos = photos_next_to(after or before, page.size, before=before is not None)
+        else:
+            photos = library.photos(offset=page.offset, limit=page.size)
+        keyset = (photos[0].id, photos[-1].id) if photos else None
+        return render("photos", title="Photos", photos=photos, page=page, keyset=keyset)
 
     @app.get("/api/photos")
     def photos_api():
         offset = _query_count("offset", 0, 0, 10**9)
         limit = _query_count("limit", API_DEFAULT_LIMIT, 1, API_MAX_LIMIT)
-        photos = library.photos(offset=offset, limit=limit)
+        after = _cursor("after", 400)
+        if after is not None and offset:
+            raise HTTPError(400, "Ask with offset or with after, not both.")
+        # One photo more than the page, to tell whether a next page exists.
+        if after is None:
+            photos = library.photos(offset=offset, limit=limit + 1)
+        else:
+            photos = photos_next_to(after, limit + 1)
         return {
             "total": library.count_photos(),
-            "offset": offset,
+            "offset": offset if after is None else None,
             "limit": limit,
-            "photos": [photo_json(photo) for photo in photos],
+            "after": after,
+            "next_after": photos[limit - 1].id if len(photos) > limit else None,
+            "photos": [photo_json(photo) for photo in photos[:limit]],
         }
 
     # ---------------------------------------------- one photo and its ranking
