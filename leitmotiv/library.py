@@ -338,6 +338,14 @@ class Library:
         by motif rank (see :mod:`leitmotiv.summaries`)."""
         return queries.cluster_summaries(self.context, offset, limit, by_motif)
 
+    def listings(
+        self, offset: int = 0, limit: int | None = None, by_motif: bool = False
+    ) -> list[tuple[str, str]]:
+        """A page of the current clustering's ``/api/clusters`` and ``/api/motifs``
+        entries, ``(cluster JSON, motif JSON)`` texts stored with the clustering, by
+        cluster id or by motif rank."""
+        return queries.listings(self.context, offset, limit, by_motif)
+
     def cluster_summary(self, cluster_id: int) -> summaries.ClusterSummary | None:
         """The stored summary of one cluster of the current clustering, or None."""
         return queries.cluster_summary(self.context, cluster_id)

@@ -104,7 +104,8 @@ class Failure:
     time: dt.datetime
 
 
-def _join_taken(taken: Any, offset: int | None) -> dt.datetime | None:
+def join_taken(taken: Any, offset: int | None) -> dt.datetime | None:
+    """A stored capture time (text from SQLite) with its UTC offset, as photos show it."""
     if taken is None:
         return None
     if isinstance(taken, str):  # SQLite hands back text it cannot parse as-is
@@ -193,7 +194,7 @@ def _to_photo(row: tuple) -> Photo:
     return Photo(
         id=pid,
         path=paths.from_stored(path),  # raw rows skip the store's PathField
-        taken=_join_taken(taken, offset),
+        taken=join_taken(taken, offset),
         taken_source=source,
         width=width,
         height=height,
@@ -504,6 +505,18 @@ def cluster_summaries(
         return []
     with store.bound(ctx.db):
         return summaries.cluster_summaries(run.run_id, offset, limit, by_motif)
+
+
+def listings(
+    ctx: Context, offset: int = 0, limit: int | None = None, by_motif: bool = False
+) -> list[tuple[str, str]]:
+    """A page of the current clustering's ``/api/clusters`` and ``/api/motifs`` entries as
+    stored JSON texts, by cluster id or by motif rank (see :mod:`leitmotiv.summaries`)."""
+    run = summary(ctx)
+    if run is None:
+        return []
+    with store.bound(ctx.db):
+        return summaries.listings(run.run_id, offset, limit, by_motif)
 
 
 def cluster_summary(ctx: Context, cluster_id: int) -> summaries.ClusterSummary | None:

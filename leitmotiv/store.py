@@ -426,7 +426,10 @@ class ClusterSummary(BaseModel):
     ``periods`` is JSON: ``[[label, start (ISO), photos, occurrences], ...]`` of its
     motif's timeline; ``motif_rank`` orders the run's motifs (0 = most recurrent);
     ``first_taken``/``last_taken`` span its members' capture times (wall clock);
-    ``average_key`` names the content of its average image.
+    ``average_key`` names the content of its average image.  ``cluster_json`` and
+    ``motif_json`` are the cluster's entries of ``/api/clusters`` and ``/api/motifs``
+    as JSON text, ready to serve (schema 8; see
+    :func:`leitmotiv.summaries.store_listings`).
     """
 
     cluster = pw.ForeignKeyField(
@@ -442,6 +445,8 @@ class ClusterSummary(BaseModel):
     n_undated = pw.IntegerField()
     periods = pw.TextField()
     average_key = pw.CharField(max_length=32)
+    cluster_json = pw.TextField(null=True)
+    motif_json = pw.TextField(null=True)
 
     class Meta:
         indexes = ((("run", "cluster"), True), (("run", "motif_rank"), True))
@@ -563,6 +568,23 @@ def _add_duplicates(db: pw.Database) -> None:
     db.create_tables([DuplicateMember], safe=True)
 
 
+def _add_listings(db: pw.Database) -> None:
+    # Version 8 (7 is the map's): each cluster's entries of /api/clusters and
+    # /api/motifs stored ready to serve.  A database whose summary table was made by
+    # this version's model has the columns already; runs stored before get their
+    # listings now, in this transaction.
+    table = ClusterSummary._meta.table_name
+    present = {c.name for c in db.get_columns(table)}
+    for name in ("cluster_json", "motif_json"):
+        if name not in present:
+            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {name} TEXT")
+    from leitmotiv import summaries
+
+    stored = ClusterRun.select(ClusterRun.id).where(ClusterRun.n_clusters.is_null(False))
+    for (run_id,) in stored.tuples():
+        summaries.store_listings(run_id)
+
+
 MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (1, _create_initial_schema),
     (2, _add_neighbours),
@@ -570,6 +592,7 @@ MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (4, _rebuild_neighbours),
     (5, _add_summaries),
     (6, _add_duplicates),
+    (8, _add_listings),
 ]
 
 #: The version a freshly migrated database has.
@@ -676,9 +699,7 @@ def connect(
             db = LibraryDatabase(str(path), pragmas=pragmas)
     elif url.startswith("sqlite"):
         params = db_url.parse(url)
-        db = LibraryDatabase(
-            params.pop("database"), read_only=read_only, pragmas=pragmas, **params
-        )
+        db = LibraryDatabase(params.pop("database"), read_only=read_only, pragmas=pragmas, **params)
     elif read_only and url.startswith("postgres"):
         db = db_url.connect(url, options="-c default_transaction_read_only=on")
     else:

@@ -70,6 +70,16 @@ from bottle import HTTPError, HTTPResponse, request, response
 
 from leitmotiv import paths, store, summaries
 
+# The JSON shapes, importable from here too, where the CLI and plugins find them.
+from leitmotiv.json_shapes import (
+    cluster_json,
+    duplicate_group_json,
+    duplicate_photo_json,  # noqa: F401 (re-exported)
+    motif_json,
+    photo_json,
+    photo_ref,  # noqa: F401 (re-exported)
+)
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
@@ -206,6 +216,18 @@ def _query_count(name: str, default: int, minimum: int, maximum: int) -> int:
     return int(raw)
 
 
+def _json_listing(head: dict[str, Any], key: str, entries: list[str]) -> bytes:
+    """A JSON listing made of ``head``'s fields and ``key``: the ``entries``, JSON texts
+    stored ready to serve (UTF-8, names shown), joined without being parsed again.
+
+    The text is what ``json.dumps`` gives for the same data (same separators), so a
+    stored listing reads exactly like one computed per request.
+    """
+    response.content_type = "application/json"
+    text = json.dumps(head, ensure_ascii=False)[:-1] + f', "{key}": [' + ", ".join(entries)
+    return (text + "]}").encode("utf-8", paths.SHOWN_ERRORS)
+
+
 def _cursor(name: str, status: int) -> int | None:
     """A photo id naming a keyset page (``after``, ``before``), or None when absent;
     malformed, it is an HTTP ``status`` (404 for a page, 400 for the JSON API)."""
@@ -217,127 +239,11 @@ def _cursor(name: str, status: int) -> int | None:
     return int(raw)
 
 
-# ---------------------------------------------------------------- data shapes
-
-
-def photo_json(photo) -> dict[str, Any]:
-    """A photo as the JSON API and ``leitmotiv ... --json`` show it."""
-    return {
-        "id": photo.id,
-        "path": photo.path,
-        "taken": photo.taken.isoformat() if photo.taken is not None else None,
-        "taken_source": photo.taken_source,
-        "width": photo.width,
-        "height": photo.height,
-        "components": photo.components,
-    }
-
-
-def photo_ref(photo) -> dict[str, Any]:
-    """The short form of a photo inside other objects: id and path."""
-    return {"id": photo.id, "path": photo.path}
-
-
-def duplicate_photo_json(photo) -> dict[str, Any]:
-    """A photo in a group of near-duplicates: what deciding which to keep needs."""
-    return {**photo_json(photo), "size": photo.size, "sharpness": photo.sharpness}
-
-
-def duplicate_group_json(group) -> dict[str, Any]:
-    """A group of near-duplicates as the JSON API and ``leitmotiv duplicates --json``
-    show it: the keeper, why, and the other members with their distance to it."""
-    return {
-        "size": group.size,
-        "keeper": duplicate_photo_json(group.keeper),
-        "reason": group.reason,
-        "members": [
-            {**duplicate_photo_json(photo), "distance": distance}
-            for photo, distance in group.members
-        ],
-    }
-
-
-def cluster_json(cluster) -> dict[str, Any]:
-    """A cluster: its id, exemplar and members (short photo forms)."""
-    return {
-        "id": cluster.id,
-        "exemplar": photo_ref(cluster.exemplar),
-        "members": [photo_ref(member) for member in cluster.members],
-    }
-
-
-def motif_json(motif, photos: dict[int, Any], average: str) -> dict[str, Any]:
-    """A motif as ``/api/motifs`` and ``leitmotiv motifs --json`` show it.
-
-    Parameters
-    ----------
-    motif : leitmotiv.motifs.Motif
-    photos : dict
-        Photos by id, at least the motif's members.
-    average : str
-        How to get the motif's average image (a URL here, a command in the CLI).
-    """
-
-    def dated(photo_id: int) -> dict[str, Any]:
-        photo = photos[photo_id]
-        taken = photo.taken.isoformat() if photo.taken is not None else None
-        return {**photo_ref(photo), "taken": taken}
-
-    return {
-        "cluster_id": motif.cluster_id,
-        "score": motif.score,
-        "recurring": motif.recurring,
-        "resolution": motif.resolution,
-        "exemplar": photo_ref(photos[motif.exemplar_id]),
-        "average": average,
-        "occurrences": motif.n_occurrences,
-        "periods": [
-            {
-                "label": period.label,
-                "start": period.start.isoformat(),
-                "photos": [dated(pid) for pid in period.photo_ids],
-                "occurrences": len(period.occurrences),
-            }
-            for period in motif.periods
-        ],
-        "gaps_days": motif.gaps_days,
-        "undated": [photo_ref(photos[pid]) for pid in motif.undated_ids],
-        "members": [photo_ref(photos[pid]) for pid in motif.member_ids],
-    }
-
-
 def motifs_with_photos(library, **bounds: Any) -> tuple[list, dict[int, Any]]:
     """The library's motifs and its clustered photos by id, reading the clusters once."""
     clusters = library.clusters()
     photos = {photo.id: photo for cluster in clusters for photo in cluster.members}
     return library.motifs(clusters=clusters, **bounds), photos
-
-
-def motif_page(library, run, offset: int, limit: int) -> tuple[list, dict[int, Any]]:
-    """Motifs ``offset .. offset + limit - 1`` of the current clustering (by rank) and
-    their photos by id, reading only those clusters' members.
-
-    Each motif is computed from its own members with the run's stored resolution and
-    span, so it equals the one :func:`motifs_with_photos` gives for the whole library.
-    """
-    from leitmotiv.motifs import Shot
-
-    shown = library.cluster_summaries(offset, limit, by_motif=True)
-    members = library.member_ids(c.cluster_id for c in shown)
-    photos = library.photos_by_id(pid for ids in members.values() for pid in ids)
-    motifs = [
-        summaries.motif(
-            run,
-            c.cluster_id,
-            c.exemplar_id,
-            [
-                Shot(pid, photos[pid].taken, photos[pid].taken_source)
-                for pid in members[c.cluster_id]
-            ],
-        )
-        for c in shown
-    ]
-    return motifs, photos
 
 
 # ----------------------------------------------------------------- timelines
@@ -894,22 +800,10 @@ def make_app(library) -> bottle.Bottle:
     def clusters_api():
         offset = _query_count("offset", 0, 0, 10**9)
         limit = _query_count("limit", CLUSTERS_PER_PAGE, 1, API_MAX_LIMIT)
-        shown = library.cluster_summaries(offset, limit)
-        members = library.member_ids(c.cluster_id for c in shown)
-        photos = library.photos_by_id(p for ids in members.values() for p in ids)
-        return {
-            "total": cluster_total(),
-            "offset": offset,
-            "limit": limit,
-            "clusters": [
-                {
-                    "id": c.cluster_id,
-                    "exemplar": photo_ref(photos[c.exemplar_id]),
-                    "members": [photo_ref(photos[p]) for p in members[c.cluster_id]],
-                }
-                for c in shown
-            ],
-        }
+        entries = [text for text, _ in library.listings(offset, limit)]
+        return _json_listing(
+            {"total": cluster_total(), "offset": offset, "limit": limit}, "clusters", entries
+        )
 
     @app.get("/clusters/<cluster_id:int>")
     def cluster_page(cluster_id):
@@ -1098,8 +992,10 @@ def make_app(library) -> bottle.Bottle:
             motifs, photos = motifs_with_photos(library, **bounds)
             total, motifs = len(motifs), motifs[offset : offset + limit]
         else:
-            motifs, photos = motif_page(library, run, offset, limit)
-            total = run.n_clusters
+            # Stored ready to serve with the clustering (leitmotiv.summaries).
+            entries = [text for _, text in library.listings(offset, limit, by_motif=True)]
+            head = {"total": run.n_clusters, "offset": offset, "limit": limit}
+            return _json_listing(head, "motifs", entries)
         return {
             "total": total,
             "offset": offset,
