@@ -213,7 +213,7 @@ def photos_by_id(ctx: Context, ids: Iterable[int]) -> dict[int, Photo]:
         # In chunks: SQLite bounds the number of variables in one statement.
         for start in range(0, max(len(ids), 1), store.INSERT_CHUNK):
             chunk = ids[start : start + store.INSERT_CHUNK]
-            query = _photo_query(ctx).where(store.Photo.id.in_(chunk))
+            query = _photo_query(ctx).where(store.one_of(store.Photo.id, chunk))
             # Straight from the cursor: peewee's per-row processing costs more than
             # the query when a listing asks for tens of thousands of photos.
             for row in store.raw_rows(ctx.db, query):

@@ -884,6 +884,14 @@ def raw_rows(db: pw.Database, query: pw.Query, batch: int = 10_000) -> Iterator[
         yield from rows
 
 
+def one_of(field: pw.Field, values: list[int]) -> pw.Expression:
+    """``field IN (values)`` with one placeholder per value, written directly: peewee's
+    ``in_`` converts each value through the field, which for the hundreds of ids a
+    listing asks for costs more than running the query.  Integers only (ids)."""
+    marks = ", ".join([field.model._meta.database.param] * len(values))
+    return pw.Expression(field, pw.OP.IN, pw.SQL(f"({marks})", [int(v) for v in values]))
+
+
 #: Rows per INSERT: 5 columns x 1000 rows stays under SQLite's bound-variable limit.
 INSERT_CHUNK = 1000
 

@@ -57,6 +57,7 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import re
 import secrets
 import threading
@@ -386,7 +387,7 @@ def _floor(moment: dt.datetime, unit: str) -> dt.datetime:
 
 def file_name(photo) -> str:
     """The last component of a photo's path, as shown under thumbnails."""
-    return Path(photo.path).name
+    return os.path.basename(photo.path)  # a stored path is absolute and names a file
 
 
 def file_size_label(n_bytes: int) -> str:
