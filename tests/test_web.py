@@ -14,6 +14,11 @@ import email.utils
 import json
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
@@ -652,7 +657,40 @@ def test_serve_listens_on_localhost_by_default():
     from leitmotiv.cli import cli
 
     options = {p.name: p.default for p in cli.commands["serve"].params}
-    assert options == {"host": "127.0.0.1", "port": 5000, "threads": 8}
+    assert options == {"host": "127.0.0.1", "port": 5000, "threads": 8, "processes": 1}
+
+
+def test_serve_in_several_processes_sharing_the_port(library, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "leitmotiv", "--library", str(library.folder), "serve"]
+    command += ["--port", str(port), "--processes", "3", "--threads", "2"]
+    with open(tmp_path / "serve.log", "w", encoding="utf-8") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        listing = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+        for _ in range(100):  # the last child may still be starting
+            children = listing.read_text().split()
+            if len(children) == 2:
+                break
+            time.sleep(0.1)
+        assert len(children) == 2
+        for _ in range(12):  # a new connection each: any of the processes answers
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/photos?limit=1") as reply:
+                assert json.loads(reply.read())["total"] == library.count_photos()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "3 processes" in (tmp_path / "serve.log").read_text()
+    for pid in children:  # stopped with it
+        assert not Path(f"/proc/{pid}").exists()
 
 
 class ColourOnlyLibrary:
