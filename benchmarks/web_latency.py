@@ -8,7 +8,8 @@ baseline, made in this process each run, is a 1,000-photo library written by
 ``web_library.py``'s generator (``--baseline-photos``).
 
 For each library, ``leitmotiv serve`` runs as a subprocess on 127.0.0.1 (waitress,
-``--threads`` worker threads, default 8, as ``serve`` runs it) and, route by route,
+``--threads`` worker threads, default 8, as ``serve`` runs it, in ``--processes``
+processes, default 1) and, route by route,
 ``--clients`` threads (default 8), each with its own keep-alive ``http.client``
 connection and ``Accept-Encoding: gzip`` as a browser sends it, send ``--requests``
 requests in all for targets drawn at random (photos, clusters, motif periods, pages)
@@ -211,6 +212,7 @@ def measure(folder: Path, args, pinned: bool) -> dict[str, dict[str, float]]:
     port = _free_port()
     command = [sys.executable, "-m", "leitmotiv", "-c", str(config), "--library"]
     command += [str(folder), "serve", "--port", str(port), "--threads", str(args.threads)]
+    command += ["--processes", str(args.processes)]
     cores = sorted(os.sched_getaffinity(0))
     server_cores = {cores[0]} if pinned else set(cores)
     client_cores = {cores[-1]} if pinned else set(cores)
@@ -274,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400, help="requests per route")
     parser.add_argument("--pool", type=int, default=64, help="targets per route")
     parser.add_argument("--threads", type=int, default=8, help="server worker threads")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="server processes (serve --processes)"
+    )
     parser.add_argument("--split-cores", action="store_true", help="also pin server and clients")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -289,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"{args.requests} requests per route from {args.clients} keep-alive clients, "
-            f"{args.threads} waitress threads; load average before: {os.getloadavg()}"
+            f"{args.processes} server process(es) of {args.threads} waitress threads; "
+            f"load average before: {os.getloadavg()}"
         )
         for pinned in modes:
             how = (
