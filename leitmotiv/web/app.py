@@ -1119,8 +1119,8 @@ def make_wsgi(library):
     from paste.gzipper import middleware
 
     app = make_app(library)
-    # Level 1: a large listing (200 kB of JSON) compresses in a fifth of level 6's
-    # time, for about a fifth more bytes; the server's CPU is what a busy view lacks.
+    # Level 1: a large listing compresses in a fraction of level 6's time, for a
+    # somewhat larger body; the server's CPU is what a busy view lacks.
     compressed = middleware(app, compress_level=1)
 
     def wsgi(environ, start_response):
