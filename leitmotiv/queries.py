@@ -104,17 +104,6 @@ class Failure:
     time: dt.datetime
 
 
-def join_taken(taken: Any, offset: int | None) -> dt.datetime | None:
-    """A stored capture time (text from SQLite) with its UTC offset, as photos show it."""
-    if taken is None:
-        return None
-    if isinstance(taken, str):  # SQLite hands back text it cannot parse as-is
-        taken = dt.datetime.fromisoformat(taken)
-    if offset is not None:
-        taken = taken.replace(tzinfo=dt.timezone(dt.timedelta(seconds=offset)))
-    return taken
-
-
 def _wall_clock(bound: dt.date | dt.datetime | None, end: bool = False) -> dt.datetime | None:
     """A date range bound as the naive wall-clock datetime the motif analysis compares.
 
@@ -194,7 +183,7 @@ def _to_photo(row: tuple) -> Photo:
     return Photo(
         id=pid,
         path=paths.from_stored(path),  # raw rows skip the store's PathField
-        taken=join_taken(taken, offset),
+        taken=store.join_taken(taken, offset),
         taken_source=source,
         width=width,
         height=height,

@@ -884,6 +884,17 @@ def raw_rows(db: pw.Database, query: pw.Query, batch: int = 10_000) -> Iterator[
         yield from rows
 
 
+def join_taken(taken: Any, offset: int | None) -> dt.datetime | None:
+    """A stored capture time (text from SQLite) with its UTC offset, as photos show it."""
+    if taken is None:
+        return None
+    if isinstance(taken, str):  # SQLite hands back text it cannot parse as-is
+        taken = dt.datetime.fromisoformat(taken)
+    if offset is not None:
+        taken = taken.replace(tzinfo=dt.timezone(dt.timedelta(seconds=offset)))
+    return taken
+
+
 def one_of(field: pw.Field, values: list[int]) -> pw.Expression:
     """``field IN (values)`` with one placeholder per value, written directly: peewee's
     ``in_`` converts each value through the field, which for the hundreds of ids a

@@ -213,9 +213,10 @@ class _Ref(NamedTuple):
     taken: dt.datetime | None
 
 
-def store_listings(run_id: int) -> None:
+def store_listings(run_id: int, cluster_ids: list[int] | None = None) -> None:
     """Store each cluster's entries of ``/api/clusters`` and ``/api/motifs`` (the shapes
-    of :mod:`leitmotiv.json_shapes`) as JSON text in its summary row.
+    of :mod:`leitmotiv.json_shapes`) as JSON text in its summary row; with
+    ``cluster_ids``, those clusters' only.
 
     Run after the run's other summaries are stored (it reads the members' positions
     and the run's timeline scale); the caller owns the transaction.  The text is UTF-8
@@ -223,10 +224,12 @@ def store_listings(run_id: int) -> None:
     (:func:`leitmotiv.paths.shown`).
     """
     from leitmotiv.json_shapes import cluster_json, motif_json
-    from leitmotiv.queries import join_taken
 
     summary = run_summary(store.ClusterRun.get_by_id(run_id))
     m, p = store.ClusterMember, store.Photo
+    condition = store.Cluster.run == run_id
+    if cluster_ids is not None:
+        condition &= m.cluster.in_(cluster_ids)
     rows = (
         m.select(
             m.cluster, store.Cluster.exemplar, p.id, p.path, p.taken, p.taken_offset, p.taken_source
@@ -234,7 +237,7 @@ def store_listings(run_id: int) -> None:
         .join(p)
         .switch(m)
         .join(store.Cluster)
-        .where(store.Cluster.run == run_id)
+        .where(condition)
         .order_by(m.cluster, m.position)
         .tuples()
     )
@@ -242,7 +245,7 @@ def store_listings(run_id: int) -> None:
     clusters: dict[int, tuple[int, list[_Ref], list[Shot]]] = {}
     for cid, exemplar, pid, path, taken, offset, source in rows:
         _, refs, shots = clusters.setdefault(cid, (exemplar, [], []))
-        refs.append(_Ref(pid, path, join_taken(taken, offset)))
+        refs.append(_Ref(pid, path, store.join_taken(taken, offset)))
         shots.append(Shot(pid, refs[-1].taken, source))
     for cid, (exemplar, refs, shots) in clusters.items():
         photos = {ref.id: ref for ref in refs}
@@ -258,6 +261,22 @@ def store_listings(run_id: int) -> None:
         store.ClusterSummary.update(cluster_json=cluster_text, motif_json=motif_text).where(
             store.ClusterSummary.cluster == cid
         ).execute()
+
+
+def refresh_listings(photo_id: int) -> None:
+    """Store again the listings of every clustering's cluster that holds photo
+    ``photo_id``, whose path or capture time changed (a moved or rewritten file): the
+    listings show them.  The caller owns the transaction."""
+    m = store.ClusterMember
+    holding = (
+        m.select(store.Cluster.run, m.cluster)
+        .join(store.Cluster)
+        .join(store.ClusterRun)
+        .where((m.photo == photo_id) & store.ClusterRun.n_clusters.is_null(False))
+        .tuples()
+    )
+    for run_id, cluster_id in list(holding):
+        store_listings(run_id, [cluster_id])
 
 
 # --------------------------------------------------------------------- reading

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from test_motifs_library import build_dated_library
@@ -183,3 +185,26 @@ def test_a_version_6_clustering_gets_its_listings_when_migrated(tmp_path, photos
     with Library.open(settings) as library:
         assert store.schema_version(library.db) == store.SCHEMA_VERSION
         assert_summaries_match(library)
+
+
+def test_listings_show_a_moved_photo_at_its_new_path(tmp_path, photos_dir):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for source in sorted(photos_dir.glob("*.jpg"))[:8]:
+        shutil.copy(source, folder / source.name)
+    settings = Settings(
+        library=tmp_path / "lib", params={"featurizer": {"gmm": {"n_samples": 500}}}
+    )
+    with Library.open(settings) as library:
+        library.add([folder], progress=False, jobs=1)
+        library.build_index(progress=False)
+        first = sorted(folder.iterdir())[0]
+        first.rename(folder / f"moved-{first.name}")
+        assert library.add([folder], progress=False, jobs=1).moved == 1
+        names = {
+            Path(member["path"]).name
+            for text, _ in library.listings()
+            for member in json.loads(text)["members"]
+        }
+        assert f"moved-{first.name}" in names and first.name not in names
+        assert_summaries_match(library)  # the motifs' listings too
