@@ -5,7 +5,8 @@ Routes, grouped by what they serve (each HTML page has a JSON twin under ``/api/
 ========================================  ==========================================
 HTML                                      JSON
 ========================================  ==========================================
-``/`` photos by date captured (``?page``)  ``/api/photos?offset=&limit=``
+``/`` photos by date captured (``?page``,  ``/api/photos?offset=&limit=``, or
+``&after=``/``&before=`` a photo id)      ``?after=&limit=`` (keyset)
 ``/photo/<id>`` ranking (``?page``)        ``/api/photos/<id>``,
                                           ``/api/photos/<id>/similar?top=&offset=``
 ``/photo/<id>/model`` the mixture          ``/api/photos/<id>/model``
@@ -22,8 +23,10 @@ Images: ``/photo/<id>/thumb.jpg``, ``/photo/<id>/file`` (the original),
 ``/static/<name>`` from a fixed whitelist.
 
 At 100,000 photos a page still reads only what it shows: listings read one page of
-rows through indexes, and the clusters and motifs pages read the summaries stored with
-the clustering (:mod:`leitmotiv.summaries`) instead of the clustering itself.
+rows through indexes (the photo grid from a cursor photo's place in its index, however
+deep), the clusters and motifs pages read the summaries stored with the clustering
+(:mod:`leitmotiv.summaries`) instead of the clustering itself, and ``/api/clusters``
+and ``/api/motifs`` join the JSON texts stored there for each cluster.
 
 Caching: the pages link images and styles by URLs that name their content
 (``?v=`` the photo's content hash, the render's or average's key, the stylesheet's
