@@ -95,6 +95,12 @@ def routes(folder: Path, pool: int, seed: int) -> list[Route]:
             for p in c.periods[:2]
         ]
         featurizer_key = lib.featurizer.key()
+        # The photo each of the last pages starts after: the cursor of its "next" link.
+        photo_pages = max(1, -(-n_photos // PHOTOS_PER_PAGE))
+        cursors = {
+            page: lib.photos(offset=(page - 1) * PHOTOS_PER_PAGE - 1, limit=1)[0].id
+            for page in range(max(2, photo_pages - pool + 1), photo_pages + 1)
+        }
 
     def pick(items):
         chosen = items[:pool]
@@ -103,10 +109,10 @@ def routes(folder: Path, pool: int, seed: int) -> list[Route]:
     photo = pick(photos)
     cluster = pick(clusters)
     period = pick(periods)
-    photo_pages = max(1, -(-n_photos // PHOTOS_PER_PAGE))
     cluster_pages = max(1, -(-run.n_clusters // CLUSTERS_PER_PAGE))
     motif_pages = max(1, -(-run.n_clusters // MOTIFS_PER_PAGE))
     deep = pick([photo_pages - i for i in range(min(pool, photo_pages))])
+    deep_cursor = pick(sorted(cursors.items()) or [(1, 0)])
     deep_clusters = pick([cluster_pages - i for i in range(min(pool, cluster_pages))])
     deep_motifs = pick([motif_pages - i for i in range(min(pool, motif_pages))])
 
@@ -119,11 +125,21 @@ def routes(folder: Path, pool: int, seed: int) -> list[Route]:
     return [
         Route("photos grid, page 1", "html", lambda r: "/"),
         Route("photos grid, last pages", "html", lambda r: f"/?page={deep(r)}"),
+        Route(
+            "photos grid, last pages by cursor",
+            "html",
+            lambda r: "/?page={}&after={}".format(*deep_cursor(r)),
+        ),
         Route("/api/photos", "json", lambda r: "/api/photos"),
         Route(
             "/api/photos, last offsets",
             "json",
             lambda r: f"/api/photos?offset={(deep(r) - 1) * PHOTOS_PER_PAGE}&limit=60",
+        ),
+        Route(
+            "/api/photos, last pages by cursor",
+            "json",
+            lambda r: f"/api/photos?after={deep_cursor(r)[1]}&limit=60",
         ),
         Route("photo and its ranking", "html", lambda r: f"/photo/{photo(r).id}"),
         Route("/api/photos/<id>", "json", lambda r: f"/api/photos/{photo(r).id}"),

@@ -375,6 +375,27 @@ def cluster(ctx: Context, cluster_id: int) -> Cluster | None:
     return found[0] if found else None
 
 
+def member_hashes(ctx: Context, cluster_id: int) -> list[str] | None:
+    """The file hashes of one cluster's members, of the current clustering (what names
+    its average image), or None if it has no such cluster."""
+    if not 0 < int(cluster_id) <= store.MAX_ID:
+        return None
+    m = store.ClusterMember
+    with store.bound(ctx.db):
+        run = store.current_run(ctx.key_ids())
+        if run is None:
+            return None
+        query = (
+            m.select(store.Photo.sha256)
+            .join(store.Photo)
+            .switch(m)
+            .join(store.Cluster)
+            .where((store.Cluster.run == run.id) & (m.cluster == int(cluster_id)))
+        )
+        hashes = [sha256 for (sha256,) in store.raw_rows(ctx.db, query)]
+    return hashes or None  # a cluster has at least its exemplar
+
+
 def motifs(
     ctx: Context,
     since: dt.date | dt.datetime | None = None,
