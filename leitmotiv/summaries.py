@@ -298,33 +298,44 @@ def run_summary(run) -> RunSummary | None:
     )
 
 
-def _to_summary(row: dict) -> ClusterSummary:
+def _to_summary(row: tuple) -> ClusterSummary:
+    cluster_id, exemplar_id, size, first, last, score, rank, n_occ, n_undated, periods, key = row
     return ClusterSummary(
-        cluster_id=row["cluster"],
-        exemplar_id=row["exemplar_id"],
-        size=row["size"],
-        first_taken=row["first_taken"],
-        last_taken=row["last_taken"],
-        score=row["score"],
-        motif_rank=row["motif_rank"],
-        n_occurrences=row["n_occurrences"],
-        n_undated=row["n_undated"],
+        cluster_id=cluster_id,
+        exemplar_id=exemplar_id,
+        size=size,
+        first_taken=store.join_taken(first, None),
+        last_taken=store.join_taken(last, None),
+        score=score,
+        motif_rank=rank,
+        n_occurrences=n_occ,
+        n_undated=n_undated,
         periods=[
             PeriodSummary(label, dt.datetime.fromisoformat(start), n, k)
-            for label, start, n, k in json.loads(row["periods"])
+            for label, start, n, k in json.loads(periods)
         ],
-        average_key=row["average_key"],
+        average_key=key,
     )
 
 
 def _summaries():
-    return (
-        store.ClusterSummary.select(
-            store.ClusterSummary, store.Cluster.exemplar.alias("exemplar_id")
-        )
-        .join(store.Cluster)
-        .dicts()
-    )
+    """The summary rows in :func:`_to_summary`'s order, read with
+    :func:`leitmotiv.store.raw_rows` (the stored listings' texts are left out: only the
+    JSON listings read them)."""
+    s = store.ClusterSummary
+    return s.select(
+        s.cluster,
+        store.Cluster.exemplar,
+        s.size,
+        s.first_taken,
+        s.last_taken,
+        s.score,
+        s.motif_rank,
+        s.n_occurrences,
+        s.n_undated,
+        s.periods,
+        s.average_key,
+    ).join(store.Cluster)
 
 
 def cluster_summaries(
@@ -338,7 +349,7 @@ def cluster_summaries(
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    return [_to_summary(row) for row in query]
+    return [_to_summary(row) for row in store.raw_rows(store.ClusterSummary._meta.database, query)]
 
 
 def listings(
@@ -362,11 +373,10 @@ def listings(
 
 def cluster_summary(run_id: int, cluster_id: int) -> ClusterSummary | None:
     """The summary of one cluster of the run, or None."""
-    row = (
-        _summaries()
-        .where((store.ClusterSummary.run == run_id) & (store.ClusterSummary.cluster == cluster_id))
-        .first()
+    query = _summaries().where(
+        (store.ClusterSummary.run == run_id) & (store.ClusterSummary.cluster == cluster_id)
     )
+    row = next(store.raw_rows(store.ClusterSummary._meta.database, query), None)
     return None if row is None else _to_summary(row)
 
 
