@@ -11,7 +11,7 @@ extensions = [
         f"leitmotiv._ext.{name}",
         [f"ext/{name}.pyx"],
         include_dirs=["ext", np.get_include()],
-        depends=["ext/fastmath.h", "ext/logsumexp.h", "ext/linalg.pxd", "ext/checks.pxi"],
+        depends=["ext/fastmath.h", "ext/logsumexp.h", "ext/logsumexp.pxd", "ext/linalg.pxd", "ext/checks.pxi"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3", "-fopenmp"],
         extra_link_args=["-fopenmp"],

@@ -42,14 +42,10 @@ from linalg cimport (
     lower_inverse,
 )
 from linalg cimport n_features as feature_count
+from logsumexp cimport lm_lse_columns
 
 import numpy as np
 
-cdef extern from "logsumexp.h":
-    void lm_lse_columns(const double *tile, Py_ssize_t ld, Py_ssize_t ns,
-                        const Py_ssize_t *offsets, Py_ssize_t c0, Py_ssize_t c1,
-                        const double *log_k, const double *own, double gap, double *mx,
-                        double *out, double *tsum, double *tsq) noexcept nogil
 
 cdef double FLOOR_GAP = 45.0
 

@@ -25,14 +25,9 @@ from libc.stdlib cimport free, malloc
 
 from linalg cimport cholesky_jittered, features, gemm_tile, log_counts, log_density_row
 from linalg cimport n_features as feature_count
+from logsumexp cimport lm_lse_columns
 
 import numpy as np
-
-cdef extern from "logsumexp.h":
-    void lm_lse_columns(const double *tile, Py_ssize_t ld, Py_ssize_t ns,
-                        const Py_ssize_t *offsets, Py_ssize_t c0, Py_ssize_t c1,
-                        const double *log_k, const double *own, double gap, double *mx,
-                        double *out, double *tsum, double *tsq) noexcept nogil
 
 
 include "checks.pxi"
