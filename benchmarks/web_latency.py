@@ -8,7 +8,8 @@ baseline, made in this process each run, is a 1,000-photo library written by
 ``web_library.py``'s generator (``--baseline-photos``).
 
 For each library, ``leitmotiv serve`` runs as a subprocess on 127.0.0.1 (waitress,
-``--threads`` worker threads, default 8, as ``serve`` runs it) and, route by route,
+``--threads`` worker threads, default 8, as ``serve`` runs it, in ``--processes``
+processes, default 1) and, route by route,
 ``--clients`` threads (default 8), each with its own keep-alive ``http.client``
 connection and ``Accept-Encoding: gzip`` as a browser sends it, send ``--requests``
 requests in all for targets drawn at random (photos, clusters, motif periods, pages)
@@ -86,7 +87,7 @@ class Route:
 def routes(folder: Path, pool: int, seed: int) -> list[Route]:
     """The routes of the library at ``folder``, each with a pool of ``pool`` targets."""
     rng = random.Random(seed)
-    with Library.open(Settings(library=folder)) as lib:
+    with Library.open(Settings(library=folder), read_only=True) as lib:
         n_photos = lib.count_photos()
         with store.bound(lib.db):
             ids = [
@@ -106,6 +107,12 @@ def routes(folder: Path, pool: int, seed: int) -> list[Route]:
         info = layout.map_info(lib.context)
         whole = lib.map_points((-math.inf, -math.inf, math.inf, math.inf), pool)
         centres = [(p.x, p.y) for p in whole.points] if whole else []
+        # The photo each of the last pages starts after: the cursor of its "next" link.
+        photo_pages = max(1, -(-n_photos // PHOTOS_PER_PAGE))
+        cursors = {
+            page: lib.photos(offset=(page - 1) * PHOTOS_PER_PAGE - 1, limit=1)[0].id
+            for page in range(max(2, photo_pages - pool + 1), photo_pages + 1)
+        }
 
     def pick(items):
         chosen = items[:pool]
@@ -114,10 +121,10 @@ def routes(folder: Path, pool: int, seed: int) -> list[Route]:
     photo = pick(photos)
     cluster = pick(clusters)
     period = pick(periods)
-    photo_pages = max(1, -(-n_photos // PHOTOS_PER_PAGE))
     cluster_pages = max(1, -(-run.n_clusters // CLUSTERS_PER_PAGE))
     motif_pages = max(1, -(-run.n_clusters // MOTIFS_PER_PAGE))
     deep = pick([photo_pages - i for i in range(min(pool, photo_pages))])
+    deep_cursor = pick(sorted(cursors.items()) or [(1, 0)])
     deep_clusters = pick([cluster_pages - i for i in range(min(pool, cluster_pages))])
     deep_motifs = pick([motif_pages - i for i in range(min(pool, motif_pages))])
 
@@ -150,11 +157,21 @@ def routes(folder: Path, pool: int, seed: int) -> list[Route]:
         *map_routes,
         Route("photos grid, page 1", "html", lambda r: "/"),
         Route("photos grid, last pages", "html", lambda r: f"/?page={deep(r)}"),
+        Route(
+            "photos grid, last pages by cursor",
+            "html",
+            lambda r: "/?page={}&after={}".format(*deep_cursor(r)),
+        ),
         Route("/api/photos", "json", lambda r: "/api/photos"),
         Route(
             "/api/photos, last offsets",
             "json",
             lambda r: f"/api/photos?offset={(deep(r) - 1) * PHOTOS_PER_PAGE}&limit=60",
+        ),
+        Route(
+            "/api/photos, last pages by cursor",
+            "json",
+            lambda r: f"/api/photos?after={deep_cursor(r)[1]}&limit=60",
         ),
         Route("photo and its ranking", "html", lambda r: f"/photo/{photo(r).id}"),
         Route("/api/photos/<id>", "json", lambda r: f"/api/photos/{photo(r).id}"),
@@ -243,6 +260,7 @@ def measure(folder: Path, args, pinned: bool) -> dict[str, dict[str, float]]:
     port = _free_port()
     command = [sys.executable, "-m", "leitmotiv", "-c", str(config), "--library"]
     command += [str(folder), "serve", "--port", str(port), "--threads", str(args.threads)]
+    command += ["--processes", str(args.processes)]
     cores = sorted(os.sched_getaffinity(0))
     server_cores = {cores[0]} if pinned else set(cores)
     client_cores = {cores[-1]} if pinned else set(cores)
@@ -308,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400, help="requests per route")
     parser.add_argument("--pool", type=int, default=64, help="targets per route")
     parser.add_argument("--threads", type=int, default=8, help="server worker threads")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="server processes (serve --processes)"
+    )
     parser.add_argument("--split-cores", action="store_true", help="also pin server and clients")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--routes", help="measure only the routes whose name contains this")
@@ -324,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"{args.requests} requests per route from {args.clients} keep-alive clients, "
-            f"{args.threads} waitress threads; load average before: {os.getloadavg()}"
+            f"{args.processes} server process(es) of {args.threads} waitress threads; "
+            f"load average before: {os.getloadavg()}"
         )
         for pinned in modes:
             how = (
@@ -335,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline = measure(base_folder, args, pinned)
             report(f"== baseline, {args.baseline_photos:,} photos ({how})", baseline)
             if args.library:
-                with Library.open(Settings(library=args.library)) as lib:
+                with Library.open(Settings(library=args.library), read_only=True) as lib:
                     n = lib.count_photos()
                     run = lib.summary()
                 results = measure(args.library, args, pinned)

@@ -9,10 +9,14 @@ only with ``--debug``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import os
 import shlex
+import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,9 +91,7 @@ class AppContext:
             from leitmotiv.store import ReadOnlyLibrary
 
             try:
-                self._library = Library.open(
-                    self.settings, read_only=self.reads_only
-                )
+                self._library = Library.open(self.settings, read_only=self.reads_only)
             except ReadOnlyLibrary as exc:
                 raise click.UsageError(str(exc)) from None
         return self._library
@@ -252,33 +254,96 @@ def plugins(as_json):
     default=8,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Worker threads answering requests.",
+    help="Worker threads answering requests (in each process).",
+)
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port, each with its own threads and connection "
+    "to the library (Python runs one thread at a time per process).",
 )
 @pass_app
-def serve(app, host, port, threads):
+def serve(app, host, port, threads, processes):
     """Serve the web view of the library with waitress (a production WSGI server).
 
     It listens on 127.0.0.1 only, unless --host says otherwise: the view shows file
     paths and serves the original photos, so exposing it is a deliberate choice.
     """
-    _serve(app.reader, app.settings.library, host, port, threads)
+    from leitmotiv.library import Library
+
+    settings = app.settings
+    _serve(
+        lambda: Library.open(settings, read_only=True),
+        settings.library,
+        host,
+        port,
+        threads,
+        processes,
+    )
 
 
-def _serve(library, folder: Path, host: str, port: int, threads: int) -> None:
-    """Run the web view of ``library`` with waitress until interrupted."""
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (waitress makes it listen)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve(
+    open_library, folder: Path, host: str, port: int, threads: int, processes: int = 1
+) -> None:
+    """Run the web view with waitress until interrupted.
+
+    ``open_library()`` opens the library (read-only); with several ``processes``, each
+    child opens its own after the fork (it never uses the parent's connection) and they
+    all accept connections on one socket, which the kernel hands to whichever process
+    is waiting.  Python runs one thread at a time per process, so on several cores
+    several processes answer more requests at once; each keeps its own in-memory image
+    cache.
+    """
     import waitress
 
     from leitmotiv.web.app import make_wsgi
 
-    wsgi_app = make_wsgi(library)
+    wsgi_app = make_wsgi(open_library())  # this process's, opened first: errors show now
     try:
-        server = waitress.create_server(wsgi_app, host=host, port=port, threads=threads)
-    except OSError as exc:
+        sock = _listening_socket(host, port)
+        address = sock.getsockname()
+    except (OSError, UnicodeError) as exc:
         raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
         ) from None
+    children = []
+    for _ in range(processes - 1):
+        pid = os.fork()
+        if pid == 0:  # a child: serve until stopped, never return into the CLI
+            try:
+                waitress.serve(make_wsgi(open_library()), sockets=[sock], threads=threads)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                os._exit(0)
+        children.append(pid)
+    if children:
+        # Stopped by a signal too (a service manager's SIGTERM), this process stops
+        # its children on the way out.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server = waitress.create_server(wsgi_app, sockets=[sock], threads=threads)
     shown_host = f"[{host}]" if ":" in host else host
-    click.echo(f"Serving {folder} on http://{shown_host}:{server.effective_port}/")
+    how = f" ({processes} processes)" if processes > 1 else ""
+    click.echo(f"Serving {folder} on http://{shown_host}:{address[1]}/{how}")
     click.echo("Press Ctrl+C to stop.")
     try:
         server.run()
@@ -286,6 +351,10 @@ def _serve(library, folder: Path, host: str, port: int, threads: int) -> None:
         click.echo("stopped")
     finally:
         server.close()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
 
 
 # -- library commands ------------------------------------------------------------------
@@ -796,7 +865,7 @@ def demo(app, folder, no_serve, host, port, jobs):
     )
     if not no_serve:
         library.close()
-        _serve(Library.open(settings, read_only=True), folder, host, port, threads=8)
+        _serve(lambda: Library.open(settings, read_only=True), folder, host, port, threads=8)
 
 
 def _date_bound(end: bool):

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from leitmotiv import store
+from leitmotiv import store, summaries
 from leitmotiv.context import Context
 from leitmotiv.queries import Failure
 from leitmotiv.workers import SINGLE_THREAD_ENV, Workers, single_threaded
@@ -331,6 +331,7 @@ def _write_fitted(ctx: Context, result: FittedFile, featurizer_id: int) -> bool:
                 # Its candidate lists too: it is searched again as a new photo.
                 store.Neighbours.delete().where(store.Neighbours.photo == photo_id).execute()
             store.Photo.update(fields).where(store.Photo.id == photo_id).execute()
+            summaries.refresh_listings(photo_id)  # its capture time may have changed
         store.Model.delete().where(
             (store.Model.photo == photo_id) & (store.Model.featurizer == featurizer_id)
         ).execute()
@@ -353,6 +354,7 @@ def _move(ctx: Context, photo_id: int, found: FileHash) -> None:
             store.Photo.id == photo_id
         ).execute()
         store.Failure.delete().where(store.Failure.path == found.path).execute()
+        summaries.refresh_listings(photo_id)  # the clusters' listings show its path
 
 
 def _fit(

@@ -286,6 +286,12 @@ class Library:
         """Photos ordered by capture time (unknown times last), then path."""
         return queries.photos(self.context, offset, limit)
 
+    def photos_next_to(self, photo_id: int, limit: int, before: bool = False) -> list[Photo] | None:
+        """The ``limit`` photos after (or before) photo ``photo_id`` in :meth:`photos`'
+        order, read from that photo's key (a keyset page); None if there is no such
+        photo."""
+        return queries.photos_next_to(self.context, photo_id, limit, before)
+
     def count_photos(self) -> int:
         """Number of photos in the library."""
         return queries.count_photos(self.context)
@@ -341,6 +347,14 @@ class Library:
         """A page of the current clustering's stored cluster summaries, by cluster id or
         by motif rank (see :mod:`leitmotiv.summaries`)."""
         return queries.cluster_summaries(self.context, offset, limit, by_motif)
+
+    def listings(
+        self, offset: int = 0, limit: int | None = None, by_motif: bool = False
+    ) -> list[tuple[str, str]]:
+        """A page of the current clustering's ``/api/clusters`` and ``/api/motifs``
+        entries, ``(cluster JSON, motif JSON)`` texts stored with the clustering, by
+        cluster id or by motif rank."""
+        return queries.listings(self.context, offset, limit, by_motif)
 
     def cluster_summary(self, cluster_id: int) -> summaries.ClusterSummary | None:
         """The stored summary of one cluster of the current clustering, or None."""

@@ -104,16 +104,6 @@ class Failure:
     time: dt.datetime
 
 
-def _join_taken(taken: Any, offset: int | None) -> dt.datetime | None:
-    if taken is None:
-        return None
-    if isinstance(taken, str):  # SQLite hands back text it cannot parse as-is
-        taken = dt.datetime.fromisoformat(taken)
-    if offset is not None:
-        taken = taken.replace(tzinfo=dt.timezone(dt.timedelta(seconds=offset)))
-    return taken
-
-
 def _wall_clock(bound: dt.date | dt.datetime | None, end: bool = False) -> dt.datetime | None:
     """A date range bound as the naive wall-clock datetime the motif analysis compares.
 
@@ -193,7 +183,7 @@ def _to_photo(row: tuple) -> Photo:
     return Photo(
         id=pid,
         path=paths.from_stored(path),  # raw rows skip the store's PathField
-        taken=_join_taken(taken, offset),
+        taken=store.join_taken(taken, offset),
         taken_source=source,
         width=width,
         height=height,
@@ -212,7 +202,7 @@ def photos_by_id(ctx: Context, ids: Iterable[int]) -> dict[int, Photo]:
         # In chunks: SQLite bounds the number of variables in one statement.
         for start in range(0, max(len(ids), 1), store.INSERT_CHUNK):
             chunk = ids[start : start + store.INSERT_CHUNK]
-            query = _photo_query(ctx).where(store.Photo.id.in_(chunk))
+            query = _photo_query(ctx).where(store.one_of(store.Photo.id, chunk))
             # Straight from the cursor: peewee's per-row processing costs more than
             # the query when a listing asks for tens of thousands of photos.
             for row in store.raw_rows(ctx.db, query):
@@ -231,6 +221,61 @@ def photos(ctx: Context, offset: int = 0, limit: int | None = None) -> list[Phot
             page = store.Photo.select(store.Photo.id).order_by(*order).limit(limit).offset(offset)
             query = query.where(store.Photo.id.in_(page))
         return [_to_photo(row) for row in store.raw_rows(ctx.db, query)]
+
+
+def photos_next_to(
+    ctx: Context, photo_id: int, limit: int, before: bool = False
+) -> list[Photo] | None:
+    """The ``limit`` photos right after (or, with ``before``, right before) photo
+    ``photo_id`` in :func:`photos`' order: a keyset page, read through the index on that
+    order from the cursor's key, so a deep page costs what the first one does (an
+    ``offset`` walks every index entry before it).
+
+    The order is total (capture time, undated last, then the unique path), so paging
+    from the last photo of each page reads every photo exactly once, ties in the
+    capture time included.
+
+    Returns
+    -------
+    list of Photo or None
+        In :func:`photos`' order; None when there is no photo ``photo_id``.
+    """
+    p = store.Photo
+    with store.bound(ctx.db):
+        # The cursor's key as stored, compared with the index's columns as they are.
+        key = next(
+            store.raw_rows(ctx.db, p.select(p.taken, p.path).where(p.id == int(photo_id))),
+            None,
+        )
+        if key is None:
+            return None
+        taken, path = key
+
+        def undated(flag: bool) -> pw.Expression:
+            # The index's first column, as the index states it (its range is one value).
+            return p.taken.is_null() == flag
+
+        key_bound = pw.Tuple(p.taken, p.path)
+        # One or two ranges of the index, each read in order up to the page's size: the
+        # dated photos from (or up to) the cursor's key, and the undated ones by path.
+        if not before and taken is not None:
+            ranges = [undated(False) & (key_bound > pw.Tuple(taken, path)), undated(True)]
+        elif not before:
+            ranges = [undated(True) & p.taken.is_null() & (p.path > path)]
+        elif taken is None:
+            ranges = [undated(True) & p.taken.is_null() & (p.path < path), undated(False)]
+        else:
+            ranges = [undated(False) & (key_bound < pw.Tuple(taken, path))]
+        order = (p.taken.desc(), p.path.desc()) if before else (p.taken, p.path)
+        ids: list[int] = []
+        for condition in ranges:
+            if len(ids) < limit:
+                query = p.select(p.id).where(condition).order_by(*order).limit(limit - len(ids))
+                ids += [pid for (pid,) in store.raw_rows(ctx.db, query)]
+    if before:
+        ids.reverse()
+    found = photos_by_id(ctx, ids)
+    return [found[pid] for pid in ids if pid in found]
 
 
 def count_photos(ctx: Context) -> int:
@@ -328,6 +373,27 @@ def cluster(ctx: Context, cluster_id: int) -> Cluster | None:
         return None
     found = _clusters(ctx, int(cluster_id))
     return found[0] if found else None
+
+
+def member_hashes(ctx: Context, cluster_id: int) -> list[str] | None:
+    """The file hashes of one cluster's members, of the current clustering (what names
+    its average image), or None if it has no such cluster."""
+    if not 0 < int(cluster_id) <= store.MAX_ID:
+        return None
+    m = store.ClusterMember
+    with store.bound(ctx.db):
+        run = store.current_run(ctx.key_ids())
+        if run is None:
+            return None
+        query = (
+            m.select(store.Photo.sha256)
+            .join(store.Photo)
+            .switch(m)
+            .join(store.Cluster)
+            .where((store.Cluster.run == run.id) & (m.cluster == int(cluster_id)))
+        )
+        hashes = [sha256 for (sha256,) in store.raw_rows(ctx.db, query)]
+    return hashes or None  # a cluster has at least its exemplar
 
 
 def motifs(
@@ -449,6 +515,18 @@ def cluster_summaries(
         return []
     with store.bound(ctx.db):
         return summaries.cluster_summaries(run.run_id, offset, limit, by_motif)
+
+
+def listings(
+    ctx: Context, offset: int = 0, limit: int | None = None, by_motif: bool = False
+) -> list[tuple[str, str]]:
+    """A page of the current clustering's ``/api/clusters`` and ``/api/motifs`` entries as
+    stored JSON texts, by cluster id or by motif rank (see :mod:`leitmotiv.summaries`)."""
+    run = summary(ctx)
+    if run is None:
+        return []
+    with store.bound(ctx.db):
+        return summaries.listings(run.run_id, offset, limit, by_motif)
 
 
 def cluster_summary(ctx: Context, cluster_id: int) -> summaries.ClusterSummary | None:

@@ -158,19 +158,24 @@ def average(ctx: Context, cache: PngCache, cluster_id: int, long_side: int = 256
     Raises
     ------
     ValueError
-        If ``long_side`` is not positive.
+        If ``long_side`` is not positive, or the clustering changed while the image
+        was being made.
     """
     if long_side <= 0:
         raise ValueError(f"long_side must be positive, got {long_side}")
-    cluster = queries.cluster(ctx, cluster_id)
-    if cluster is None:
+    # The name needs the members' hashes only; their photos and models are read when
+    # the image is not cached.
+    hashes = queries.member_hashes(ctx, cluster_id)
+    if hashes is None:
         return None
-    hashes = sorted(p.sha256 for p in cluster.members)
-    name = f"average-{_digest(ctx.featurizer.key(), *hashes)}-{long_side}.png"
+    name = f"average-{_digest(ctx.featurizer.key(), *sorted(hashes))}-{long_side}.png"
 
     def make() -> np.ndarray:
         from leitmotiv.mixture import average_mixture
 
+        cluster = queries.cluster(ctx, cluster_id)
+        if cluster is None:  # a build-index replaced the clustering meanwhile
+            raise ValueError(f"cluster {cluster_id} is no longer in the clustering")
         models = [queries.mixture(ctx, p.id) for p in cluster.members]
         mean = average_mixture([m for m in models if m is not None])
         if mean.transform is not None:

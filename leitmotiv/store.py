@@ -426,7 +426,10 @@ class ClusterSummary(BaseModel):
     ``periods`` is JSON: ``[[label, start (ISO), photos, occurrences], ...]`` of its
     motif's timeline; ``motif_rank`` orders the run's motifs (0 = most recurrent);
     ``first_taken``/``last_taken`` span its members' capture times (wall clock);
-    ``average_key`` names the content of its average image.
+    ``average_key`` names the content of its average image.  ``cluster_json`` and
+    ``motif_json`` are the cluster's entries of ``/api/clusters`` and ``/api/motifs``
+    as JSON text, ready to serve (schema 8; see
+    :func:`leitmotiv.summaries.store_listings`).
     """
 
     cluster = pw.ForeignKeyField(
@@ -442,6 +445,8 @@ class ClusterSummary(BaseModel):
     n_undated = pw.IntegerField()
     periods = pw.TextField()
     average_key = pw.CharField(max_length=32)
+    cluster_json = pw.TextField(null=True)
+    motif_json = pw.TextField(null=True)
 
     class Meta:
         indexes = ((("run", "cluster"), True), (("run", "motif_rank"), True))
@@ -637,6 +642,23 @@ def _add_map(db: pw.Database) -> None:
     )
 
 
+def _add_listings(db: pw.Database) -> None:
+    # Version 8 (7 is the map's): each cluster's entries of /api/clusters and
+    # /api/motifs stored ready to serve.  A database whose summary table was made by
+    # this version's model has the columns already; runs stored before get their
+    # listings now, in this transaction.
+    table = ClusterSummary._meta.table_name
+    present = {c.name for c in db.get_columns(table)}
+    for name in ("cluster_json", "motif_json"):
+        if name not in present:
+            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {name} TEXT")
+    from leitmotiv import summaries
+
+    stored = ClusterRun.select(ClusterRun.id).where(ClusterRun.n_clusters.is_null(False))
+    for (run_id,) in stored.tuples():
+        summaries.store_listings(run_id)
+
+
 MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (1, _create_initial_schema),
     (2, _add_neighbours),
@@ -645,6 +667,7 @@ MIGRATIONS: list[tuple[int, Callable[[pw.Database], None]]] = [
     (5, _add_summaries),
     (6, _add_duplicates),
     (7, _add_map),
+    (8, _add_listings),
 ]
 
 #: The version a freshly migrated database has.
@@ -751,9 +774,7 @@ def connect(
             db = LibraryDatabase(str(path), pragmas=pragmas)
     elif url.startswith("sqlite"):
         params = db_url.parse(url)
-        db = LibraryDatabase(
-            params.pop("database"), read_only=read_only, pragmas=pragmas, **params
-        )
+        db = LibraryDatabase(params.pop("database"), read_only=read_only, pragmas=pragmas, **params)
     elif read_only and url.startswith("postgres"):
         db = db_url.connect(url, options="-c default_transaction_read_only=on")
     else:
@@ -936,6 +957,25 @@ def raw_rows(db: pw.Database, query: pw.Query, batch: int = 10_000) -> Iterator[
     cursor = db.execute(query)
     while rows := cursor.fetchmany(batch):
         yield from rows
+
+
+def join_taken(taken: Any, offset: int | None) -> dt.datetime | None:
+    """A stored capture time (text from SQLite) with its UTC offset, as photos show it."""
+    if taken is None:
+        return None
+    if isinstance(taken, str):  # SQLite hands back text it cannot parse as-is
+        taken = dt.datetime.fromisoformat(taken)
+    if offset is not None:
+        taken = taken.replace(tzinfo=dt.timezone(dt.timedelta(seconds=offset)))
+    return taken
+
+
+def one_of(field: pw.Field, values: list[int]) -> pw.Expression:
+    """``field IN (values)`` with one placeholder per value, written directly: peewee's
+    ``in_`` converts each value through the field, which for the hundreds of ids a
+    listing asks for costs more than running the query.  Integers only (ids)."""
+    marks = ", ".join([field.model._meta.database.param] * len(values))
+    return pw.Expression(field, pw.OP.IN, pw.SQL(f"({marks})", [int(v) for v in values]))
 
 
 #: Rows per INSERT: 5 columns x 1000 rows stays under SQLite's bound-variable limit.

@@ -13,7 +13,11 @@ in the same transaction:
   range, its motif's score, rank, occurrences, undated count and periods
   (:mod:`leitmotiv.motifs`), and a key naming its average image's content;
 - per run: the number of clusters, and the motifs' resolution, the library's span and
-  the first and last period (what a single motif and the shared timeline need).
+  the first and last period (what a single motif and the shared timeline need);
+- per cluster, its entries of ``/api/clusters`` and ``/api/motifs`` as JSON text
+  (:func:`store_listings`): those listings then read a page of rows and join their
+  texts, instead of every member photo and a motif per cluster (they list every
+  member, some 900 and 1,300 photos a page at 100,000 photos).
 
 The readers below return these rows; the stored values equal a recomputation from the
 members (tested), because they are made by the same functions of :mod:`leitmotiv.motifs`.
@@ -27,8 +31,10 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import NamedTuple
 
-from leitmotiv import store
+from leitmotiv import paths, store
 from leitmotiv.motifs import Motif, Shot, library_scale, motif_of, motif_order
 
 
@@ -196,6 +202,81 @@ def store_run(run_id: int) -> None:
         first_period=min(starts, default=None),
         last_period=max(starts, default=None),
     ).where(store.ClusterRun.id == run_id).execute()
+    store_listings(run_id)
+
+
+class _Ref(NamedTuple):
+    """What the listings' JSON shows of a member photo."""
+
+    id: int
+    path: str
+    taken: dt.datetime | None
+
+
+def store_listings(run_id: int, cluster_ids: list[int] | None = None) -> None:
+    """Store each cluster's entries of ``/api/clusters`` and ``/api/motifs`` (the shapes
+    of :mod:`leitmotiv.json_shapes`) as JSON text in its summary row; with
+    ``cluster_ids``, those clusters' only.
+
+    Run after the run's other summaries are stored (it reads the members' positions
+    and the run's timeline scale); the caller owns the transaction.  The text is UTF-8
+    as served: an undecodable byte of a file name is U+FFFD already
+    (:func:`leitmotiv.paths.shown`).
+    """
+    from leitmotiv.json_shapes import cluster_json, motif_json
+
+    summary = run_summary(store.ClusterRun.get_by_id(run_id))
+    m, p = store.ClusterMember, store.Photo
+    condition = store.Cluster.run == run_id
+    if cluster_ids is not None:
+        condition &= m.cluster.in_(cluster_ids)
+    rows = (
+        m.select(
+            m.cluster, store.Cluster.exemplar, p.id, p.path, p.taken, p.taken_offset, p.taken_source
+        )
+        .join(p)
+        .switch(m)
+        .join(store.Cluster)
+        .where(condition)
+        .order_by(m.cluster, m.position)
+        .tuples()
+    )
+    # Per cluster, in display order: its exemplar, the members and their shots.
+    clusters: dict[int, tuple[int, list[_Ref], list[Shot]]] = {}
+    for cid, exemplar, pid, path, taken, offset, source in rows:
+        _, refs, shots = clusters.setdefault(cid, (exemplar, [], []))
+        refs.append(_Ref(pid, path, store.join_taken(taken, offset)))
+        shots.append(Shot(pid, refs[-1].taken, source))
+    for cid, (exemplar, refs, shots) in clusters.items():
+        photos = {ref.id: ref for ref in refs}
+        found = motif(summary, cid, exemplar, shots)
+        entries = (
+            cluster_json(SimpleNamespace(id=cid, exemplar=photos[exemplar], members=refs)),
+            motif_json(found, photos, f"/clusters/{cid}/average.png"),
+        )
+        cluster_text, motif_text = (
+            json.dumps(entry, ensure_ascii=False).encode("utf-8", paths.SHOWN_ERRORS).decode()
+            for entry in entries
+        )
+        store.ClusterSummary.update(cluster_json=cluster_text, motif_json=motif_text).where(
+            store.ClusterSummary.cluster == cid
+        ).execute()
+
+
+def refresh_listings(photo_id: int) -> None:
+    """Store again the listings of every clustering's cluster that holds photo
+    ``photo_id``, whose path or capture time changed (a moved or rewritten file): the
+    listings show them.  The caller owns the transaction."""
+    m = store.ClusterMember
+    holding = (
+        m.select(store.Cluster.run, m.cluster)
+        .join(store.Cluster)
+        .join(store.ClusterRun)
+        .where((m.photo == photo_id) & store.ClusterRun.n_clusters.is_null(False))
+        .tuples()
+    )
+    for run_id, cluster_id in list(holding):
+        store_listings(run_id, [cluster_id])
 
 
 # --------------------------------------------------------------------- reading
@@ -217,33 +298,44 @@ def run_summary(run) -> RunSummary | None:
     )
 
 
-def _to_summary(row: dict) -> ClusterSummary:
+def _to_summary(row: tuple) -> ClusterSummary:
+    cluster_id, exemplar_id, size, first, last, score, rank, n_occ, n_undated, periods, key = row
     return ClusterSummary(
-        cluster_id=row["cluster"],
-        exemplar_id=row["exemplar_id"],
-        size=row["size"],
-        first_taken=row["first_taken"],
-        last_taken=row["last_taken"],
-        score=row["score"],
-        motif_rank=row["motif_rank"],
-        n_occurrences=row["n_occurrences"],
-        n_undated=row["n_undated"],
+        cluster_id=cluster_id,
+        exemplar_id=exemplar_id,
+        size=size,
+        first_taken=store.join_taken(first, None),
+        last_taken=store.join_taken(last, None),
+        score=score,
+        motif_rank=rank,
+        n_occurrences=n_occ,
+        n_undated=n_undated,
         periods=[
             PeriodSummary(label, dt.datetime.fromisoformat(start), n, k)
-            for label, start, n, k in json.loads(row["periods"])
+            for label, start, n, k in json.loads(periods)
         ],
-        average_key=row["average_key"],
+        average_key=key,
     )
 
 
 def _summaries():
-    return (
-        store.ClusterSummary.select(
-            store.ClusterSummary, store.Cluster.exemplar.alias("exemplar_id")
-        )
-        .join(store.Cluster)
-        .dicts()
-    )
+    """The summary rows in :func:`_to_summary`'s order, read with
+    :func:`leitmotiv.store.raw_rows` (the stored listings' texts are left out: only the
+    JSON listings read them)."""
+    s = store.ClusterSummary
+    return s.select(
+        s.cluster,
+        store.Cluster.exemplar,
+        s.size,
+        s.first_taken,
+        s.last_taken,
+        s.score,
+        s.motif_rank,
+        s.n_occurrences,
+        s.n_undated,
+        s.periods,
+        s.average_key,
+    ).join(store.Cluster)
 
 
 def cluster_summaries(
@@ -257,16 +349,34 @@ def cluster_summaries(
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    return [_to_summary(row) for row in query]
+    return [_to_summary(row) for row in store.raw_rows(store.ClusterSummary._meta.database, query)]
+
+
+def listings(
+    run_id: int, offset: int = 0, limit: int | None = None, by_motif: bool = False
+) -> list[tuple[str, str]]:
+    """``(cluster JSON, motif JSON)`` texts of one page of a run's clusters, by cluster id
+    or by motif rank, as :func:`store_listings` stored them."""
+    s = store.ClusterSummary
+    query = (
+        s.select(s.cluster_json, s.motif_json)
+        .where(s.run == run_id)
+        .order_by(s.motif_rank if by_motif else s.cluster)
+        .tuples()
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
+    return list(store.raw_rows(s._meta.database, query))
 
 
 def cluster_summary(run_id: int, cluster_id: int) -> ClusterSummary | None:
     """The summary of one cluster of the run, or None."""
-    row = (
-        _summaries()
-        .where((store.ClusterSummary.run == run_id) & (store.ClusterSummary.cluster == cluster_id))
-        .first()
+    query = _summaries().where(
+        (store.ClusterSummary.run == run_id) & (store.ClusterSummary.cluster == cluster_id)
     )
+    row = next(store.raw_rows(store.ClusterSummary._meta.database, query), None)
     return None if row is None else _to_summary(row)
 
 

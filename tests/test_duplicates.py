@@ -135,7 +135,7 @@ def test_version_5_library_gets_sharpness_from_its_thumbnails(tmp_path, copies):
             library.db.execute_sql("ALTER TABLE photo DROP COLUMN sharpness")
             store.SchemaVersion.update(version=5).execute()
     with _library(tmp_path) as library:
-        assert store.schema_version(library.db) == store.SCHEMA_VERSION == 7
+        assert store.schema_version(library.db) == store.SCHEMA_VERSION == 8
         assert all(p.sharpness is None for p in library.photos())
         library.build_index(jobs=1)
         assert all(p.sharpness > 0 for p in library.photos())

@@ -209,7 +209,7 @@ def test_a_schema_6_library_gets_its_map_from_the_next_build(fitted, tmp_path): 
         Library.open(settings(folder), read_only=True)
     with Library.open(settings(folder)) as lib:
         with store.bound(lib.db):
-            assert store.schema_version(lib.db) == 7
+            assert store.schema_version(lib.db) == store.SCHEMA_VERSION == 8
             assert store.MapPoint.select().count() == 0
         assert lib.map_size() == 0 and lib.map_points((0, 0, 1, 1), 10) is None
         report = lib.build_index(progress=False)

@@ -51,7 +51,7 @@ def test_a_version_1_library_is_migrated_to_the_current_schema(tmp_path):
     old.close()
     db = store.open_database(None, tmp_path)
     with store.bound(db):
-        assert store.schema_version(db) == store.SCHEMA_VERSION == 7
+        assert store.schema_version(db) == store.SCHEMA_VERSION == 8
         assert "neighbours" in db.get_tables()
         assert "base_photos" in {c.name for c in db.get_columns("cluster_run")}
         assert store.Photo.select().count() == 1  # nothing lost

@@ -8,12 +8,16 @@ summaries existed: the display order by sorting, the motifs by
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 from test_motifs_library import build_dated_library
 
 from leitmotiv import store, summaries
 from leitmotiv.config import Settings
+from leitmotiv.json_shapes import cluster_json, motif_json
 from leitmotiv.library import Library
 from leitmotiv.motifs import Shot, find_motifs, library_scale
 
@@ -76,6 +80,21 @@ def assert_summaries_match(library: Library) -> None:
         assert library.member_ids([summary.cluster_id], 1, 3)[summary.cluster_id] == ids[1:3]
         # One motif alone, from the stored scale, is the whole library's motif.
         assert library.motif(summary.cluster_id) == motif
+    assert_listings_match(library, motifs)
+
+
+def assert_listings_match(library: Library, motifs) -> None:
+    """The stored /api/clusters and /api/motifs entries equal their recomputation from
+    the whole clustering, in both orders."""
+    clusters = library.clusters()
+    photos = {p.id: p for c in clusters for p in c.members}
+    by_id = library.listings()
+    assert [json.loads(text) for text, _ in by_id] == [cluster_json(c) for c in clusters]
+    by_rank = library.listings(by_motif=True)
+    assert [json.loads(text) for _, text in by_rank] == [
+        motif_json(m, photos, f"/clusters/{m.cluster_id}/average.png") for m in motifs
+    ]
+    assert library.listings(2, 3, by_motif=True) == by_rank[2:5]
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +161,50 @@ def test_a_version_4_clustering_gets_its_summaries_when_migrated(tmp_path, photo
         assert_summaries_match(library)
         indexes = {i.name for i in library.db.get_indexes("photo")}
         assert store.PHOTO_ORDER_INDEX in indexes
+
+
+def test_a_version_6_clustering_gets_its_listings_when_migrated(tmp_path, photos_dir):
+    files = sorted(photos_dir.glob("*.jpg"))[:10]
+    settings = Settings(
+        library=tmp_path / "lib", params={"featurizer": {"gmm": {"n_samples": 500}}}
+    )
+    with Library.open(settings) as library:
+        library.add(files, progress=False, jobs=1)
+        library.build_index(progress=False)
+    # Take the database back to schema 6: the summaries without their listings.
+    db = store.connect(None, tmp_path / "lib")
+    for sql in (
+        "ALTER TABLE cluster_summary DROP COLUMN cluster_json",
+        "ALTER TABLE cluster_summary DROP COLUMN motif_json",
+        "UPDATE schema_version SET version = 6",
+    ):
+        db.execute_sql(sql)
+    db.close()
+    with pytest.raises(RuntimeError, match="schema version 6"):
+        Library.open(settings, read_only=True)  # the web view waits for a writer
+    with Library.open(settings) as library:
+        assert store.schema_version(library.db) == store.SCHEMA_VERSION
+        assert_summaries_match(library)
+
+
+def test_listings_show_a_moved_photo_at_its_new_path(tmp_path, photos_dir):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for source in sorted(photos_dir.glob("*.jpg"))[:8]:
+        shutil.copy(source, folder / source.name)
+    settings = Settings(
+        library=tmp_path / "lib", params={"featurizer": {"gmm": {"n_samples": 500}}}
+    )
+    with Library.open(settings) as library:
+        library.add([folder], progress=False, jobs=1)
+        library.build_index(progress=False)
+        first = sorted(folder.iterdir())[0]
+        first.rename(folder / f"moved-{first.name}")
+        assert library.add([folder], progress=False, jobs=1).moved == 1
+        names = {
+            Path(member["path"]).name
+            for text, _ in library.listings()
+            for member in json.loads(text)["members"]
+        }
+        assert f"moved-{first.name}" in names and first.name not in names
+        assert_summaries_match(library)  # the motifs' listings too

@@ -13,6 +13,12 @@ import datetime as dt
 import email.utils
 import json
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
@@ -184,6 +190,78 @@ def test_photo_grid_is_paginated_by_date(app, library, all_photos):
     assert 'rel="next"' not in call(app, f"/?page={n_pages}").text
     for bad in (n_pages + 1, 0, -1, "x", "1.5", "%EF%BC%91"):
         assert call(app, f"/?page={bad}").status == 404
+
+
+NEXT_RE = re.compile(r'href="(\?[^"]*)" rel="next"')
+PREV_RE = re.compile(r'href="(\?[^"]*)" rel="prev"')
+
+
+@pytest.fixture
+def tied_library(library, tmp_path):
+    """A copy of the web library in which half the photos share one capture time and a
+    fifth have none, so the grid's order rests on the path within each tie."""
+    folder = tmp_path / "library"
+    shutil.copytree(library.folder, folder)
+    lib = Library.open(dataclasses.replace(library.settings, library=folder))
+    with store.bound(lib.db), lib.db.atomic():
+        ids = [
+            pid for (pid,) in store.Photo.select(store.Photo.id).order_by(-store.Photo.id).tuples()
+        ]
+        tie = dt.datetime(2019, 6, 1, 12, 0)
+        store.Photo.update(taken=tie, taken_offset=None).where(
+            store.Photo.id.in_(ids[::2])
+        ).execute()
+        store.Photo.update(taken=None, taken_offset=None, taken_source=None).where(
+            store.Photo.id.in_(ids[1:30:2])
+        ).execute()
+    yield lib
+    lib.close()
+
+
+def test_photo_grid_pages_by_keyset_through_every_photo_once(tied_library, monkeypatch):
+    expected = [p.id for p in tied_library.photos()]
+    taken = [p.taken for p in tied_library.photos()]
+    assert taken.count(dt.datetime(2019, 6, 1, 12, 0)) >= 30 and taken.count(None) == 15
+    monkeypatch.setattr(webapp, "PHOTOS_PER_PAGE", 7)  # ten pages, ties across pages
+    app = make_app(tied_library)
+    seen, url, pages = [], "/", []
+    while True:
+        html = call(app, url).text
+        seen += tiles(html)
+        pages.append((url, tiles(html)))
+        following = NEXT_RE.search(html)
+        if following is None:
+            break
+        url = "/" + following.group(1).replace("&amp;", "&")
+        assert "after=" in url
+    assert seen == expected  # every photo once, in the grid's order
+    assert len(pages) == -(-len(expected) // 7)
+    # Back from the last page by the "previous" links: the same pages, in reverse.
+    for url, ids in reversed(pages[1:]):
+        html = call(app, url).text
+        assert tiles(html) == ids
+        back = "/" + PREV_RE.search(html).group(1).replace("&amp;", "&")
+        assert tiles(call(app, back).text) == pages[pages.index((url, ids)) - 1][1]
+    # The JSON API: the same walk by next_after, and offsets still agree.
+    walked, query = [], "/api/photos?limit=6"
+    while True:
+        body = call(app, query).json()
+        walked += [p["id"] for p in body["photos"]]
+        if body["next_after"] is None:
+            break
+        query = f"/api/photos?limit=6&after={body['next_after']}"
+        assert body["offset"] is None or body["offset"] == 0
+    assert walked == expected
+    assert [p["id"] for p in call(app, "/api/photos?offset=12&limit=6").json()["photos"]] == (
+        expected[12:18]
+    )
+    unknown = 10**9 - 1  # no such photo
+    assert call(app, f"/?after={unknown}").status == 404
+    assert call(app, f"/api/photos?after={unknown}").status == 404
+    for bad in ("after=x", "after=0", "before=-1", f"after={expected[0]}&before={expected[1]}"):
+        assert call(app, f"/?{bad}").status == 404
+    for bad in ("after=x", "after=0", f"after={expected[0]}&offset=3"):
+        assert call(app, f"/api/photos?{bad}").status == 400
 
 
 def test_photo_grid_shows_dates_and_their_source(app, all_photos):
@@ -579,7 +657,40 @@ def test_serve_listens_on_localhost_by_default():
     from leitmotiv.cli import cli
 
     options = {p.name: p.default for p in cli.commands["serve"].params}
-    assert options == {"host": "127.0.0.1", "port": 5000, "threads": 8}
+    assert options == {"host": "127.0.0.1", "port": 5000, "threads": 8, "processes": 1}
+
+
+def test_serve_in_several_processes_sharing_the_port(library, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "leitmotiv", "--library", str(library.folder), "serve"]
+    command += ["--port", str(port), "--processes", "3", "--threads", "2"]
+    with open(tmp_path / "serve.log", "w", encoding="utf-8") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        listing = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+        for _ in range(100):  # the last child may still be starting
+            children = listing.read_text().split()
+            if len(children) == 2:
+                break
+            time.sleep(0.1)
+        assert len(children) == 2
+        for _ in range(12):  # a new connection each: any of the processes answers
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/photos?limit=1") as reply:
+                assert json.loads(reply.read())["total"] == library.count_photos()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "3 processes" in (tmp_path / "serve.log").read_text()
+    for pid in children:  # stopped with it
+        assert not Path(f"/proc/{pid}").exists()
 
 
 class ColourOnlyLibrary:

@@ -5,7 +5,8 @@ Routes, grouped by what they serve (each HTML page has a JSON twin under ``/api/
 ========================================  ==========================================
 HTML                                      JSON
 ========================================  ==========================================
-``/`` photos by date captured (``?page``)  ``/api/photos?offset=&limit=``
+``/`` photos by date captured (``?page``,  ``/api/photos?offset=&limit=``, or
+``&after=``/``&before=`` a photo id)      ``?after=&limit=`` (keyset)
 ``/photo/<id>`` ranking (``?page``)        ``/api/photos/<id>``,
                                           ``/api/photos/<id>/similar?top=&offset=``
 ``/photo/<id>/model`` the mixture          ``/api/photos/<id>/model``
@@ -23,8 +24,10 @@ Images: ``/photo/<id>/thumb.jpg``, ``/photo/<id>/file`` (the original),
 ``/static/<name>`` from a fixed whitelist.
 
 At 100,000 photos a page still reads only what it shows: listings read one page of
-rows through indexes, and the clusters and motifs pages read the summaries stored with
-the clustering (:mod:`leitmotiv.summaries`) instead of the clustering itself.
+rows through indexes (the photo grid from a cursor photo's place in its index, however
+deep), the clusters and motifs pages read the summaries stored with the clustering
+(:mod:`leitmotiv.summaries`) instead of the clustering itself, and ``/api/clusters``
+and ``/api/motifs`` join the JSON texts stored there for each cluster.
 
 Caching: the pages link images and styles by URLs that name their content
 (``?v=`` the photo's content hash, the render's or average's key, the stylesheet's
@@ -56,7 +59,9 @@ import datetime as dt
 import email.utils
 import hashlib
 import hmac
+import json
 import math
+import os
 import re
 import secrets
 import threading
@@ -69,6 +74,16 @@ import bottle
 from bottle import HTTPError, HTTPResponse, request, response
 
 from leitmotiv import paths, store, summaries
+
+# The JSON shapes, importable from here too, where the CLI and plugins find them.
+from leitmotiv.json_shapes import (
+    cluster_json,
+    duplicate_group_json,
+    duplicate_photo_json,  # noqa: F401 (re-exported)
+    motif_json,
+    photo_json,
+    photo_ref,  # noqa: F401 (re-exported)
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
@@ -237,93 +252,27 @@ def _map_box(raw: str | None) -> tuple[float, float, float, float] | None:
     return x0, y0, x1, y1
 
 
-# ---------------------------------------------------------------- data shapes
+def _json_listing(head: dict[str, Any], key: str, entries: list[str]) -> bytes:
+    """A JSON listing made of ``head``'s fields and ``key``: the ``entries``, JSON texts
+    stored ready to serve (UTF-8, names shown), joined without being parsed again.
 
-
-def photo_json(photo) -> dict[str, Any]:
-    """A photo as the JSON API and ``leitmotiv ... --json`` show it."""
-    return {
-        "id": photo.id,
-        "path": photo.path,
-        "taken": photo.taken.isoformat() if photo.taken is not None else None,
-        "taken_source": photo.taken_source,
-        "width": photo.width,
-        "height": photo.height,
-        "components": photo.components,
-    }
-
-
-def photo_ref(photo) -> dict[str, Any]:
-    """The short form of a photo inside other objects: id and path."""
-    return {"id": photo.id, "path": photo.path}
-
-
-def duplicate_photo_json(photo) -> dict[str, Any]:
-    """A photo in a group of near-duplicates: what deciding which to keep needs."""
-    return {**photo_json(photo), "size": photo.size, "sharpness": photo.sharpness}
-
-
-def duplicate_group_json(group) -> dict[str, Any]:
-    """A group of near-duplicates as the JSON API and ``leitmotiv duplicates --json``
-    show it: the keeper, why, and the other members with their distance to it."""
-    return {
-        "size": group.size,
-        "keeper": duplicate_photo_json(group.keeper),
-        "reason": group.reason,
-        "members": [
-            {**duplicate_photo_json(photo), "distance": distance}
-            for photo, distance in group.members
-        ],
-    }
-
-
-def cluster_json(cluster) -> dict[str, Any]:
-    """A cluster: its id, exemplar and members (short photo forms)."""
-    return {
-        "id": cluster.id,
-        "exemplar": photo_ref(cluster.exemplar),
-        "members": [photo_ref(member) for member in cluster.members],
-    }
-
-
-def motif_json(motif, photos: dict[int, Any], average: str) -> dict[str, Any]:
-    """A motif as ``/api/motifs`` and ``leitmotiv motifs --json`` show it.
-
-    Parameters
-    ----------
-    motif : leitmotiv.motifs.Motif
-    photos : dict
-        Photos by id, at least the motif's members.
-    average : str
-        How to get the motif's average image (a URL here, a command in the CLI).
+    The text is what ``json.dumps`` gives for the same data (same separators), so a
+    stored listing reads exactly like one computed per request.
     """
+    response.content_type = "application/json"
+    text = json.dumps(head, ensure_ascii=False)[:-1] + f', "{key}": [' + ", ".join(entries)
+    return (text + "]}").encode("utf-8", paths.SHOWN_ERRORS)
 
-    def dated(photo_id: int) -> dict[str, Any]:
-        photo = photos[photo_id]
-        taken = photo.taken.isoformat() if photo.taken is not None else None
-        return {**photo_ref(photo), "taken": taken}
 
-    return {
-        "cluster_id": motif.cluster_id,
-        "score": motif.score,
-        "recurring": motif.recurring,
-        "resolution": motif.resolution,
-        "exemplar": photo_ref(photos[motif.exemplar_id]),
-        "average": average,
-        "occurrences": motif.n_occurrences,
-        "periods": [
-            {
-                "label": period.label,
-                "start": period.start.isoformat(),
-                "photos": [dated(pid) for pid in period.photo_ids],
-                "occurrences": len(period.occurrences),
-            }
-            for period in motif.periods
-        ],
-        "gaps_days": motif.gaps_days,
-        "undated": [photo_ref(photos[pid]) for pid in motif.undated_ids],
-        "members": [photo_ref(photos[pid]) for pid in motif.member_ids],
-    }
+def _cursor(name: str, status: int) -> int | None:
+    """A photo id naming a keyset page (``after``, ``before``), or None when absent;
+    malformed, it is an HTTP ``status`` (404 for a page, 400 for the JSON API)."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _COUNT_RE.fullmatch(raw) or int(raw) < 1:
+        raise HTTPError(status, f"{name} must be a photo id.")
+    return int(raw)
 
 
 def motifs_with_photos(library, **bounds: Any) -> tuple[list, dict[int, Any]]:
@@ -331,33 +280,6 @@ def motifs_with_photos(library, **bounds: Any) -> tuple[list, dict[int, Any]]:
     clusters = library.clusters()
     photos = {photo.id: photo for cluster in clusters for photo in cluster.members}
     return library.motifs(clusters=clusters, **bounds), photos
-
-
-def motif_page(library, run, offset: int, limit: int) -> tuple[list, dict[int, Any]]:
-    """Motifs ``offset .. offset + limit - 1`` of the current clustering (by rank) and
-    their photos by id, reading only those clusters' members.
-
-    Each motif is computed from its own members with the run's stored resolution and
-    span, so it equals the one :func:`motifs_with_photos` gives for the whole library.
-    """
-    from leitmotiv.motifs import Shot
-
-    shown = library.cluster_summaries(offset, limit, by_motif=True)
-    members = library.member_ids(c.cluster_id for c in shown)
-    photos = library.photos_by_id(pid for ids in members.values() for pid in ids)
-    motifs = [
-        summaries.motif(
-            run,
-            c.cluster_id,
-            c.exemplar_id,
-            [
-                Shot(pid, photos[pid].taken, photos[pid].taken_source)
-                for pid in members[c.cluster_id]
-            ],
-        )
-        for c in shown
-    ]
-    return motifs, photos
 
 
 # ----------------------------------------------------------------- timelines
@@ -500,7 +422,7 @@ def _floor(moment: dt.datetime, unit: str) -> dt.datetime:
 
 def file_name(photo) -> str:
     """The last component of a photo's path, as shown under thumbnails."""
-    return Path(photo.path).name
+    return os.path.basename(photo.path)  # a stored path is absolute and names a file
 
 
 def file_size_label(n_bytes: int) -> str:
@@ -530,10 +452,20 @@ def date_source_label(photo) -> str:
 
 def _show_undecodable_names(callback: Callable[..., Any]) -> Callable[..., Any]:
     """Bottle plugin: a route's result (a page, or data for JSON) with every string
-    passed through :func:`leitmotiv.paths.shown`."""
+    passed through :func:`leitmotiv.paths.shown`.
+
+    Data (a dict) is encoded to JSON here, once, as UTF-8 whose encoder writes U+FFFD
+    for each undecodable byte of a name: :func:`~leitmotiv.paths.shown` maps characters
+    one by one, so this equals applying it to every string of the data, without
+    walking a listing's tens of thousands of strings in Python first.
+    """
 
     def shown_result(*args: Any, **kwargs: Any) -> Any:
-        return paths.shown_data(callback(*args, **kwargs))
+        result = callback(*args, **kwargs)
+        if isinstance(result, dict):
+            response.content_type = "application/json"
+            return json.dumps(result, ensure_ascii=False).encode("utf-8", paths.SHOWN_ERRORS)
+        return paths.shown_data(result)
 
     return shown_result
 
@@ -742,22 +674,48 @@ def make_app(library) -> bottle.Bottle:
 
     # ------------------------------------------------------------ all photos
 
+    def photos_next_to(photo_id: int, limit: int, before: bool = False) -> list:
+        """A keyset page of the photo grid; 404 when the cursor names no photo."""
+        found = library.photos_next_to(photo_id, limit, before) if valid_id(photo_id) else None
+        if found is None:
+            raise HTTPError(404, f"There is no photo {photo_id}.")
+        return found
+
     @app.get("/")
     def photos_page():
         page = _page(library.count_photos(), PHOTOS_PER_PAGE)
-        photos = library.photos(offset=page.offset, limit=page.size)
-        return render("photos", title="Photos", photos=photos, page=page)
+        # The pager's links name the photo a page starts after (or ends before), so a
+        # deep page is read from that photo's place in the index; ``?page`` alone
+        # (an offset) still works and labels the page.
+        after, before = _cursor("after", 404), _cursor("before", 404)
+        if after is not None and before is not None:
+            raise HTTPError(404, "No such page.")
+        if after is not None or before is not None:
+            photos = photos_next_to(after or before, page.size, before=before is not None)
+        else:
+            photos = library.photos(offset=page.offset, limit=page.size)
+        keyset = (photos[0].id, photos[-1].id) if photos else None
+        return render("photos", title="Photos", photos=photos, page=page, keyset=keyset)
 
     @app.get("/api/photos")
     def photos_api():
         offset = _query_count("offset", 0, 0, 10**9)
         limit = _query_count("limit", API_DEFAULT_LIMIT, 1, API_MAX_LIMIT)
-        photos = library.photos(offset=offset, limit=limit)
+        after = _cursor("after", 400)
+        if after is not None and offset:
+            raise HTTPError(400, "Ask with offset or with after, not both.")
+        # One photo more than the page, to tell whether a next page exists.
+        if after is None:
+            photos = library.photos(offset=offset, limit=limit + 1)
+        else:
+            photos = photos_next_to(after, limit + 1)
         return {
             "total": library.count_photos(),
-            "offset": offset,
+            "offset": offset if after is None else None,
             "limit": limit,
-            "photos": [photo_json(photo) for photo in photos],
+            "after": after,
+            "next_after": photos[limit - 1].id if len(photos) > limit else None,
+            "photos": [photo_json(photo) for photo in photos[:limit]],
         }
 
     # ---------------------------------------------- one photo and its ranking
@@ -883,22 +841,10 @@ def make_app(library) -> bottle.Bottle:
     def clusters_api():
         offset = _query_count("offset", 0, 0, 10**9)
         limit = _query_count("limit", CLUSTERS_PER_PAGE, 1, API_MAX_LIMIT)
-        shown = library.cluster_summaries(offset, limit)
-        members = library.member_ids(c.cluster_id for c in shown)
-        photos = library.photos_by_id(p for ids in members.values() for p in ids)
-        return {
-            "total": cluster_total(),
-            "offset": offset,
-            "limit": limit,
-            "clusters": [
-                {
-                    "id": c.cluster_id,
-                    "exemplar": photo_ref(photos[c.exemplar_id]),
-                    "members": [photo_ref(photos[p]) for p in members[c.cluster_id]],
-                }
-                for c in shown
-            ],
-        }
+        entries = [text for text, _ in library.listings(offset, limit)]
+        return _json_listing(
+            {"total": cluster_total(), "offset": offset, "limit": limit}, "clusters", entries
+        )
 
     @app.get("/clusters/<cluster_id:int>")
     def cluster_page(cluster_id):
@@ -1125,8 +1071,10 @@ def make_app(library) -> bottle.Bottle:
             motifs, photos = motifs_with_photos(library, **bounds)
             total, motifs = len(motifs), motifs[offset : offset + limit]
         else:
-            motifs, photos = motif_page(library, run, offset, limit)
-            total = run.n_clusters
+            # Stored ready to serve with the clustering (leitmotiv.summaries).
+            entries = [text for _, text in library.listings(offset, limit, by_motif=True)]
+            head = {"total": run.n_clusters, "offset": offset, "limit": limit}
+            return _json_listing(head, "motifs", entries)
         return {
             "total": total,
             "offset": offset,
@@ -1249,7 +1197,9 @@ def make_wsgi(library):
     from paste.gzipper import middleware
 
     app = make_app(library)
-    compressed = middleware(app, compress_level=6)
+    # Level 1: a large listing compresses in a fraction of level 6's time, for a
+    # somewhat larger body; the server's CPU is what a busy view lacks.
+    compressed = middleware(app, compress_level=1)
 
     def wsgi(environ, start_response):
         if _ORIGINAL_RE.fullmatch(environ.get("PATH_INFO", "")):

@@ -12,4 +12,4 @@
   </li>
 % end
 </ul>
-% include('pager', page=page, label='Photo')
+% include('pager', page=page, label='Photo', keyset=keyset)
