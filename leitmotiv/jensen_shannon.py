@@ -322,8 +322,10 @@ class JensenShannon(Divergence):
 
     name: ClassVar[str] = "js"
     #: 2: convolved model, luminance view and colour share (before: the model and the
-    #: palette only).
-    version: ClassVar[int] = 2
+    #: palette only); 3: stratified, quasi-Monte Carlo sample sets
+    #: (:func:`leitmotiv.divergence.stratified_counts`,
+    #: :func:`leitmotiv.divergence.shifted_normals`).
+    version: ClassVar[int] = 3
     #: Calibrated relation thresholds of the default parameters (see
     #: :meth:`near_duplicate_threshold`, :meth:`unrelated_threshold`): the median of
     #: the four training halves' choices of ``benchmarks/quality.py`` (near-duplicate
