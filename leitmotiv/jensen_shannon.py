@@ -110,8 +110,9 @@ ESTIMATE_SAMPLES = 128
 #: 5: 0.950).  With a luminance gain of 1 it was 0.666 (0.400 of the monochrome
 #: versions'), with a palette gain of 6, 0.630 (both measured with the weights 0.8 and
 #: 2.75 tried before the default's).  Linking the palette gain to the weight makes
-#: ``colour_weight = 0`` drop the palette from the embedding too.
-PALETTE_EMBEDDING_GAIN = 1.0 / 0.6
+#: ``colour_weight = 0`` drop the palette from the embedding too; at the default weight
+#: (0.9) the palette part keeps the gain 1 measured.
+PALETTE_EMBEDDING_GAIN = 1.0 / 0.9
 LUMA_EMBEDDING_GAIN = 4.0
 
 #: Colourfulness below which a photo is greyscale: exactly grey samples give a model
@@ -335,14 +336,14 @@ class JensenShannon(Divergence):
 
     n_samples: int = parameter(750, low=10)
     seed: int = parameter(0, low=0)
-    colour_weight: float = parameter(0.6, low=0.0)
+    colour_weight: float = parameter(0.9, low=0.0)
     symmetries: str = parameter("none", choices=tuple(SYMMETRIES))
     palette_samples: int = parameter(250, low=10)
     spread: float = parameter(0.1, low=0.0)
     luma_scale: float = parameter(0.5, low=0.0, low_open=True)
     luma_spread: float = parameter(0.05, low=0.0)
     luma_samples: int = parameter(500, low=10)
-    luma_gain: float = parameter(2.0, low=0.0)
+    luma_gain: float = parameter(2.45, low=0.0)
     tone: float = parameter(1e-3, low=0.0, low_open=True)
 
     def near_duplicate_threshold(self) -> float | None:
