@@ -53,7 +53,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 from numpy.random.bit_generator import ISeedSequence
@@ -344,11 +344,12 @@ def _store(mixture: Mixture, key: tuple[int, int], prepared: PreparedMixture) ->
 _SOBOL_BITS = 30
 
 
-@cache
+@lru_cache(maxsize=32)
 def _sobol_points(d: int, n: int) -> np.ndarray:
     """The first ``n`` points of the unscrambled ``d``-dimensional Sobol sequence as
     integers below ``2**_SOBOL_BITS``, shape (n, d), read-only (cached: every sample
-    set of that size and dimension shifts the same points)."""
+    set of that size and dimension shifts the same points; a library uses a handful of
+    sizes, and the bound keeps odd requests from piling up)."""
     # Imported here: scipy.stats takes a good part of a second to import, which every
     # command would pay, and this runs once per dimension and size.
     from scipy.stats import qmc
