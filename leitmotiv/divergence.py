@@ -24,7 +24,8 @@ A set is not ``n`` independent draws: its component counts are stratified
 (:func:`stratified_counts`) and its normals are a digitally shifted Sobol sequence
 (:func:`shifted_normals`), randomized quasi-Monte Carlo.  The estimate stays unbiased
 and, on the photo models of the shared sets, its error at the default's sample counts
-is about 0.55–0.75 of what independent samples give (0.67 for the distance) (``benchmarks/sampling_error.py``).
+is about 0.55–0.75 of what independent samples give per term, 0.67 for the distance
+(``benchmarks/sampling_error.py``).
 
 Speed
 -----
