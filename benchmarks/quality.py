@@ -299,7 +299,7 @@ def leave_scenes_out(lib: Library480, splits: int, default_d: np.ndarray) -> Non
     print("| fold | chosen on training scenes | held-out easy N-S | hard N-S | mono N-S "
           "| mixed mAP | default's held-out easy / hard / mono / mixed |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    picks = []
+    picks, chosen_points = [], []
     for split in range(splits):
         half = rng.permutation(scenes)[: len(scenes) // 2]
         for fold, (train, test) in enumerate(
@@ -331,15 +331,25 @@ def leave_scenes_out(lib: Library480, splits: int, default_d: np.ndarray) -> Non
                 + " | " + " / ".join(f"{v:.3f}" for v in ref) + " |"
             )
             picks.append((train, test, thresholds(default_d, lib, train)))
-    print(f"\ndefault: spread {default.spread}, luma_spread {default.luma_spread}, "
+            chosen_points.append({**point, "luma_gain": gain})
+    median = {k: float(np.median([p[k] for p in chosen_points])) for k in chosen_points[0]}
+    print("\nthe folds' median choice (how the default is set): "
+          + ", ".join(f"{k} {v:g}" for k, v in median.items()))
+    print(f"default: spread {default.spread}, luma_spread {default.luma_spread}, "
           f"colour_weight {default.colour_weight}, tone {default.tone}, "
           f"luma_gain {default.luma_gain}\n")
     print("## relation thresholds of the default, chosen on training scenes, "
           "scored on held-out scenes\n")
     for fold, (_, test, (near, unrelated)) in enumerate(picks):
         print(f"- fold {fold}: " + relation_quality(default_d, lib, test, near, unrelated))
-    near, unrelated = default.near_duplicate_threshold(), default.unrelated_threshold()
-    print(f"- the default's thresholds ({near:.2f}, {unrelated:.2f}) on all scenes: "
+    # The constants take the folds' median, rounded down to 0.05.
+    near, unrelated = (
+        float(np.floor(np.median([t[i] for _, _, t in picks]) / 0.05 + 1e-9) * 0.05)
+        for i in (0, 1)
+    )
+    print(f"- the folds' median thresholds, rounded down ({near:.2f}, {unrelated:.2f}; the "
+          f"default's constants: {default.near_duplicate_threshold():.2f}, "
+          f"{default.unrelated_threshold():.2f}) on all scenes: "
           + relation_quality(default_d, lib, None, near, unrelated))
 
 

@@ -58,7 +58,9 @@ GENERATED = REPO / "benchmarks" / "generated"
 def stage_recall(lib: Library, n_queries: int) -> tuple[float, float]:
     """Share of the exact top 10 among the ``wide`` nearest embeddings of each query,
     and among the ``k`` best of those by the divergence's cheap estimate."""
-    ids, mixtures = index.indexed_models(lib.context, store.key_id(lib.featurizer.key()))
+    with store.bound(lib.context.db):  # the key's lookup needs the store bound
+        featurizer_id = store.key_id(lib.featurizer.key())
+    ids, mixtures = index.indexed_models(lib.context, featurizer_id)
     queries = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
     k = lib.settings.neighbours
     wide = sparse_index.wide_for(k)

@@ -258,7 +258,9 @@ def recall_at_10(
     ``batch`` at a time, so every batch done so far is itself a random sample:
     ``report(done, recall, seconds)`` is called after each.
     """
-    ids, mixtures = index.indexed_models(lib.context, store.key_id(lib.featurizer.key()))
+    with store.bound(lib.context.db):  # the key's lookup needs the store bound
+        featurizer_id = store.key_id(lib.featurizer.key())
+    ids, mixtures = index.indexed_models(lib.context, featurizer_id)
     order = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
     hits, seconds = [], 0.0
     for first in range(0, len(order), batch):

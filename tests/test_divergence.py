@@ -339,19 +339,6 @@ def test_prepare_many_draws_exactly_what_prepare_draws(monkeypatch):
         prepare_many(batch, 0)
 
 
-def test_sample_sets_are_the_streams_of_mixture_sample():
-    """The kernel redoes Mixture.sample from the same random numbers; only its own
-    Cholesky factors may differ from LAPACK's in the last bits."""
-    rng = np.random.default_rng(12)
-    for k, d, n in [(1, 5, 1000), (9, 5, 333), (40, 5, 64), (3, 2, 65), (5, 1, 7)]:
-        m = random_mixture(rng, k, d)
-        got = prepare(m, n, seed=4)
-        want = m.sample(n, np.random.default_rng([4, divergence_module._checksum(m)]))
-        np.testing.assert_allclose(got.samples, want, rtol=1e-13, atol=1e-14)
-        # The own log-densities are exactly those of the cross-term kernel.
-        np.testing.assert_array_equal(got.own_log_pdf, log_density_matrix(got.samples, [m])[:, 0])
-
-
 def test_preparation_kernels_do_not_depend_on_the_threads():
     rng = np.random.default_rng(14)
     mixtures = [random_mixture(rng, k, 5) for k in (1, 6, 3, 9)]

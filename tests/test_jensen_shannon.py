@@ -228,8 +228,8 @@ def test_luma_view_is_the_standardized_luminance_marginal(models):
 
 
 def test_versioned_key():
-    assert JensenShannon.version == 2
-    assert JensenShannon().key().startswith("divergence:js@2:")
+    assert JensenShannon.version == 3
+    assert JensenShannon().key().startswith("divergence:js@3:")
     assert GmmFeaturizer().key().startswith("featurizer:gmm:{")  # version 1: unchanged form
 
 
