@@ -130,7 +130,7 @@ def log_density_matrix(const double[:, ::1] X, const double[:, ::1] theta,
 def js_half_sums(const double[:, ::1] X, const double[::1] own, Py_ssize_t n,
                  const double[:, ::1] theta, const Py_ssize_t[::1] offsets,
                  int n_threads=1, Py_ssize_t block_samples=64,
-                 Py_ssize_t block_components=512):
+                 Py_ssize_t block_components=512, variants=None):
     """Per-pair sums of one half of the Jensen–Shannon integrand.
 
     Row mixture ``r`` owns the samples ``X[r n:(r + 1) n]`` drawn from it, with its own
@@ -152,6 +152,11 @@ def js_half_sums(const double[:, ::1] X, const double[::1] own, Py_ssize_t n,
     block_samples, block_components : int
         Tile sizes: samples of one row mixture, and (at least one mixture's worth of)
         components, per matrix product.
+    variants : ndarray of intp, shape (R, C), optional
+        A column per pair: ``theta`` and ``offsets`` then hold ``V`` variants of each
+        of the ``C`` columns (variant ``v`` of column ``c`` is mixture ``v C + c``, with
+        as many components as variant 0), and row ``r`` meets variant
+        ``variants[r, c]`` of column ``c``.
 
     Returns
     -------
@@ -159,6 +164,7 @@ def js_half_sums(const double[:, ::1] X, const double[::1] own, Py_ssize_t n,
     """
     cdef Py_ssize_t S = X.shape[0], d = X.shape[1], F = theta.shape[0]
     cdef Py_ssize_t Ktot = theta.shape[1], C = offsets.shape[0] - 1
+    cdef Py_ssize_t V = 1, v
     if n <= 0 or S % n != 0 or own.shape[0] != S:
         raise ValueError("samples must come in equal groups of n per row mixture")
     _check_offsets(offsets, Ktot)
@@ -168,6 +174,19 @@ def js_half_sums(const double[:, ::1] X, const double[::1] own, Py_ssize_t n,
     if block_samples < 1 or block_components < 1:
         raise ValueError("block sizes must be positive")
     cdef Py_ssize_t R = S // n
+    cdef const Py_ssize_t[:, ::1] chosen
+    cdef bint by_pair = variants is not None
+    if by_pair:
+        chosen = variants
+        if chosen.shape[0] != R or chosen.shape[1] < 1 or C % chosen.shape[1] != 0:
+            raise ValueError("variants must have a row per row mixture and divide the columns")
+        V = C // chosen.shape[1]
+        C = chosen.shape[1]
+        counts = np.diff(np.asarray(offsets)).reshape(V, C)
+        if not (counts == counts[0]).all():
+            raise ValueError("the variants of a column must have its number of components")
+        if R and (np.asarray(chosen).min() < 0 or np.asarray(chosen).max() >= V):
+            raise ValueError(f"variants must lie in [0, {V})")
     sums_arr = np.zeros((R, C), dtype=np.float64)
     sumsq_arr = np.zeros((R, C), dtype=np.float64)
     if R == 0 or C == 0:
@@ -198,19 +217,24 @@ def js_half_sums(const double[:, ::1] X, const double[::1] own, Py_ssize_t n,
     cdef Py_ssize_t ntasks = R * ncb
 
     cdef Py_ssize_t task, r, jb, c0, c1, k0, kb, s, s0, s1, ns, i, cc
+    cdef Py_ssize_t f, a, count
     cdef double *phi
     cdef double *g
     cdef double *ts
     cdef double *tq
     cdef double *lqs
     cdef double *mx
+    cdef double *picked
+    cdef const double *tile_theta
+    cdef Py_ssize_t tile_ld
     cdef int no_memory = 0
     cdef int *no_memory_p = &no_memory
     with nogil, parallel(num_threads=n_threads):
         phi = <double *> malloc(bs * F * sizeof(double))
-        g = <double *> malloc((bs * (kbuf + cmax + 2) + 2 * cmax) * sizeof(double))
+        g = <double *> malloc((bs * (kbuf + cmax + 2) + 2 * cmax + F * kbuf) * sizeof(double))
         if phi == NULL or g == NULL:
             no_memory_p[0] = 1
+        picked = g + bs * (kbuf + cmax + 2) + 2 * cmax
         lqs = g + bs * kbuf
         mx = lqs + bs * cmax
         ts = mx + bs
@@ -228,6 +252,20 @@ def js_half_sums(const double[:, ::1] X, const double[::1] own, Py_ssize_t n,
             for cc in range(c1 - c0):
                 ts[cc] = 0.0
                 tq[cc] = 0.0
+            tile_theta = &theta[0, k0]
+            tile_ld = Ktot
+            if by_pair:
+                # This row's variant of each column, gathered into one contiguous tile
+                # laid out like variant 0 (whose offsets the log-sum-exp reads).
+                for cc in range(c1 - c0):
+                    v = chosen[r, c0 + cc]
+                    a = offsets[v * C + c0 + cc]
+                    count = offsets[c0 + cc + 1] - offsets[c0 + cc]
+                    for f in range(F):
+                        for i in range(count):
+                            picked[f * kb + offsets[c0 + cc] - k0 + i] = theta[f, a + i]
+                tile_theta = picked
+                tile_ld = kb
             for s in range((n + bs - 1) // bs):
                 s0 = r * n + s * bs
                 s1 = s0 + bs
@@ -236,7 +274,7 @@ def js_half_sums(const double[:, ::1] X, const double[::1] own, Py_ssize_t n,
                 ns = s1 - s0
                 for i in range(ns):
                     features(&X[s0 + i, 0], d, phi + i * F)
-                gemm_tile(&theta[0, k0], Ktot, kb, phi, F, ns, g, bs)
+                gemm_tile(tile_theta, tile_ld, kb, phi, F, ns, g, bs)
                 lm_lse_columns(g, bs, ns, &offsets[0], c0, c1, log_k, &own[s0], FLOOR_GAP, mx,
                                lqs, ts, tq)
             for cc in range(c1 - c0):

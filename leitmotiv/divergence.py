@@ -72,10 +72,12 @@ __all__ = [
     "PreparedMixture",
     "adopt",
     "js_cross",
+    "js_cross_chosen",
     "js_distance_matrix",
     "js_divergence",
     "js_divergence_with_error",
     "js_matrix",
+    "js_matrix_chosen",
     "js_matrix_moved",
     "js_one_to_many",
     "log_density_matrix",
@@ -528,15 +530,19 @@ def _check_dims(mixtures: Sequence[Mixture], d: int | None = None) -> None:
         raise ValueError(f"mixtures of different dimensions: {sorted(dims)}")
 
 
-def _half(rows, cols, n_samples, seed, n_jobs):
-    """Sums and sums of squares of ``ln p_r - ln m_rc`` over the samples of each row."""
+def _half(rows, cols, n_samples, seed, n_jobs, variants=None):
+    """Sums and sums of squares of ``ln p_r - ln m_rc`` over the samples of each row
+    (``cols`` holding every variant of each column when ``variants`` picks one per
+    pair, see :func:`leitmotiv._ext.divergence.js_half_sums`)."""
     prepared = [prepare(m, n_samples, seed) for m in rows]
     X = np.ascontiguousarray(np.concatenate([p.samples for p in prepared]))
     own = np.ascontiguousarray(np.concatenate([p.own_log_pdf for p in prepared]))
     theta, offsets = _stack_theta(cols)
     # One BLAS thread per tile: the parallelism is across tiles, in our own threads.
     with one_blas_thread():
-        return _kernels.js_half_sums(X, own, int(n_samples), theta, offsets, n_threads(n_jobs))
+        return _kernels.js_half_sums(
+            X, own, int(n_samples), theta, offsets, n_threads(n_jobs), variants=variants
+        )
 
 
 @dataclass(frozen=True)
@@ -719,3 +725,126 @@ def js_distance_matrix(
 ) -> np.ndarray:
     """``sqrt`` of :func:`js_matrix`: the Jensen–Shannon distance, a metric."""
     return np.sqrt(js_matrix(mixtures, n_samples, seed, n_jobs))
+
+
+def _variant_index(choice: np.ndarray, shape: tuple[int, int], n_variants: int) -> np.ndarray:
+    """``choice`` as a C-contiguous intp array, checked against its pairs and maps."""
+    choice = np.ascontiguousarray(choice, dtype=np.intp)
+    if choice.shape != shape:
+        raise ValueError(f"choice has shape {choice.shape}, expected {shape}")
+    if choice.size and (choice.min() < 0 or choice.max() >= n_variants):
+        raise ValueError(f"choice must index the {n_variants} maps")
+    return choice
+
+
+def _variants(moved: Sequence[Sequence[Mixture]], n: int, what: str) -> list[Mixture]:
+    """The variants of ``n`` mixtures under every map, map after map."""
+    moved = [list(v) for v in moved]
+    if not moved or any(len(v) != n for v in moved):
+        raise ValueError(f"{what} needs, for at least one map, a variant of every mixture")
+    return [m for v in moved for m in v]
+
+
+def js_cross_chosen(
+    rows: Sequence[Mixture],
+    cols: Sequence[Mixture],
+    moved_cols: Sequence[Sequence[Mixture]],
+    moved_rows_back: Sequence[Sequence[Mixture]],
+    choice: np.ndarray,
+    n_samples: int = 1000,
+    seed: int = 0,
+    n_jobs: int = -1,
+) -> np.ndarray:
+    """``JS(p_r, g q_c)`` for every pair, with the isometry ``g`` chosen per pair.
+
+    Parameters
+    ----------
+    rows, cols : sequence of Mixture
+        The ``p_r`` and ``q_c``.
+    moved_cols : sequence of sequences of Mixture
+        ``moved_cols[v][c]`` is ``g_v q_c`` (the ``q_c`` themselves for an identity).
+    moved_rows_back : sequence of sequences of Mixture
+        ``moved_rows_back[v][r]`` is ``g_v^-1 p_r``.
+    choice : ndarray of int, shape (R, C)
+        The map ``v`` of each pair.
+
+    Notes
+    -----
+    The cost of one :func:`js_cross`: each half evaluates one variant per pair (an
+    isometry preserves densities, so the half drawn from ``g q`` is the half drawn
+    from ``q`` against ``g^-1 p``).  A mixture against itself (the same object as its
+    chosen variant) is exactly zero, as in :func:`js_cross`.
+
+    Returns
+    -------
+    ndarray, shape (R, C)
+    """
+    rows, cols = list(rows), list(cols)
+    flat_cols = _variants(moved_cols, len(cols), "moved_cols")
+    flat_back = _variants(moved_rows_back, len(rows), "moved_rows_back")
+    n_maps = len(flat_cols) // max(len(cols), 1) if cols else len(moved_cols)
+    if rows and flat_back and len(flat_back) // len(rows) != n_maps:
+        raise ValueError("moved_cols and moved_rows_back must have the same maps")
+    choice = _variant_index(choice, (len(rows), len(cols)), n_maps)
+    _check_dims(rows + cols + flat_cols + flat_back)
+    if not rows or not cols:
+        return np.zeros(choice.shape)
+    s_rc, q_rc = _half(rows, flat_cols, n_samples, seed, n_jobs, choice)
+    s_cr, q_cr = _half(cols, flat_back, n_samples, seed, n_jobs, np.ascontiguousarray(choice.T))
+    value, _ = _combine(s_rc, q_rc, s_cr.T, q_cr.T, n_samples)
+    chosen = [[flat_cols[v * len(cols) + c] for c, v in enumerate(vs)] for vs in choice]
+    same = np.array([[r is c for c in row] for r, row in zip(rows, chosen, strict=True)])
+    value[same] = 0.0
+    return value
+
+
+def js_matrix_chosen(
+    mixtures: Sequence[Mixture],
+    moved: Sequence[Sequence[Mixture]],
+    inverse: Sequence[int],
+    choice: np.ndarray,
+    n_samples: int = 1000,
+    seed: int = 0,
+    n_jobs: int = -1,
+) -> np.ndarray:
+    """``JS(p_i, g p_j)`` for all pairs, with the isometry ``g`` chosen per pair.
+
+    Parameters
+    ----------
+    mixtures : sequence of Mixture
+        The ``p_i``.
+    moved : sequence of sequences of Mixture
+        ``moved[v][j]`` is ``g_v p_j``.
+    inverse : sequence of int
+        ``inverse[v]`` is the map ``g_v^-1`` among them.
+    choice : ndarray of int, shape (N, N)
+        The map of each pair, consistent: ``choice[j, i] == inverse[choice[i, j]]``.
+
+    Notes
+    -----
+    Half the work of :func:`js_cross_chosen` of the list with itself: the half of
+    ``JS(p_i, g p_j)`` drawn from ``g p_j`` is the half of ``JS(p_j, g^-1 p_i)`` drawn
+    from ``p_j``, so one pass over the samples serves both (as in :func:`js_matrix`).
+
+    Returns
+    -------
+    ndarray, shape (N, N)
+        Symmetric, zero diagonal.
+    """
+    mixtures = list(mixtures)
+    flat = _variants(moved, len(mixtures), "moved")
+    n_maps = len(flat) // len(mixtures) if mixtures else len(moved)
+    inverse = np.asarray(inverse, dtype=np.intp)
+    if inverse.shape != (n_maps,) or not np.array_equal(inverse[inverse], np.arange(n_maps)):
+        raise ValueError("inverse must map each of the maps to its inverse among them")
+    choice = _variant_index(choice, (len(mixtures), len(mixtures)), n_maps)
+    if not np.array_equal(choice.T, inverse[choice]):
+        raise ValueError("choice must pick the inverse map for the reversed pair")
+    _check_dims(mixtures + flat)
+    if not mixtures:
+        return np.zeros((0, 0))
+    s, q = _half(mixtures, flat, n_samples, seed, n_jobs, choice)
+    value, _ = _combine(s, q, s.T, q.T, n_samples)
+    value = 0.5 * (value + value.T)
+    np.fill_diagonal(value, 0.0)
+    return value

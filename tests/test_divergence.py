@@ -16,10 +16,13 @@ from leitmotiv._ext import mixture as sampling
 from leitmotiv.divergence import (
     LN2,
     js_cross,
+    js_cross_chosen,
     js_distance_matrix,
     js_divergence,
     js_divergence_with_error,
     js_matrix,
+    js_matrix_chosen,
+    js_matrix_moved,
     js_one_to_many,
     log_density_matrix,
     prepare,
@@ -426,3 +429,46 @@ def test_singular_covariances_get_the_jitter_and_others_are_refused():
         quadratic_coefficients(negative)
     with pytest.raises(ValueError, match="not positive definite"):
         prepare(negative, 10)
+
+
+def _mirrored(m):
+    """The mixture mirrored in its first coordinate (an isometry, its own inverse)."""
+    flip = np.ones(m.dim)
+    flip[0] = -1.0
+    return m.transformed(np.diag(flip))
+
+
+def test_a_map_chosen_per_pair_is_the_map_applied_to_all(mixtures):
+    """``js_cross_chosen`` with one map for every pair is that map's ``JS(p, g q)``
+    from the two unmoved sample sets; a choice per pair takes each pair's from it."""
+    rows, cols = mixtures[:3], mixtures[2:6]
+    moved = [cols, [_mirrored(m) for m in cols]]
+    back = [rows, [_mirrored(m) for m in rows]]
+    identity = js_cross_chosen(rows, cols, moved, back, np.zeros((3, 4), int), 2000)
+    np.testing.assert_array_equal(identity, js_cross(rows, cols, 2000))
+    mirror = js_cross_chosen(rows, cols, moved, back, np.ones((3, 4), int), 2000)
+    # Against the moved columns' own (other, equally valid) sample sets.
+    np.testing.assert_allclose(mirror, js_cross(rows, moved[1], 2000), atol=0.02)
+    assert np.abs(mirror - identity).max() > 0.1
+    choice = np.random.default_rng(0).integers(0, 2, (3, 4))
+    mixed = js_cross_chosen(rows, cols, moved, back, choice, 2000)
+    np.testing.assert_array_equal(mixed, np.where(choice == 1, mirror, identity))
+
+
+def test_a_map_chosen_per_pair_in_a_matrix(mixtures):
+    ms = mixtures[:5]
+    moved = [ms, [_mirrored(m) for m in ms]]
+    ones = np.ones((5, 5), int)
+    np.testing.assert_array_equal(
+        js_matrix_chosen(ms, moved, [0, 1], 1 - np.eye(5, dtype=int), 300) * (1 - np.eye(5)),
+        js_matrix_moved(ms, moved[1], None, 300) * (1 - np.eye(5)),
+    )
+    np.testing.assert_array_equal(js_matrix_chosen(ms, moved, [0, 1], 0 * ones, 300),
+                                  js_matrix(ms, 300))
+    choice = np.triu(ones, 1)
+    with pytest.raises(ValueError, match="inverse map"):
+        js_matrix_chosen(ms, moved, [0, 1], choice, 300)  # (i, j) mirrored, (j, i) not
+    with pytest.raises(ValueError, match="index the 2 maps"):
+        js_matrix_chosen(ms, moved, [0, 1], 2 * ones, 300)
+    with pytest.raises(ValueError, match="variant of every"):
+        js_cross_chosen(ms, ms, [ms, ms[:4]], [ms, ms], 0 * ones, 300)
