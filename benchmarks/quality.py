@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import itertools
 import multiprocessing
@@ -82,6 +83,21 @@ PREVIOUS = (
     {"n_samples": 1000, "colour_weight": 0.2, "spread": 0.0, "luma_gain": 0.0},
 )
 VARIANTS = [
+    ("without the frame maps (symmetries none)", "gmm", {}, "js", {"symmetries": "none"}),
+    (
+        "frame maps by each term's least estimate (map_choice minimum)",
+        "gmm",
+        {},
+        "js",
+        {"map_choice": "minimum"},
+    ),
+    (
+        "the default of version 3 (no frame maps, palette 0.9, luma spread 0.05, gain 2.45)",
+        "gmm",
+        {},
+        "js",
+        {"symmetries": "none", "colour_weight": 0.9, "luma_spread": 0.05, "luma_gain": 2.45},
+    ),
     ("without the luminance view", "gmm", {}, "js", {"luma_gain": 0.0}),
     ("luminance view only (every pair)", "gmm", {}, "js", {"tone": 1e9}),
     ("without the spread (spread 0)", "gmm", {}, "js", {"spread": 0.0}),
@@ -220,15 +236,21 @@ def print_tables(rows: list[tuple[dict, np.ndarray]], lib: Library480) -> None:
 
 
 def term_matrices(mixtures) -> dict:
-    """√JS of every view the grid combines, all pairs of the 480 photos."""
+    """√JS of every view the grid combines, all pairs of the 480 photos, under the
+    frame map of each pair that the default would choose at that luma spread (its
+    choice reads the luminance views)."""
     base = JensenShannon()
     out = {"palette": np.sqrt(js_matrix(colour_views(mixtures), base.palette_samples))}
-    for spread in GRID["spread"]:
-        views = [convolved_view(m, spread) for m in mixtures]
-        out["spatial", spread] = np.sqrt(js_matrix(views, base.n_samples))
-    for spread in GRID["luma_spread"]:
-        views = [luma_view(m, base.luma_scale, spread) for m in mixtures]
-        out["luma", spread] = np.sqrt(js_matrix(views, base.luma_samples))
+    for luma_spread in GRID["luma_spread"]:
+        point = dataclasses.replace(base, luma_spread=luma_spread)
+        choice = point.pair_maps(mixtures)
+        for spread in GRID["spread"]:
+            views = [convolved_view(m, spread) for m in mixtures]
+            out["spatial", spread, luma_spread] = np.sqrt(
+                point.term_matrix(views, base.n_samples, choice)
+            )
+        views = [luma_view(m, base.luma_scale, luma_spread) for m in mixtures]
+        out["luma", luma_spread] = np.sqrt(point.term_matrix(views, base.luma_samples, choice))
     return out
 
 
@@ -244,7 +266,8 @@ def luma_gain(colour: np.ndarray, luma: np.ndarray, shares: np.ndarray, labels, 
 
 
 def combine(terms, shares, point: dict, gain: float) -> np.ndarray:
-    colour = terms["spatial", point["spread"]] + point["colour_weight"] * terms["palette"]
+    spatial = terms["spatial", point["spread"], point["luma_spread"]]
+    colour = spatial + point["colour_weight"] * terms["palette"]
     d = shares * colour + (1 - shares) * gain * terms["luma", point["luma_spread"]]
     np.fill_diagonal(d, 0.0)
     return d
@@ -309,9 +332,8 @@ def leave_scenes_out(lib: Library480, splits: int, default_d: np.ndarray) -> Non
             best = None
             for point in points:
                 shares = colour_shares(mixtures, mixtures, point["tone"])
-                colour = terms["spatial", point["spread"]] + point["colour_weight"] * terms[
-                    "palette"
-                ]
+                spatial = terms["spatial", point["spread"], point["luma_spread"]]
+                colour = spatial + point["colour_weight"] * terms["palette"]
                 gain = luma_gain(
                     colour, terms["luma", point["luma_spread"]], shares, lib.labels, train_mask
                 )

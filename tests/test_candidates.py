@@ -69,11 +69,12 @@ def test_recall_of_true_top10_on_real_photos(real_models):
     indices, _ = candidates.search(real_models, n // 4, js)
     assert indices.shape == (n, n // 4)
     assert _recall(true_top, indices) >= 0.95
-    # The embedding alone already finds most of them, and nearly all in a wide list
-    # (0.948 here for version 3 of js, whose weights the embedding's gains were not
-    # chosen for: 0.955 against 0.959 on the 480 shared photos, see jensen_shannon.py).
+    # The embedding alone already finds most of them in a wide list: 0.948 here for
+    # version 3 of js, 0.920 for version 4, whose frame maps the embedding does not
+    # see (a mirrored or turned copy now counts among the exact nearest; 0.910 against
+    # 0.956 on the 480 shared photos, see README.md).
     wide, _ = candidates.candidate_pairs(js.embedding(real_models), 3 * n // 4)
-    assert _recall(true_top, wide) >= 0.94
+    assert _recall(true_top, wide) >= 0.9
 
 
 def test_embedding_is_per_photo_and_deterministic(few_models):

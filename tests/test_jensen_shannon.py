@@ -96,6 +96,10 @@ def test_single_colour_photos_give_finite_distances():
     d = divergence.pairwise(flat)
     assert np.all(np.isfinite(d)) and d[0, 1] > 0
     np.testing.assert_allclose(divergence.cross(flat, flat), d, atol=1e-12)
+    # A flat photo has a centred luma only: its pose signature is finite too.
+    from leitmotiv.jensen_shannon import pose_signatures
+
+    assert np.all(np.isfinite(pose_signatures(divergence._luma(flat))))
 
 
 def test_palette_term_ignores_exposure(models):
@@ -122,10 +126,14 @@ def test_symmetries_find_flipped_and_turned_copies(models, variant, symmetries):
     assert d[0, 1] < d[0, 2]
 
 
-@pytest.mark.parametrize("symmetries", ["none", "mirror", "dihedral"])
-def test_pairwise_agrees_with_cross(models, symmetries):
+@pytest.mark.parametrize(
+    ("symmetries", "map_choice"),
+    [("none", "signature"), ("mirror", "signature"), ("dihedral", "signature"),
+     ("mirror", "minimum"), ("dihedral", "minimum")],
+)
+def test_pairwise_agrees_with_cross(models, symmetries, map_choice):
     mixtures = list(models.values())
-    divergence = JensenShannon(symmetries=symmetries)
+    divergence = JensenShannon(symmetries=symmetries, map_choice=map_choice)
     d = divergence.pairwise(mixtures)
     c = divergence.cross(mixtures, mixtures)
     assert np.all(np.isfinite(d)) and np.all(d >= 0)
@@ -133,8 +141,51 @@ def test_pairwise_agrees_with_cross(models, symmetries):
     np.testing.assert_array_equal(np.diag(d), 0)
     # Same estimator, different (equally valid) sample sets for the moved models.
     np.testing.assert_allclose(d, 0.5 * (c + c.T) * (1 - np.eye(len(d))), rtol=0.04, atol=0.05)
-    if symmetries == "none":
+    if map_choice == "signature":
+        # One map per pair: both draw from the unmoved views only, the same sets.
         np.testing.assert_allclose(d, 0.5 * (c + c.T) * (1 - np.eye(len(d))), atol=1e-9)
+
+
+def test_the_default_finds_mirrored_and_turned_copies(models):
+    """The default's frame maps: a mirrored or turned copy is near its original, far
+    nearer than without the maps and than another scene."""
+    from leitmotiv.jensen_shannon import SYMMETRIES
+
+    default = JensenShannon()
+    assert default.symmetries == "dihedral"
+    plain = JensenShannon(symmetries="none")
+    a = models["dahlia"]
+    photos = [models["mirrored"], models["turned"], models["coffee"], models["misty"]]
+    d, before = default.cross([a], photos)[0], plain.cross([a], photos)[0]
+    assert d[0] < 0.5 * before[0] and d[1] < 0.5 * before[1]
+    assert max(d[:2]) < 0.5 * min(d[2:])
+    maps = SYMMETRIES["dihedral"]
+    chosen = default.chosen_maps([a], photos[:2])[0]
+    np.testing.assert_array_equal(maps[chosen[0]], np.diag([-1.0, 1.0]))
+    assert chosen[1] in (2, 3)  # a quarter turn, either way
+
+
+def test_a_mirrored_model_is_at_zero_from_its_original(models):
+    from leitmotiv.jensen_shannon import is_photo_model, moved
+
+    a = models["coffee"]
+    mirrored = moved(a, np.diag([-1.0, 1.0]))
+    assert is_photo_model(mirrored)
+    default = JensenShannon()
+    assert default.cross([a], [mirrored])[0, 0] < 1e-4
+    assert default.pairwise([a, mirrored, models["misty"]])[0, 1] < 1e-4
+    assert JensenShannon(symmetries="none").cross([a], [mirrored])[0, 0] > 0.1
+
+
+def test_chosen_maps_are_inverse_for_the_reversed_pair(models):
+    from leitmotiv.jensen_shannon import SYMMETRIES
+
+    mixtures = list(models.values())
+    choice = JensenShannon().chosen_maps(mixtures, mixtures)
+    maps = SYMMETRIES["dihedral"]
+    for i, j in zip(*np.triu_indices(len(mixtures), 1), strict=True):
+        np.testing.assert_array_equal(maps[choice[j, i]], maps[choice[i, j]].T)
+    np.testing.assert_array_equal(np.diag(choice), 0)
 
 
 def test_models_that_are_not_photos_use_plain_js():
@@ -151,6 +202,8 @@ def test_models_that_are_not_photos_use_plain_js():
 def test_parameters_are_validated():
     with pytest.raises(ValueError, match="symmetries"):
         JensenShannon(symmetries="upside-down")
+    with pytest.raises(ValueError, match="map_choice"):
+        JensenShannon(map_choice="best")
     with pytest.raises(ValueError, match="colour_weight"):
         JensenShannon(colour_weight=-1)
     with pytest.raises(ValueError, match="n_samples"):
@@ -228,8 +281,8 @@ def test_luma_view_is_the_standardized_luminance_marginal(models):
 
 
 def test_versioned_key():
-    assert JensenShannon.version == 3
-    assert JensenShannon().key().startswith("divergence:js@3:")
+    assert JensenShannon.version == 4
+    assert JensenShannon().key().startswith("divergence:js@4:")
     assert GmmFeaturizer().key().startswith("featurizer:gmm:{")  # version 1: unchanged form
 
 

@@ -27,8 +27,8 @@ def three_photos(tmp_path, photos_dir):
 
 def test_an_older_version_is_recomputed(tmp_path, three_photos, monkeypatch):
     settings = Settings(library=tmp_path / "library", params=FAST_PARAMS)
-    # What version 2 of the divergence (iid sample sets) stored.
-    monkeypatch.setattr(JensenShannon, "version", 2)
+    # What version 3 of the divergence (no frame maps) stored.
+    monkeypatch.setattr(JensenShannon, "version", 3)
     with Library.open(settings) as lib:
         lib.add([three_photos], progress=False)
         old = lib.build_index(progress=False)
@@ -42,8 +42,8 @@ def test_an_older_version_is_recomputed(tmp_path, three_photos, monkeypatch):
         assert lib.build_index(progress=False).pairs_computed == 0
         with store.bound(lib.db):
             keys = {k.key for k in store.ImplementationKey.select()}
-        assert any(k.startswith("divergence:js@2:") for k in keys)
         assert any(k.startswith("divergence:js@3:") for k in keys)
+        assert any(k.startswith("divergence:js@4:") for k in keys)
 
     # A new featurizer version refits every photo rather than reusing old models.
     monkeypatch.setattr(GmmFeaturizer, "version", 2)
