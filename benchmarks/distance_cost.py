@@ -29,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from quality import REPO, load_set, models
 
 # The default of version 1: the model with 1000 samples and the palette, nothing else.
-PREVIOUS = JensenShannon(n_samples=1000, colour_weight=0.2, spread=0.0, luma_gain=0.0)
+PREVIOUS = JensenShannon(
+    n_samples=1000, colour_weight=0.2, spread=0.0, luma_gain=0.0, symmetries="none"
+)
 
 
 def fresh(mixtures: list[Mixture]) -> list[Mixture]:

@@ -80,7 +80,13 @@ PREVIOUS = (
     "gmm",
     {},
     "js",
-    {"n_samples": 1000, "colour_weight": 0.2, "spread": 0.0, "luma_gain": 0.0},
+    {
+        "n_samples": 1000,
+        "colour_weight": 0.2,
+        "spread": 0.0,
+        "luma_gain": 0.0,
+        "symmetries": "none",
+    },
 )
 VARIANTS = [
     ("without the frame maps (symmetries none)", "gmm", {}, "js", {"symmetries": "none"}),

@@ -250,7 +250,7 @@ def test_a_black_and_white_or_sepia_copy_finds_its_original(models, toned):
     the ceiling the previous default gave them (its colour terms saw another photo)."""
     photos = [models["dahlia"], models["coffee"], models["misty"], toned["grey coffee"]]
     new = JensenShannon()
-    previous = JensenShannon(colour_weight=0.2, spread=0.0, luma_gain=0.0)
+    previous = JensenShannon(colour_weight=0.2, spread=0.0, luma_gain=0.0, symmetries="none")
     for name in ("grey", "sepia"):
         d = new.cross([toned[name]], photos)[0]
         assert np.argmin(d) == 0, (name, d)
