@@ -138,7 +138,7 @@ def test_the_environment_is_checked_by_its_variable(tmp_path):
 def test_plugins_shows_each_parameter_with_its_range(tmp_path):
     text = run("plugins", cwd=tmp_path)
     assert text.returncode == 0, text.stderr
-    assert "    colour_weight = 0.9  (a number >= 0)" in text.stdout.splitlines()
+    assert "    colour_weight = 0.6  (a number >= 0)" in text.stdout.splitlines()
     assert "    damping = 0.7  (a number in [0.5, 1))" in text.stdout.splitlines()
     rows = json.loads(run("plugins", "--json", cwd=tmp_path).stdout)
     gmm = next(row for row in rows if row["name"] == "gmm")
