@@ -51,7 +51,9 @@ The fast path of a large library (see :class:`leitmotiv.implementation.Divergenc
 follows the terms: the embedding is the spatial model's characteristic function and
 the palette's, both times the photo's colour share, followed by the luminance view's,
 and the cheap estimate is this distance with :data:`ESTIMATE_SAMPLES` Monte Carlo
-samples for the spatial and luminance terms.
+samples for the spatial and luminance terms (under the same frame maps).  The
+embedding does not see the frame maps: a mirrored or turned copy is near in the
+distance and can be far in the embedding (see :data:`PALETTE_EMBEDDING_GAIN`).
 """
 
 from __future__ import annotations
