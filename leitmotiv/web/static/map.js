@@ -112,6 +112,8 @@
     }
     canvas.dataset.points = String(points.length);
     canvas.dataset.thumbs = String(drawnThumbs);
+    // Whether the view asks for thumbnails (they are drawn as their images arrive).
+    canvas.dataset.mode = withThumbs ? "thumbs" : "points";
     // Where one drawn thumbnail is (photo id, x, y in CSS pixels): for scripts and tests.
     canvas.dataset.sample = sample;
     status.textContent =
