@@ -81,7 +81,10 @@ all rows by one matrix product each (into one scratch array reused by every bloc
 block's top ``k`` by :func:`numpy.argpartition`; memory is ``O(N k + block N)``, never
 ``N x N``.  The float32 product selects a few extra candidates, whose distances are
 then recomputed in float64 and sorted by ``(distance, index)``, so results are
-deterministic and do not depend on ``block``.
+deterministic and do not depend on ``block``.  A divergence that compares pairs under
+maps whose effect on the embedding is a permutation of its columns (the default's frame
+maps, :meth:`leitmotiv.implementation.Divergence.embedding_maps`) has each pair's
+distance taken as the least over them: one more matrix product per map.
 """
 
 from __future__ import annotations
@@ -128,16 +131,19 @@ def _exact_top(
     candidates: np.ndarray,
     k: int,
     exclude: np.ndarray | None,
+    maps: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Re-rank candidate columns in float64 and keep the ``k`` best by (distance, index)."""
-    dist = np.empty(candidates.shape)
+    """Re-rank candidate columns in float64 and keep the ``k`` best by (distance, index)
+    (the least over the column permutations ``maps`` of the queries, if given)."""
+    dist = np.full(candidates.shape, np.inf)
     # Sub-blocks keep the gathered (rows, candidates, D) float64 array small.
     step = max(1, 4_000_000 // max(1, candidates.shape[1] * base.shape[1]))
     for a in range(0, len(queries), step):
-        diff = queries[a : a + step, None, :].astype(np.float64) - base[
-            candidates[a : a + step]
-        ].astype(np.float64)
-        dist[a : a + step] = np.sqrt(np.einsum("bkd,bkd->bk", diff, diff))
+        gathered = base[candidates[a : a + step]].astype(np.float64)
+        for perm in [slice(None), *(maps or [])]:
+            diff = queries[a : a + step][:, perm][:, None, :].astype(np.float64) - gathered
+            found = np.sqrt(np.einsum("bkd,bkd->bk", diff, diff))
+            np.minimum(dist[a : a + step], found, out=dist[a : a + step])
     if exclude is not None:
         dist[candidates == exclude[:, None]] = np.inf
     order = np.lexsort((candidates, dist), axis=-1)[:, :k]
@@ -154,15 +160,20 @@ def _block_top(
     k: int,
     exclude: np.ndarray | None,
     buffer: np.ndarray,
+    maps: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` base rows of each query row; ``exclude[i]`` (the query itself) is skipped.
 
     ``buffer`` is float32 scratch of at least ``(len(queries), len(base))``, reused by
-    the caller from block to block.
+    the caller from block to block.  With ``maps`` (column permutations) a pair's
+    distance is the least over the permuted queries: permutations keep the norm, so
+    the largest dot product decides.
     """
     n = len(base)
     sq = buffer[: len(queries), :n]
     np.matmul(queries, base.T, out=sq)
+    for perm in maps or []:
+        np.maximum(sq, queries[:, perm] @ base.T, out=sq)
     sq *= -2.0
     sq += base_sq  # + |q|^2, constant per row
     if exclude is not None:
@@ -177,13 +188,14 @@ def _block_top(
         step = max(1, _PARTITION_BYTES // (8 * n))
         for a in range(0, len(queries), step):
             part[a : a + step] = np.argpartition(sq[a : a + step], take - 1, axis=1)[:, :take]
-    return _exact_top(queries, base, part, k, exclude)
+    return _exact_top(queries, base, part, k, exclude, maps)
 
 
 def candidate_pairs(
     embeddings: np.ndarray,
     k: int,
     *,
+    maps: Sequence[np.ndarray] | None = None,
     start: int = 0,
     block: int = 1024,
     progress: Callable[[int, int], None] | None = None,
@@ -196,6 +208,10 @@ def candidate_pairs(
         From :meth:`leitmotiv.implementation.Divergence.embedding`.
     k : int
         Neighbours per item; capped at ``N - 1``.
+    maps : sequence of ndarray, optional
+        Column permutations besides the identity
+        (:meth:`leitmotiv.implementation.Divergence.embedding_maps`): a pair's distance
+        is then the least of ``|e_i - e_j|`` and the ``|e_i[perm] - e_j|``.
     start : int
         Only the items from ``start`` on are searched for (among all ``N``), e.g. the
         photos just added to a library.
@@ -224,7 +240,9 @@ def candidate_pairs(
     buffer = np.empty((min(block, n - start), n), dtype=np.float32)
     for first in range(start, n, block):
         stop = min(first + block, n)
-        idx, dist = _block_top(emb[first:stop], emb, base_sq, k, np.arange(first, stop), buffer)
+        idx, dist = _block_top(
+            emb[first:stop], emb, base_sq, k, np.arange(first, stop), buffer, maps
+        )
         indices[first - start : stop - start], distances[first - start : stop - start] = idx, dist
         if progress is not None:
             progress(stop - start, n - start)
@@ -533,7 +551,8 @@ def search(
         Estimates are embedding distances when the re-ranking is skipped.
     """
     embeddings = divergence.embedding(mixtures)
-    indices, distances = candidate_pairs(embeddings, max(k, wide), block=block)
+    maps = divergence.embedding_maps(np.shape(embeddings)[1])
+    indices, distances = candidate_pairs(embeddings, max(k, wide), maps=maps, block=block)
     if wide <= k:
         return indices, distances
     return refine(mixtures, indices, k, divergence, n_jobs=n_jobs)

@@ -163,6 +163,15 @@ class Divergence(Implementation):
 
         return fourier_embedding(mixtures)
 
+    def embedding_maps(self, width: int) -> list[np.ndarray] | None:
+        """Column permutations of an :meth:`embedding` of ``width`` floats, besides the
+        identity, under which this divergence also compares two models (e.g. frame
+        maps: the embedding of a moved model is a permutation of the model's), or None:
+        plain Euclidean neighbours.  The candidate search then takes, for each pair, the
+        least of ``|e_i - e_j|`` and the ``|e_i[perm] - e_j|`` (the permutations closed
+        under inverses, so that this is symmetric)."""
+        return None
+
     def estimator(self) -> Divergence:
         """A cheaper divergence that ranks like this one: re-ranks embedding neighbours.
 

@@ -122,9 +122,13 @@ def _sparse_candidates(
     if len(ids) == 0:
         return ids, []
     q = ctx.divergence.embedding([query])[0]
-    # Squared distances up to the query's own norm, by one float32 product: the order
-    # is all that is needed to take the wide list.
-    dist = norms - 2.0 * (embeddings @ q)
+    # Squared distances up to the query's own norm, by one float32 product (one per
+    # embedding map, the nearest kept): the order is all that is needed to take the
+    # wide list.
+    dot = embeddings @ q
+    for perm in ctx.divergence.embedding_maps(len(q)) or []:
+        np.maximum(dot, embeddings @ q[perm], out=dot)
+    dist = norms - 2.0 * dot
     wide = min(params.wide, len(ids))
     nearest = np.argpartition(dist, wide - 1)[:wide]
     wide_ids, wide_models = _mixtures(ctx, ids[nearest])

@@ -346,7 +346,11 @@ def update_candidates(
                 bars[1].update(start + size * done / max(total, 1) - len(old_pos) - bars[1].n)
 
             wide, _ = candidates.candidate_pairs(
-                embeddings[:stop], wide_k, start=n_cur, progress=searched
+                embeddings[:stop],
+                wide_k,
+                maps=divergence.embedding_maps(embeddings.shape[1]),
+                start=n_cur,
+                progress=searched,
             )
             involved = np.unique(wide[(wide >= 0) & (wide < n_cur)])
             involved = involved[~in_memory[involved]]
