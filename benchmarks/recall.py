@@ -15,13 +15,14 @@ shared photos, see there) are written as 320-px JPEG files, and for each featuri
    the same divergence, against all ``N`` photos) that ``Library.similar`` returns
    among its 10 (``benchmarks/scale.py``'s measure).  With ``--stages`` it also says
    where the misses are: the share of the exact top 10 among each query's ``wide``
-   nearest embeddings, and among the ``k`` best of those by the cheap estimate.
+   nearest embeddings, and among the ``k`` best of those by the cheap estimate (the
+   index's ``wide`` and ``k``, and any others given as ``--widths WIDE:K ...``).
 
 Usage::
 
     python benchmarks/recall.py [--sizes 2500 10000] [--queries 300]
         [--featurizers gmm colour] [--divergences js cauchy-schwarz] [--kind diverse]
-        [--stages] [--keep]
+        [--stages [--widths 900:100 1200:100]] [--keep]
 
 The first-party plugins must be importable (installed, or ``plugins/<name>`` on
 ``PYTHONPATH``).  Files go to ``benchmarks/generated/`` and libraries to
@@ -55,30 +56,43 @@ OUT = REPO / "benchmarks" / "out"
 GENERATED = REPO / "benchmarks" / "generated"
 
 
-def stage_recall(lib: Library, n_queries: int) -> tuple[float, float]:
+def stage_recall(
+    lib: Library, n_queries: int, widths: list[tuple[int, int]] | None = None
+) -> list[tuple[int, int, float, float]]:
     """Share of the exact top 10 among the ``wide`` nearest embeddings of each query,
-    and among the ``k`` best of those by the divergence's cheap estimate."""
+    and among the ``k`` best of those by the divergence's cheap estimate.
+
+    Returns ``(wide, k, in_wide, in_k)`` for the index's own ``wide`` and ``k``, then
+    for each of ``widths``.
+    """
     with store.bound(lib.context.db):  # the key's lookup needs the store bound
         featurizer_id = store.key_id(lib.featurizer.key())
     ids, mixtures = index.indexed_models(lib.context, featurizer_id)
     queries = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
     k = lib.settings.neighbours
-    wide = sparse_index.wide_for(k)
+    widths = [(sparse_index.wide_for(k), k), *(widths or [])]
+    widest = max(wide for wide, _ in widths)
     emb = lib.divergence.embedding(mixtures).astype(np.float64)
     # The search's distance: the nearest of the divergence's embedding maps, if any.
     perms = [slice(None), *(lib.divergence.embedding_maps(emb.shape[1]) or [])]
     estimator = lib.divergence.estimator()
-    in_wide, in_k = [], []
+    in_wide = [[] for _ in widths]
+    in_k = [[] for _ in widths]
     top = exact_top10(lib, ids, mixtures, queries)
     for q, true in zip(queries, top, strict=True):
         gap = np.min([np.linalg.norm(emb - emb[q][perm], axis=1) for perm in perms], axis=0)
         gap[q] = np.inf
-        near = np.lexsort((np.arange(len(ids)), gap))[:wide]
+        near = np.lexsort((np.arange(len(ids)), gap))[:widest]
         cheap = estimator.cross([mixtures[q]], [mixtures[j] for j in near], n_jobs=-1)[0]
-        best = near[np.lexsort((near, cheap))[:k]]
-        in_wide.append(len(set(true) & set(near.tolist())) / 10)
-        in_k.append(len(set(true) & set(best.tolist())) / 10)
-    return float(np.mean(in_wide)), float(np.mean(in_k))
+        for i, (wide, keep) in enumerate(widths):
+            listed = near[:wide]
+            best = listed[np.lexsort((listed, cheap[:wide]))[:keep]]
+            in_wide[i].append(len(set(true) & set(listed.tolist())) / 10)
+            in_k[i].append(len(set(true) & set(best.tolist())) / 10)
+    return [
+        (wide, keep, float(np.mean(a)), float(np.mean(b)))
+        for (wide, keep), a, b in zip(widths, in_wide, in_k, strict=True)
+    ]
 
 
 def run(n: int, featurizer: str, args) -> None:
@@ -122,24 +136,30 @@ def run(n: int, featurizer: str, args) -> None:
             t = time.perf_counter()
             recall, _ = recall_at_10(lib, args.queries)
             seconds = time.perf_counter() - t
-            stages = stage_recall(lib, args.queries) if args.stages else None
+            stages = stage_recall(lib, args.queries, args.widths) if args.stages else None
         build = full[name].seconds
         print(
             f"{name:16s} +1 % build-index {inc.seconds:6.1f} s = {inc.seconds / build:.3f} of "
             f"the build; with the fits (add + build-index) "
             f"{(more.seconds + inc.seconds) / (ingest_seconds + build):.3f}\n"
             f"{name:16s} recall@10 {recall:.3f}  ({args.queries} queries, {seconds:.0f} s)"
-            + (
-                f"; exact top 10 among the {sparse_index.wide_for(args.k)} nearest "
-                f"embeddings {stages[0]:.3f}, among the {args.k} best cheap estimates "
-                f"{stages[1]:.3f}"
-                if stages
-                else ""
+            + "".join(
+                f"\n{name:16s} exact top 10 among the {wide} nearest embeddings "
+                f"{in_wide:.3f}, among the {keep} best cheap estimates of those {in_k:.3f}"
+                for wide, keep, in_wide, in_k in stages or []
             ),
             flush=True,
         )
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _width(text: str) -> tuple[int, int]:
+    """``WIDE:K`` of ``--widths`` as two positive integers."""
+    wide, _, keep = text.partition(":")
+    if not (wide.isdigit() and keep.isdigit() and 0 < int(keep) <= int(wide)):
+        raise argparse.ArgumentTypeError(f"expected WIDE:K with 0 < K <= WIDE, got {text!r}")
+    return int(wide), int(keep)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=50, help="candidates per photo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stages", action="store_true", help="where the misses are")
+    parser.add_argument(
+        "--widths",
+        type=_width,
+        nargs="+",
+        default=[],
+        metavar="WIDE:K",
+        help="with --stages: also these list widths and candidates per photo",
+    )
     parser.add_argument("--progress", action="store_true", help="progress bars")
     parser.add_argument("--keep", action="store_true", help="keep (and reuse) the libraries")
     args = parser.parse_args(argv)
