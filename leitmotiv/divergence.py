@@ -671,7 +671,12 @@ def js_matrix(
     _check_dims(mixtures)
     if not mixtures:
         return np.zeros((0, 0))
-    s, q = _half(mixtures, mixtures, n_samples, seed, n_jobs)
+    return _symmetric(*_half(mixtures, mixtures, n_samples, seed, n_jobs), n_samples)
+
+
+def _symmetric(s: np.ndarray, q: np.ndarray, n_samples: int) -> np.ndarray:
+    """The JS matrix of a list with itself from its one half's sums (each row's samples
+    against every column's mixture): the reversed pair's half is the transpose."""
     value, _ = _combine(s, q, s.T, q.T, n_samples)
     value = 0.5 * (value + value.T)  # exact already; this only removes any doubt
     np.fill_diagonal(value, 0.0)
@@ -843,8 +848,4 @@ def js_matrix_chosen(
     _check_dims(mixtures + flat)
     if not mixtures:
         return np.zeros((0, 0))
-    s, q = _half(mixtures, flat, n_samples, seed, n_jobs, choice)
-    value, _ = _combine(s, q, s.T, q.T, n_samples)
-    value = 0.5 * (value + value.T)
-    np.fill_diagonal(value, 0.0)
-    return value
+    return _symmetric(*_half(mixtures, flat, n_samples, seed, n_jobs, choice), n_samples)
