@@ -135,42 +135,39 @@ def test_added_photos_are_placed_by_their_neighbours(fitted, tmp_path, groups): 
             assert np.mean(mates) < np.median(others), Path(lib.photo(i).path).name
 
 
-@pytest.mark.parametrize("count", [0, 1, 2, 3])
-def test_tiny_and_identical_libraries_get_a_valid_map(tmp_path, photos_dir, count):
+def _small_map(tmp_path: Path, photos_dir: Path, copies: dict[str, str]):
+    """The whole map of a library of ``copies`` (new name: name in ``photos_dir``),
+    indexed with any warning an error, and its number of placed photos."""
     folder = tmp_path / "photos"
     folder.mkdir()
-    names = ["coffee_0.jpg", "rocket_0.jpg", "astronaut_0.jpg"][:count]
-    for name in names:
-        shutil.copy2(photos_dir / name, folder / name)
+    for name, source in copies.items():
+        shutil.copy2(photos_dir / source, folder / name)
     with Library.open(Settings(library=tmp_path / "lib", params=FAST)) as lib:
         lib.add([folder], progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             lib.build_index(progress=False)
-        found = lib.map_points((-1.0, -1.0, 2.0, 2.0), 10)
-        if count == 0:
-            assert found is None and lib.map_size() == 0
-            return
-        xy = np.array([(p.x, p.y) for p in found.points])
-        assert len(xy) == count and np.isfinite(xy).all()
-        assert np.isfinite(found.bounds).all()
-        if count > 1:
-            assert len({tuple(p) for p in xy.round(6)}) == count  # distinct photos apart
+        return lib.map_points((-1.0, -1.0, 2.0, 2.0), 10), lib.map_size()
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3])
+def test_tiny_and_identical_libraries_get_a_valid_map(tmp_path, photos_dir, count):
+    names = ["coffee_0.jpg", "rocket_0.jpg", "astronaut_0.jpg"][:count]
+    found, size = _small_map(tmp_path, photos_dir, {name: name for name in names})
+    if count == 0:
+        assert found is None and size == 0
+        return
+    xy = np.array([(p.x, p.y) for p in found.points])
+    assert len(xy) == count and np.isfinite(xy).all()
+    assert np.isfinite(found.bounds).all()
+    if count > 1:
+        assert len({tuple(p) for p in xy.round(6)}) == count  # distinct photos apart
 
 
 def test_identical_photos_share_one_place(tmp_path, photos_dir):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(4):
-        shutil.copy2(photos_dir / "coffee_0.jpg", folder / f"copy_{i}.jpg")
-    with Library.open(Settings(library=tmp_path / "lib", params=FAST)) as lib:
-        lib.add([folder], progress=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            lib.build_index(progress=False)
-        found = lib.map_points((-1.0, -1.0, 2.0, 2.0), 10)
-        xy = np.array([(p.x, p.y) for p in found.points])
-        assert xy.shape == (4, 2) and np.isfinite(xy).all() and np.ptp(xy, axis=0).max() == 0
+    found, _ = _small_map(tmp_path, photos_dir, {f"copy_{i}.jpg": "coffee_0.jpg" for i in range(4)})
+    xy = np.array([(p.x, p.y) for p in found.points])
+    assert xy.shape == (4, 2) and np.isfinite(xy).all() and np.ptp(xy, axis=0).max() == 0
 
 
 @dataclass(frozen=True)
