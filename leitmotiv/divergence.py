@@ -742,12 +742,36 @@ def _variant_index(choice: np.ndarray, shape: tuple[int, int], n_variants: int) 
     return choice
 
 
-def _variants(moved: Sequence[Sequence[Mixture]], n: int, what: str) -> list[Mixture]:
-    """The variants of ``n`` mixtures under every map, map after map."""
-    moved = [list(v) for v in moved]
-    if not moved or any(len(v) != n for v in moved):
+def _check_variants(moved: Sequence[Sequence[Mixture]], n: int, what: str) -> None:
+    """Check that ``moved`` holds a variant of each of ``n`` mixtures under every map."""
+    if len(moved) == 0 or any(len(v) != n for v in moved):
         raise ValueError(f"{what} needs, for at least one map, a variant of every mixture")
-    return [m for v in moved for m in v]
+
+
+def _chosen_variants(
+    moved: Sequence[Sequence[Mixture]], choice: np.ndarray
+) -> tuple[list[Mixture], np.ndarray]:
+    """The variants of the ``C`` mixtures that ``choice`` (shape (R, C)) picks, for the
+    kernel: ``W`` slots of ``C`` mixtures, slot after slot (``W`` the most maps any
+    one mixture is used under), and each pair's slot, shape (R, C).
+
+    Only the chosen variants are read from ``moved`` (``moved[v][c]``), so a caller may
+    move lazily; a slot a mixture does not need repeats one it does."""
+    n_maps, n = len(moved), choice.shape[1]
+    columns = np.arange(n)
+    used = np.zeros((n_maps, n), dtype=bool)
+    used[choice, columns[None, :]] = True
+    slot_of = np.cumsum(used, axis=0) - 1  # slot of map v for mixture c, where used
+    counts = used.sum(axis=0)
+    # Each mixture's maps in slot order (used ones first, ascending); past its own
+    # maps a slot repeats its first.
+    by_slot = np.argsort(~used, axis=0, kind="stable")
+    width = int(counts.max()) if n else 1
+    flat = []
+    for s in range(width):
+        maps = np.where(s < counts, by_slot[min(s, n_maps - 1)], by_slot[0])
+        flat += [moved[v][c] for c, v in enumerate(maps.tolist())]
+    return flat, np.ascontiguousarray(slot_of[choice, columns[None, :]], dtype=np.intp)
 
 
 def js_cross_chosen(
@@ -768,8 +792,10 @@ def js_cross_chosen(
         The ``p_r`` and ``q_c``.
     moved_cols : sequence of sequences of Mixture
         ``moved_cols[v][c]`` is ``g_v q_c`` (the ``q_c`` themselves for an identity).
+        Only the variants some pair chooses are read, so the inner sequences may move
+        their mixtures lazily, on indexing.
     moved_rows_back : sequence of sequences of Mixture
-        ``moved_rows_back[v][r]`` is ``g_v^-1 p_r``.
+        ``moved_rows_back[v][r]`` is ``g_v^-1 p_r`` (read likewise).
     choice : ndarray of int, shape (R, C)
         The map ``v`` of each pair.
 
@@ -785,20 +811,24 @@ def js_cross_chosen(
     ndarray, shape (R, C)
     """
     rows, cols = list(rows), list(cols)
-    flat_cols = _variants(moved_cols, len(cols), "moved_cols")
-    flat_back = _variants(moved_rows_back, len(rows), "moved_rows_back")
-    n_maps = len(flat_cols) // max(len(cols), 1) if cols else len(moved_cols)
-    if rows and flat_back and len(flat_back) // len(rows) != n_maps:
+    _check_variants(moved_cols, len(cols), "moved_cols")
+    _check_variants(moved_rows_back, len(rows), "moved_rows_back")
+    if len(moved_cols) != len(moved_rows_back):
         raise ValueError("moved_cols and moved_rows_back must have the same maps")
-    choice = _variant_index(choice, (len(rows), len(cols)), n_maps)
-    _check_dims(rows + cols + flat_cols + flat_back)
+    choice = _variant_index(choice, (len(rows), len(cols)), len(moved_cols))
     if not rows or not cols:
         return np.zeros(choice.shape)
-    s_rc, q_rc = _half(rows, flat_cols, n_samples, seed, n_jobs, choice)
-    s_cr, q_cr = _half(cols, flat_back, n_samples, seed, n_jobs, np.ascontiguousarray(choice.T))
+    flat_cols, col_slots = _chosen_variants(moved_cols, choice)
+    flat_back, row_slots = _chosen_variants(moved_rows_back, np.ascontiguousarray(choice.T))
+    _check_dims(rows + cols + flat_cols + flat_back)
+    s_rc, q_rc = _half(rows, flat_cols, n_samples, seed, n_jobs, col_slots)
+    s_cr, q_cr = _half(cols, flat_back, n_samples, seed, n_jobs, row_slots)
     value, _ = _combine(s_rc, q_rc, s_cr.T, q_cr.T, n_samples)
-    chosen = [[flat_cols[v * len(cols) + c] for c, v in enumerate(vs)] for vs in choice]
-    same = np.array([[r is c for c in row] for r, row in zip(rows, chosen, strict=True)])
+    n = len(cols)
+    same = np.array(
+        [[r is flat_cols[s * n + c] for c, s in enumerate(slots)]
+         for r, slots in zip(rows, col_slots.tolist(), strict=True)]
+    )
     value[same] = 0.0
     return value
 
@@ -837,8 +867,9 @@ def js_matrix_chosen(
         Symmetric, zero diagonal.
     """
     mixtures = list(mixtures)
-    flat = _variants(moved, len(mixtures), "moved")
-    n_maps = len(flat) // len(mixtures) if mixtures else len(moved)
+    _check_variants(moved, len(mixtures), "moved")
+    flat = [m for v in moved for m in v]
+    n_maps = len(moved)
     inverse = np.asarray(inverse, dtype=np.intp)
     if inverse.shape != (n_maps,) or not np.array_equal(inverse[inverse], np.arange(n_maps)):
         raise ValueError("inverse must map each of the maps to its inverse among them")

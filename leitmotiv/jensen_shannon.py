@@ -287,12 +287,27 @@ def moved(mixture: Mixture, position_map: np.ndarray) -> Mixture:
     return result
 
 
-def _moved_views(views: Sequence[Mixture], maps: Sequence[np.ndarray]) -> list[list[Mixture]]:
-    """Each of ``views`` under each map: the views themselves for the identity."""
-    return [
-        list(views) if np.array_equal(g, _IDENTITY) else [moved(v, g) for v in views]
-        for g in maps
-    ]
+class _Moved(Sequence[Mixture]):
+    """``views`` under one frame map, each moved when first indexed (:func:`moved`):
+    a pair's chosen map needs one variant of a view, not one per map."""
+
+    def __init__(self, views: list[Mixture], position_map: np.ndarray) -> None:
+        self._views, self._map = views, position_map
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [moved(v, self._map) for v in self._views[index]]
+        return moved(self._views[index], self._map)
+
+
+def _moved_views(views: Sequence[Mixture], maps: Sequence[np.ndarray]) -> list[Sequence[Mixture]]:
+    """Each of ``views`` under each map (moved lazily): the views themselves for the
+    identity."""
+    views = list(views)
+    return [views if np.array_equal(g, _IDENTITY) else _Moved(views, g) for g in maps]
 
 
 def _inverses(maps: Sequence[np.ndarray]) -> np.ndarray:
@@ -316,7 +331,7 @@ def _raw_colour(mixture: Mixture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The map from model coordinates to raw pixel position and colour, ``inverse``
     (5, 5) and ``offset`` (5,), and the raw luma weights of the model's colour space."""
     t = mixture.transform
-    return np.linalg.inv(t.matrix), t.offset, np.asarray(LUMA[t.colour_space])
+    return t.inverse_matrix, t.offset, np.asarray(LUMA[t.colour_space])
 
 
 def luma_view(mixture: Mixture, scale: float, spread: float) -> Mixture:

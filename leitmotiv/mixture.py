@@ -299,7 +299,7 @@ class Mixture:
             raise ValueError("mixture has no feature transform, so raw coordinates are unknown")
         if self.transform.dim != self.dim:
             raise ValueError("feature transform dimension does not match the mixture")
-        inv = np.linalg.inv(self.transform.matrix)
+        inv = self.transform.inverse_matrix
         means = self.means @ inv.T + self.transform.offset
         covs = np.einsum("ij,kjl,ml->kim", inv, self.covariances, inv)
         return means, 0.5 * (covs + covs.transpose(0, 2, 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,14 @@ class FeatureTransform:
     def forward(self, raw: np.ndarray) -> np.ndarray:
         """Map raw samples, shape (n, d), into model coordinates."""
         return (np.asarray(raw, dtype=np.float64) - self.offset) @ self.matrix.T
+
+    @functools.cached_property
+    def inverse_matrix(self) -> np.ndarray:
+        """``matrix``'s inverse, shape (d, d), read-only (computed once: every view of a
+        model that reads raw colours needs it)."""
+        inverse = np.linalg.inv(self.matrix)
+        inverse.flags.writeable = False
+        return inverse
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """Map model coordinates, shape (n, d), back to raw samples."""

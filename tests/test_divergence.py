@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 from helpers import random_mixture, scipy_log_pdf
@@ -453,6 +455,37 @@ def test_a_map_chosen_per_pair_is_the_map_applied_to_all(mixtures):
     choice = np.random.default_rng(0).integers(0, 2, (3, 4))
     mixed = js_cross_chosen(rows, cols, moved, back, choice, 2000)
     np.testing.assert_array_equal(mixed, np.where(choice == 1, mirror, identity))
+
+
+class _Recording(Sequence):
+    """A sequence that records which items were read."""
+
+    def __init__(self, items):
+        self.items, self.read = list(items), set()
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        self.read.add(index)
+        return self.items[index]
+
+
+def test_only_the_chosen_variants_are_read(mixtures):
+    """A pair's chosen map needs one variant of each side: ``js_cross_chosen`` reads
+    no other (so a caller can move its views lazily), with the same values."""
+    rows, cols = mixtures[:1], mixtures[1:6]
+    moved = [cols, _Recording(_mirrored(m) for m in cols)]
+    back = [rows, _Recording(_mirrored(m) for m in rows)]
+    choice = np.array([[0, 1, 0, 0, 1]])
+    lazy = js_cross_chosen(rows, cols, moved, back, choice, 500)
+    assert moved[1].read == {1, 4}
+    assert back[1].read == {0}
+    eager = js_cross_chosen(rows, cols, [cols, moved[1].items], [rows, back[1].items], choice, 500)
+    np.testing.assert_array_equal(lazy, eager)
+    reference = np.where(choice == 1, js_cross_chosen(rows, cols, moved, back, 0 * choice + 1, 500),
+                         js_cross(rows, cols, 500))
+    np.testing.assert_array_equal(lazy, reference)
 
 
 def test_a_map_chosen_per_pair_in_a_matrix(mixtures):
