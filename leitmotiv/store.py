@@ -950,6 +950,23 @@ def _locks_rows() -> bool:
     return bool(getattr(db, "for_update", False))
 
 
+def change_marker(db: pw.Database) -> tuple[Any, tuple[int, int]] | None:
+    """This thread's connection to ``db`` and a value of it that changes whenever the
+    database may have changed, so that a reader can keep a figure until it does.
+
+    SQLite: ``PRAGMA data_version`` (it changes when another connection commits) and
+    the connection's own ``total_changes``.  None for other databases: their readers
+    do not cache.
+    """
+    if isinstance(db, pw.DatabaseProxy):
+        db = db.obj
+    if not isinstance(db, pw.SqliteDatabase):
+        return None
+    conn = db.connection()
+    (version,) = conn.execute("PRAGMA data_version").fetchone()
+    return conn, (int(version), int(conn.total_changes))
+
+
 def raw_rows(db: pw.Database, query: pw.Query, batch: int = 10_000) -> Iterator[tuple]:
     """The rows of ``query`` as the database driver returns them (blobs as bytes or
     memoryview), without peewee's per-row processing: a large library reads hundreds of

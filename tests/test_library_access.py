@@ -125,3 +125,31 @@ def test_a_database_url_is_shown_without_its_password(url, shown):
     assert _without_password(f"refused for {url}", url) == f"refused for {shown}"
     if "p%40ss" in url:  # a driver may quote the password decoded
         assert _without_password('password "p@ss" refused', url) == 'password "***" refused'
+
+
+def test_a_reader_counts_the_photos_another_process_adds(tmp_path):
+    """The web view keeps the photo count per connection until the database changes:
+    a photo stored by another connection, or by the reader's own, is counted at once."""
+    from leitmotiv import store
+    from leitmotiv.config import Settings
+    from leitmotiv.library import Library
+
+    folder = tmp_path / "library"
+    dated_library(folder, [None, None]).close()
+    reader = Library.open(Settings(library=folder), read_only=True)
+    writer = Library.open(Settings(library=folder))
+    try:
+        assert reader.count_photos() == 2
+        assert reader.count_photos() == 2  # kept
+        with store.bound(writer.db):
+            store.Photo.insert(path="/nowhere/new.jpg", sha256="f" * 64, size=1, mtime=0.0,
+                               width=4, height=3).execute()  # fmt: skip
+        assert reader.count_photos() == 3
+        assert writer.count_photos() == 3
+        with store.bound(writer.db):
+            store.Photo.delete().where(store.Photo.path == "/nowhere/new.jpg").execute()
+        assert writer.count_photos() == 2  # its own write
+        assert reader.count_photos() == 2
+    finally:
+        writer.close()
+        reader.close()
