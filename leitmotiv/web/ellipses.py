@@ -8,7 +8,6 @@ pure arithmetic on the mixture, so the web view only formats the numbers.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,21 +82,24 @@ def mixture_ellipses(mixture: Mixture, n_sigma: float = 2.0) -> list[Ellipse]:
     rgb = colour.to_rgb(means[:, 2:], mixture.transform.colour_space)
     weights = mixture.weights / mixture.weights.sum()
     top = float(weights.max()) if weights.size else 1.0
+    # One batched eigh for all components; it returns ascending eigenvalues, so the
+    # last eigenvector is the major axis.
+    values, vectors = np.linalg.eigh(covs[:, :2, :2])
+    semi = n_sigma * np.sqrt(np.clip(values, 0.0, None))
+    angles = np.degrees(np.arctan2(vectors[:, 1, 1], vectors[:, 0, 1]))
+    opacity = MIN_OPACITY + (MAX_OPACITY - MIN_OPACITY) * weights / top
+    fills = np.rint(np.asarray(rgb, dtype=np.float64) * 255).astype(int)
     out = []
-    for k in np.argsort(-weights, kind="stable"):
-        # eigh returns ascending eigenvalues: the last eigenvector is the major axis.
-        values, vectors = np.linalg.eigh(covs[k, :2, :2])
-        values = np.clip(values, 0.0, None)
-        major = vectors[:, 1]
+    for k in np.argsort(-weights, kind="stable").tolist():
         out.append(
             Ellipse(
                 cx=float(means[k, 0]),
                 cy=float(means[k, 1]),
-                rx=n_sigma * math.sqrt(values[1]),
-                ry=n_sigma * math.sqrt(values[0]),
-                angle=math.degrees(math.atan2(major[1], major[0])),
-                fill="#{:02x}{:02x}{:02x}".format(*(round(float(c) * 255) for c in rgb[k])),
-                opacity=MIN_OPACITY + (MAX_OPACITY - MIN_OPACITY) * float(weights[k]) / top,
+                rx=float(semi[k, 1]),
+                ry=float(semi[k, 0]),
+                angle=float(angles[k]),
+                fill="#{:02x}{:02x}{:02x}".format(*fills[k].tolist()),
+                opacity=float(opacity[k]),
                 weight=float(weights[k]),
             )
         )
