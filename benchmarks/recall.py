@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 import make_library  # noqa: E402
 from scale import exact_top10, recall_at_10  # noqa: E402
 
-from leitmotiv import index, sparse_index, store  # noqa: E402
+from leitmotiv import candidates, index, sparse_index, store  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.library import Library  # noqa: E402
 
@@ -71,22 +71,37 @@ def stage_recall(
     queries = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
     k = lib.settings.neighbours
     widths = [(sparse_index.wide_for(k), k), *(widths or [])]
-    widest = max(wide for wide, _ in widths)
-    emb = lib.divergence.embedding(mixtures).astype(np.float64)
-    # The search's distance: the nearest of the divergence's embedding maps, if any.
-    perms = [slice(None), *(lib.divergence.embedding_maps(emb.shape[1]) or [])]
+    emb = lib.divergence.embedding(mixtures)
+    maps = lib.divergence.embedding_maps(emb.shape[1])
     estimator = lib.divergence.estimator()
     in_wide = [[] for _ in widths]
     in_k = [[] for _ in widths]
     top = exact_top10(lib, ids, mixtures, queries)
     for q, true in zip(queries, top, strict=True):
-        gap = np.min([np.linalg.norm(emb - emb[q][perm], axis=1) for perm in perms], axis=0)
-        gap[q] = np.inf
-        near = np.lexsort((np.arange(len(ids)), gap))[:widest]
-        cheap = estimator.cross([mixtures[q]], [mixtures[j] for j in near], n_jobs=-1)[0]
+        # The index's own search (its maps and gaps) for each list width.
+        lists = {
+            wide: candidates.nearest(
+                emb[q : q + 1],
+                emb,
+                wide,
+                exclude=np.array([q]),
+                maps=maps,
+                gaps=lib.divergence.embedding_gaps,
+            )[0][0]
+            for wide in {wide for wide, _ in widths}
+        }
+        near = np.unique(np.concatenate(list(lists.values())))
+        cheap = dict(
+            zip(
+                near.tolist(),
+                estimator.cross([mixtures[q]], [mixtures[j] for j in near], n_jobs=-1)[0],
+                strict=True,
+            )
+        )
         for i, (wide, keep) in enumerate(widths):
-            listed = near[:wide]
-            best = listed[np.lexsort((listed, cheap[:wide]))[:keep]]
+            listed = lists[wide]
+            estimates = np.array([cheap[j] for j in listed.tolist()])
+            best = listed[np.lexsort((listed, estimates))[:keep]]
             in_wide[i].append(len(set(true) & set(listed.tolist())) / 10)
             in_k[i].append(len(set(true) & set(best.tolist())) / 10)
     return [

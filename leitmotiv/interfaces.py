@@ -129,7 +129,9 @@ class Divergence(Implementation):
       the embedding's neighbours (default: this divergence with an eighth of its
       ``n_samples`` if it has an integer parameter of that name, else itself);
     - :meth:`sparse_unavailable_reason`: None, or why this divergence cannot serve a
-      sparse index (checked before any work; default None).
+      sparse index (checked before any work; default None);
+    - :meth:`embedding_maps` and :meth:`embedding_gaps`, optional refinements of the
+      embedding's neighbours (default None: plain Euclidean neighbours).
 
     A divergence that knows its models better overrides the first two, as the
     built-in ``js`` does (its embedding has a palette part, like its distance).
@@ -170,6 +172,29 @@ class Divergence(Implementation):
         plain Euclidean neighbours.  The candidate search then takes, for each pair, the
         least of ``|e_i - e_j|`` and the ``|e_i[perm] - e_j|`` (the permutations closed
         under inverses, so that this is symmetric)."""
+        return None
+
+    def embedding_gaps(self, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:
+        """Finer distances from embeddings to their candidates' embeddings, or None.
+
+        When a divergence defines them, the candidate search keeps
+        :data:`leitmotiv.candidates.SHORTLIST` times as many Euclidean neighbours
+        (under :meth:`embedding_maps`) as it needs and orders those by these gaps.  For
+        a distance that adds terms the Euclidean distance squares and sums, the sum of
+        the parts' own distances ranks like it where a sum of squares does not.
+
+        Parameters
+        ----------
+        queries : ndarray, shape (B, D), float32
+            Embeddings from :meth:`embedding`.
+        candidates : ndarray, shape (B, C, D), float32
+            Each query's candidates' embeddings.
+
+        Returns
+        -------
+        ndarray, shape (B, C), or None
+            None (the default): the Euclidean order under the maps is kept.
+        """
         return None
 
     def estimator(self) -> Divergence:

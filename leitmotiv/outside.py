@@ -115,23 +115,23 @@ def _sparse_candidates(
     ctx: Context, query: Mixture, top: int, search_id: int, cache: EmbeddingCache
 ) -> tuple[np.ndarray, list[Mixture]]:
     """The query's candidates from the stored embeddings and the cheap estimate."""
-    from leitmotiv import sparse_index
+    from leitmotiv import candidates, sparse_index
 
     params = _search_parameters(ctx, top)
     ids, embeddings, norms = cache.get(ctx, ctx.key_ids()[0], search_id)
     if len(ids) == 0:
         return ids, []
-    q = ctx.divergence.embedding([query])[0]
-    # Squared distances up to the query's own norm, by one float32 product (one per
-    # embedding map, the nearest kept): the order is all that is needed to take the
-    # wide list.
-    dot = embeddings @ q
-    for perm in ctx.divergence.embedding_maps(len(q)) or []:
-        np.maximum(dot, embeddings @ q[perm], out=dot)
-    dist = norms - 2.0 * dot
-    wide = min(params.wide, len(ids))
-    nearest = np.argpartition(dist, wide - 1)[:wide]
-    wide_ids, wide_models = _mixtures(ctx, ids[nearest])
+    q = ctx.divergence.embedding([query])
+    # The index's own search (its maps and gaps), against the kept embeddings.
+    nearest, _ = candidates.nearest(
+        q,
+        embeddings,
+        min(params.wide, len(ids)),
+        maps=ctx.divergence.embedding_maps(q.shape[1]),
+        gaps=ctx.divergence.embedding_gaps,
+        base_sq=norms,
+    )
+    wide_ids, wide_models = _mixtures(ctx, ids[nearest[0]])
     if len(wide_ids) <= params.k:
         return wide_ids, wide_models
     cheap = ctx.divergence.estimator()

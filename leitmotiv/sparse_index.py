@@ -106,8 +106,9 @@ class SearchParameters:
                 "k": int(self.k),
                 "wide": int(max(self.wide, self.k)),
                 # 2: added photos enter old lists from their own wide lists only;
-                # 3: the embedding and the estimator come from the divergence.
-                "lists": 3,
+                # 3: the embedding and the estimator come from the divergence;
+                # 4: a shortlist ordered by the divergence's embedding gaps.
+                "lists": 4,
             },
             sort_keys=True,
         )
@@ -349,6 +350,7 @@ def update_candidates(
                 embeddings[:stop],
                 wide_k,
                 maps=divergence.embedding_maps(embeddings.shape[1]),
+                gaps=divergence.embedding_gaps,
                 start=n_cur,
                 progress=searched,
             )

@@ -82,7 +82,7 @@ def test_embedding_is_per_photo_and_deterministic(few_models):
     js = JensenShannon()
     emb = js.embedding(few_models)
     assert emb.dtype == np.float32
-    assert emb.shape == (len(few_models), 2 * (128 + 64 + 64))
+    assert emb.shape == (len(few_models), 2 * (128 + 64 + 64) + 1)  # and the colour share
     assert np.all(np.isfinite(emb))
     # A photo's embedding does not depend on its companions.
     np.testing.assert_allclose(js.embedding(few_models[5:7])[1], emb[6], rtol=1e-6)
@@ -313,3 +313,80 @@ def test_embedding_maps_permute_the_embedding_of_a_moved_photo(few_models):
         np.testing.assert_allclose(js.embedding([moved(m, g)]), emb[:, perm], atol=1e-6)
     assert JensenShannon(symmetries="none").embedding_maps(emb.shape[1]) is None
     assert js.embedding_maps(emb.shape[1] + 2) is None  # not a photo model's embedding
+
+
+@pytest.fixture(scope="module")
+def mono_models(photos_mono_dir: Path) -> list[Mixture]:
+    """A colour photo, its black and white, sepia and high-contrast black and white
+    versions, for two scenes (greyscale photos have a colour share of zero)."""
+    return _fit([photos_mono_dir / f"{s}_m{i}.jpg" for s in ("astronaut", "coffee")
+                 for i in range(4)])  # fmt: skip
+
+
+def _gap_reference(js: JensenShannon, p: Mixture, q: Mixture) -> float:
+    """The embedding gap of two photos from their views, in plain NumPy: the parts'
+    characteristic functions compared as the gaps' formula says, least over the maps."""
+    from leitmotiv import jensen_shannon as J
+    from leitmotiv.embedding import characteristic
+
+    spatial, palette, luma = J._embedding_frequencies()
+    share = J.colour_shares([p], [q], js.tone)[0, 0]
+
+    def parts(m: Mixture):
+        view = J.luma_view(m, js.luma_scale, js.luma_spread)
+        return (characteristic([m], spatial)[0], characteristic([J.colour_view(m)], palette)[0],
+                characteristic([view], luma)[0])  # fmt: skip
+
+    (sp, pp, lp), palette_gain = parts(p), js.colour_weight * J.PALETTE_EMBEDDING_GAIN
+    best = np.inf
+    for g in J.SYMMETRIES[js.symmetries]:
+        sq, pq, lq = parts(J.moved(q, g))
+        colour = np.linalg.norm(sp - sq) + J.GAP_PALETTE * palette_gain * np.linalg.norm(pp - pq)
+        grey = js.luma_gain * J.GAP_LUMA * np.linalg.norm(lp - lq)
+        best = min(best, share * colour + (1 - share) * grey)
+    return best
+
+
+def test_embedding_gaps_add_the_parts_distances(few_models, mono_models):
+    """The gaps read the parts and the colour share back from the embedding and add
+    the parts' distances as the distance adds its terms, at the nearest frame map; a
+    greyscale photo is compared by its luminance part alone."""
+    js = JensenShannon()
+    models = few_models[:4] + mono_models
+    emb = js.embedding(models)
+    gaps = js.embedding_gaps(emb[:2], np.broadcast_to(emb, (2, *emb.shape)))
+    assert gaps.shape == (2, len(models)) and np.all(np.isfinite(gaps))
+    reference = [[_gap_reference(js, models[i], m) for m in models] for i in range(2)]
+    np.testing.assert_allclose(gaps, reference, rtol=2e-3, atol=2e-4)
+    grey = emb[5:6]  # the first scene's black and white version
+    assert grey[0, -1] == 0.0
+    to_grey = js.embedding_gaps(grey, emb[None])[0]
+    np.testing.assert_allclose(to_grey, [_gap_reference(js, models[5], m) for m in models],
+                               rtol=2e-3, atol=2e-4)  # fmt: skip
+    # Itself first, then its scene's colour original and sepia version among the next.
+    order = np.argsort(to_grey, kind="stable")
+    assert order[0] == 5 and {4, 6} <= set(order[1:4].tolist())
+    # Not a photo model's embedding: no gaps.
+    assert js.embedding_gaps(emb[:1, :-1], emb[None, :, :-1]) is None
+    assert Divergence.embedding_gaps(js, emb[:1], emb[None]) is None
+
+
+def test_the_search_orders_a_shortlist_by_the_gaps(few_models, mono_models):
+    """With gaps, the search keeps the best by the gaps among a shortlist of
+    SHORTLIST times the Euclidean nearest; without, the Euclidean order."""
+    js = JensenShannon()
+    emb = js.embedding(few_models + mono_models)
+    n, k = len(emb), 5
+    maps = js.embedding_maps(emb.shape[1])
+    idx, dist = candidates.candidate_pairs(emb, k, maps=maps, gaps=js.embedding_gaps, block=5)
+    assert k * candidates.SHORTLIST >= n - 1  # the shortlist is every other photo here
+    full = js.embedding_gaps(emb, np.broadcast_to(emb, (n, *emb.shape)))
+    np.fill_diagonal(full, np.inf)
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :k], rtol=1e-9)
+    np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable")[:, :k])
+    plain, _ = candidates.candidate_pairs(emb, k, maps=maps)
+    assert not np.array_equal(plain, idx)
+    # A divergence without gaps (the interface's default) keeps the Euclidean order.
+    generic = Divergence.embedding_gaps.__get__(js)
+    same, _ = candidates.candidate_pairs(emb, k, maps=maps, gaps=generic)
+    np.testing.assert_array_equal(same, plain)

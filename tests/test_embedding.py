@@ -79,7 +79,7 @@ def test_js_estimator_and_palette_weight_follow_its_parameters(photos_dir):
         decode(photos_dir / "dahlia_0.jpg", target_long_side=128).rgb
     )
     base = JensenShannon().embedding([model])[0]
-    assert base.shape == (512,)  # spatial 256, palette 128, luminance 128
+    assert base.shape == (513,)  # spatial 256, palette 128, luminance 128, colour share
     half = JensenShannon(colour_weight=0.4).embedding([model])[0]
     np.testing.assert_array_equal(half[:256], base[:256])
     np.testing.assert_array_equal(half[384:], base[384:])
