@@ -84,7 +84,12 @@ then recomputed in float64 and sorted by ``(distance, index)``, so results are
 deterministic and do not depend on ``block``.  A divergence that compares pairs under
 maps whose effect on the embedding is a permutation of its columns (the default's frame
 maps, :meth:`leitmotiv.implementation.Divergence.embedding_maps`) has each pair's
-distance taken as the least over them: one more matrix product per map.
+distance taken as the least over them: one more matrix product per map.  A divergence
+with :meth:`~leitmotiv.implementation.Divergence.embedding_gaps` gets :data:`SHORTLIST`
+times the neighbours asked for from that search, and its gaps choose among them: for
+the default divergence the parts' distances added as its terms are, which the
+Euclidean distance (a sum of squares, each photo's colour share folded into its own
+vector) cannot do in one product.
 """
 
 from __future__ import annotations
