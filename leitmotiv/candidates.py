@@ -127,7 +127,7 @@ _SLACK = 8
 #: neighbours asked for, and the gaps choose among them.  On 10,000 diverse photos
 #: (``benchmarks/recall.py``'s library, 150 held-out queries) the ``js`` gaps held 0.990
 #: of the exact top 10 among 600 chosen from all photos, 0.981 from a shortlist of
-#: 2,400 and 0.969 from 1,200; the Euclidean 600 nearest held 0.936.
+#: 2,400 and 0.969 from 1,200; the Euclidean 600 nearest held 0.931.
 SHORTLIST = 4
 
 #: ``gaps(queries (B, D), candidates (B, C, D)) -> (B, C)``, see
