@@ -10,7 +10,8 @@ baseline, made in this process each run, is a 1,000-photo library written by
 For each library, ``leitmotiv serve`` runs as a subprocess on 127.0.0.1 (waitress,
 ``--threads`` worker threads, default 8, as ``serve`` runs it, in ``--processes``
 processes, default 1) and, route by route,
-``--clients`` threads (default 8), each with its own keep-alive ``http.client``
+``--clients`` threads (default 8; with ``--client-processes`` processes, one per
+client, as separate browsers are), each with its own keep-alive ``http.client``
 connection and ``Accept-Encoding: gzip`` as a browser sends it, send ``--requests``
 requests in all for targets drawn at random (photos, clusters, motif periods, pages)
 from a pool of ``--pool`` per route.  Every URL of the pool is requested once first
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import math
+import multiprocessing
 import os
 import random
 import socket
@@ -234,8 +236,45 @@ def _client(port: int, urls: list[str], out: list[float], errors: list[str]) -> 
         conn.close()
 
 
-def _load(port: int, urls: list[str], clients: int) -> tuple[list[float], float, list[str]]:
-    """Send ``urls`` from ``clients`` concurrent connections: latencies, wall, errors."""
+def _client_process(port: int, urls: list[str], start, replies) -> None:
+    """One client in a process of its own: waits for ``start``, then sends ``urls`` and
+    puts its latencies and errors on ``replies``."""
+    out: list[float] = []
+    errors: list[str] = []
+    start.wait()
+    try:
+        _client(port, urls, out, errors)
+    finally:
+        replies.put((out, errors))
+
+
+def _load(
+    port: int, urls: list[str], clients: int, processes: bool = False
+) -> tuple[list[float], float, list[str]]:
+    """Send ``urls`` from ``clients`` concurrent connections: latencies, wall, errors.
+
+    The clients are threads of this process, or with ``processes`` one process each
+    (forked, started together), as separate browsers are: threads share this
+    process's interpreter lock, so a reply that has arrived can wait for another
+    client's parsing, which the latency then counts.
+    """
+    if processes:
+        context = multiprocessing.get_context("fork")
+        start, replies = context.Event(), context.Queue()
+        workers = [
+            context.Process(target=_client_process, args=(port, urls[c::clients], start, replies))
+            for c in range(clients)
+        ]
+        for worker in workers:
+            worker.start()
+        t0 = time.perf_counter()
+        start.set()
+        found = [replies.get() for _ in workers]
+        wall = time.perf_counter() - t0
+        for worker in workers:
+            worker.join()
+        latencies = [x for out, _ in found for x in out]
+        return latencies, wall, [e for _, errors in found for e in errors]
     results: list[list[float]] = [[] for _ in range(clients)]
     errors: list[str] = []
     threads = [
@@ -284,7 +323,7 @@ def measure(folder: Path, args, pinned: bool) -> dict[str, dict[str, float]]:
             pool = list(dict.fromkeys(route.url(rng) for _ in range(4 * args.pool)))
             _load(port, pool, 1)  # warm: every target once
             urls = [rng.choice(pool) for _ in range(args.requests)]
-            latencies, wall, errors = _load(port, urls, args.clients)
+            latencies, wall, errors = _load(port, urls, args.clients, args.client_processes)
             ms = np.asarray(latencies) * 1000.0
             out[route.name] = {
                 "kind": route.kind,
@@ -330,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         "--processes", type=int, default=1, help="server processes (serve --processes)"
     )
     parser.add_argument("--split-cores", action="store_true", help="also pin server and clients")
+    parser.add_argument(
+        "--client-processes",
+        action="store_true",
+        help="each client in a process of its own (default: threads of this process)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--routes", help="measure only the routes whose name contains this")
     args = parser.parse_args(argv)
@@ -344,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             f"({time.perf_counter() - t:.0f} s to write)"
         )
         print(
-            f"{args.requests} requests per route from {args.clients} keep-alive clients, "
+            f"{args.requests} requests per route from {args.clients} keep-alive clients "
+            f"({'one process each' if args.client_processes else 'threads of one process'}), "
             f"{args.processes} server process(es) of {args.threads} waitress threads; "
             f"load average before: {os.getloadavg()}"
         )
