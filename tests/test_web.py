@@ -1205,7 +1205,11 @@ def test_duplicates_page_and_api(app, library):
 
 
 def test_map_api_returns_what_a_box_holds(app, library, all_photos):
-    whole = call(app, "/api/map").json()
+    reply = call(app, "/api/map")
+    whole = reply.json()
+    # The points are formatted by hand: the text is what json.dumps gives for them.
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.body == json.dumps(whole, ensure_ascii=False).encode()
     assert whole["total"] == whole["in_box"] == len(all_photos) == len(whole["points"])
     x0, y0, x1, y1 = whole["bounds"]
     assert x0 == y0 == 0 and max(x1, y1) == 1

@@ -519,6 +519,15 @@ def content_key(*parts: str) -> str:
     return hashlib.blake2b("\0".join(parts).encode(), digest_size=8).hexdigest()
 
 
+def map_point_json(point) -> str:
+    """A point of ``/api/map`` (:class:`leitmotiv.layout.MapPoint`) as JSON text, as
+    ``json.dumps`` gives it."""
+    return (
+        f'{{"id": {point.id:d}, "x": {point.x!r}, "y": {point.y!r}, '
+        f'"cluster": {point.cluster:d}, "thumb": "{thumb_url(point)}"}}'
+    )
+
+
 def thumb_url(photo) -> str:
     """The thumbnail's URL, naming its content: the photo file's hash."""
     return f"/photo/{photo.id}/thumb.jpg?v={photo.sha256[:16]}"
@@ -923,22 +932,15 @@ def make_app(library) -> bottle.Bottle:
         found = library.map_points(box or (-math.inf, -math.inf, math.inf, math.inf), limit)
         if found is None:
             return {"bounds": None, "total": 0, "in_box": 0, "limit": limit, "points": []}
-        return {
+        head = {
             "bounds": list(found.bounds),
             "total": found.n_points,
             "in_box": found.in_box,
             "limit": limit,
-            "points": [
-                {
-                    "id": p.id,
-                    "x": p.x,
-                    "y": p.y,
-                    "cluster": p.cluster,
-                    "thumb": thumb_url(p),
-                }
-                for p in found.points
-            ],
         }
+        # Each point formatted as json.dumps would (finite floats by repr, a URL of an
+        # id and a hex hash): encoding 400 dicts was a third of the request.
+        return _json_listing(head, "points", [map_point_json(p) for p in found.points])
 
     # ------------------------------------------------- search by an outside photo
 
