@@ -51,7 +51,7 @@ Usage::
     python benchmarks/scale.py [--sizes 10000 30000 100000] [--queries 500 150 100] [--k 50]
                                [--copy-before-increment DIR]
     python benchmarks/scale.py --index-existing FOLDER [--full-seconds S] [--breakdown]
-    python benchmarks/scale.py --recall-existing FOLDER [--queries 500]
+    python benchmarks/scale.py --recall-existing FOLDER [--queries 500] [--recall-batch 100]
 
 The second form only indexes an existing library, e.g. the copy that
 ``--copy-before-increment`` takes after the full build (it holds the 1 % added photos,
@@ -287,7 +287,7 @@ def recall_existing(args) -> int:
         print(f"recall@10 {recall:.3f} over {done} queries (exact JS: {seconds:.0f} s)", flush=True)
 
     with Library.open(settings) as lib:
-        recall_at_10(lib, args.queries[0], report=report)
+        recall_at_10(lib, args.queries[0], batch=args.recall_batch, report=report)
     return 0
 
 
@@ -455,7 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         "--recall-existing",
         type=Path,
         help="only measure recall@10 (--queries) on this indexed library folder, "
-        "printing it after each 100 queries",
+        "printing it after each --recall-batch queries",
+    )
+    parser.add_argument(
+        "--recall-batch",
+        type=int,
+        default=100,
+        help="with --recall-existing: queries per printed figure (default 100)",
     )
     parser.add_argument(
         "--full-seconds", type=float, help="with --index-existing: the full build's time"
