@@ -1369,6 +1369,9 @@ def test_search_form_refuses_cross_site_large_and_bad_uploads(app, photos_dir):
     assert post(app, "/search", good, None).status == 403
     forged = _multipart({"token": "x" * 43}, {"photo": ("c.jpg", photo)})
     assert post(app, "/search", forged, token).status == 403
+    # A token that is not even ASCII is just as wrong (it once made a 500).
+    foreign = _multipart({"token": "é"}, {"photo": ("c.jpg", photo)})
+    assert post(app, "/search", foreign, token).status == 403
     reply = post(app, "/search", good, token, length=webapp.UPLOAD_LIMIT + 1)
     assert reply.status == 413
     assert "too large" in reply.text
@@ -1378,4 +1381,8 @@ def test_search_form_refuses_cross_site_large_and_bad_uploads(app, photos_dir):
     assert "notes.jpg" in reply.text and "not an image" in reply.text
     empty = _multipart({"token": token}, {})
     assert post(app, "/search", empty, token).status == 400
+    blank = _multipart({"token": token}, {"photo": ("blank.jpg", b"")})
+    reply = post(app, "/search", blank, token)
+    assert reply.status == 400
+    assert "blank.jpg" in reply.text and "empty file" in reply.text
     assert call(app, "/search", method="POST").status in (400, 411)

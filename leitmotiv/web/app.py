@@ -973,14 +973,18 @@ def make_app(library) -> bottle.Bottle:
 
         fields = read_upload()
         cookie = request.get_cookie(FORM_COOKIE) or ""
-        token = fields.get("token", (None, b""))[1].decode("ascii", "replace")
-        if not (_TOKEN_RE.fullmatch(cookie) and hmac.compare_digest(cookie, token)):
+        # Compared as bytes: the field is whatever the client sent (compare_digest
+        # refuses non-ASCII text), the cookie the token's own alphabet.
+        token = fields.get("token", (None, b""))[1]
+        if not (_TOKEN_RE.fullmatch(cookie) and hmac.compare_digest(cookie.encode(), token)):
             raise HTTPError(
                 403, "The form has expired or came from another site: open Search again."
             )
         name, data = fields.get("photo", (None, b""))
-        if not name or not data:
+        if not name and not data:
             raise HTTPError(400, "Choose a photo file to search with.")
+        # An empty file is refused by the decoder, naming it.
+        name = name or "the uploaded file"
         try:
             image = decode_bytes(data, name, target_long_side=FIT_LONG_SIDE)
         except DecodeError as exc:
