@@ -601,16 +601,23 @@ def similar(app, photo, top, as_json):
     PHOTO is a library photo (an id or a path) or any photo file outside the library,
     which is decoded and fitted in memory for this search only (nothing is stored).
     """
-    from leitmotiv.imaging import DecodeError
+    from leitmotiv.imaging import DecodeError, decode
 
-    if app.library_to_read() is None:
-        raise click.exceptions.Exit(2)  # no PHOTO can be in an empty library
-    found = app.reader.find_photo(photo)
+    library = app.library_to_read()
+    found = library.find_photo(photo) if library is not None else None
+    path = Path(photo).expanduser()
     if found is not None:
-        ranking = app.reader.similar(found.id, top=top)
-    elif Path(photo).expanduser().is_file():
+        ranking = library.similar(found.id, top=top)
+    elif os.path.lexists(path):
+        # Anything at the path is tried as a photo, so that a folder, a pipe or a broken
+        # link is refused for what it is.  An empty library ranks nothing, but the
+        # file is still checked.
         try:
-            ranking = app.reader.similar_to_file(Path(photo).expanduser(), top=top)
+            if library is not None:
+                ranking = library.similar_to_file(path, top=top)
+            else:
+                decode(path)
+                ranking = []
         except DecodeError as exc:
             raise click.BadParameter(str(exc), param_hint="PHOTO") from None
     else:
@@ -623,12 +630,12 @@ def similar(app, photo, top, as_json):
             "id": p.id,
             "path": p.path,
             "distance": d,
-            "relation": app.reader.relation(d),
+            "relation": library.relation(d),
             "in_library": found is not None,
         }
         for p, d in ranking
     ]
-    if not rows and app.reader.count_photos() > 1 and not app.reader.clusters():
+    if not rows and library is not None and library.count_photos() > 1 and not library.clusters():
         app.say_not_indexed()
     if as_json:
         emit_json(rows)

@@ -86,4 +86,29 @@ def test_cli_similar_outside_file(tmp_path, library_photos, photos_dir):
     assert "notes.jpg" in result.stderr and "not an image" in result.stderr
     assert "Traceback" not in result.stderr
     assert "no such file" in run("similar", tmp_path / "missing.jpg", status=2).stderr
+    # Something that is there but is no photo file is refused for what it is.
+    folder = tmp_path / "folder.jpg"
+    folder.mkdir()
+    assert "is a directory" in run("similar", folder, status=2).stderr
+    dangling = tmp_path / "dangling.jpg"
+    dangling.symlink_to(tmp_path / "gone.jpg")
+    assert "broken link" in run("similar", dangling, status=2).stderr
+    if hasattr(os, "mkfifo"):
+        pipe = tmp_path / "pipe.jpg"
+        os.mkfifo(pipe)
+        assert "not a regular file" in run("similar", pipe, status=2).stderr
     assert len(json.loads(run("photos", "--json").stdout)) == 12  # nothing added
+
+
+def test_cli_similar_outside_file_on_an_empty_library(tmp_path, photos_dir):
+    """No photo to rank: an empty list (the file still checked), as other reads give."""
+    runner = CliRunner()
+    base = ["--library", str(tmp_path / "library")]
+    result = runner.invoke(cli, [*base, "similar", str(photos_dir / "rocket_1.jpg"), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert "no photos in the library" in result.stderr
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("hello")
+    result = runner.invoke(cli, [*base, "similar", str(bad), "--json"])
+    assert result.exit_code == 2 and "not an image" in result.stderr
+    assert not (tmp_path / "library" / "leitmotiv.db").exists()  # a read creates nothing
