@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import shlex
 import signal
@@ -644,6 +645,24 @@ def similar(app, photo, top, as_json):
         click.echo(f"{row['distance']:.4f}  {row['relation']:<14}  {row['id']:>6}  {row['path']}")
 
 
+class _PositiveDistance(click.ParamType):
+    """A distance above zero: a finite number (``nan`` and ``inf`` are refused)."""
+
+    name = "distance"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and number > 0):
+            self.fail(f"{value!r} is not a positive finite distance", param, ctx)
+        return number
+
+
+POSITIVE_DISTANCE = _PositiveDistance()
+
+
 #: Columns of ``leitmotiv duplicates --csv``: one row per photo, keeper first.
 DUPLICATE_CSV_FIELDS = (
     "group",
@@ -663,7 +682,7 @@ DUPLICATE_CSV_FIELDS = (
 @cli.command()
 @click.option(
     "--threshold",
-    type=click.FloatRange(min=0, min_open=True),
+    type=POSITIVE_DISTANCE,
     help="Group photos closer than this distance (default: the divergence's calibrated "
     "near-duplicate threshold, whose groups build-index stores).",
 )

@@ -18,6 +18,7 @@ so adding photos changes only the groups they touch.  :func:`update` (run by
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -270,10 +271,10 @@ def groups(
     Raises
     ------
     ValueError
-        If ``threshold`` is not a positive number.
+        If ``threshold`` is not a positive finite number.
     """
-    if threshold is not None and not threshold > 0:
-        raise ValueError(f"the threshold must be a positive distance, got {threshold}")
+    if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"the threshold must be a positive finite distance, got {threshold}")
     placed = _stored(ctx) if threshold is None else _compute(ctx, threshold)
     by_keeper: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for photo_id, (keeper, d) in placed.items():

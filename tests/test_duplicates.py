@@ -93,8 +93,9 @@ def test_lower_threshold_splits_groups_from_stored_distances(tmp_path, copies):
         assert library.duplicates(threshold=1e-9) == []
         assert sum(g.size for g in library.duplicates(threshold=10.0)) == 5
         assert library.duplicates() == stored  # the stored groups are untouched
-        with pytest.raises(ValueError, match="positive"):
-            library.duplicates(threshold=-1.0)
+        for bad in (-1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="positive finite"):
+                library.duplicates(threshold=bad)
 
 
 def test_cli_json_csv_and_text(tmp_path, copies):
@@ -122,7 +123,10 @@ def test_cli_json_csv_and_text(tmp_path, copies):
     assert len(rows) == sum(g["size"] for g in groups)
     text = run("duplicates").stdout
     assert f"keep {keeper['id']} ({groups[0]['reason']})" in text
-    assert "--threshold" in run("duplicates", "--threshold", "0", status=2).stderr
+    for bad in ("0", "-1", "nan", "inf", "-inf"):
+        message = run("duplicates", "--threshold", bad, status=2).stderr
+        assert "--threshold" in message and f"'{bad}' is not a positive finite distance" in message
+    assert "'abc' is not a number" in run("duplicates", "--threshold", "abc", status=2).stderr
     assert "not both" in run("duplicates", "--json", "--csv", status=2).stderr
 
 
