@@ -260,7 +260,12 @@ def test_photo_grid_pages_by_keyset_through_every_photo_once(tied_library, monke
     assert call(app, f"/api/photos?after={unknown}").status == 404
     for bad in ("after=x", "after=0", "before=-1", f"after={expected[0]}&before={expected[1]}"):
         assert call(app, f"/?{bad}").status == 404
-    for bad in ("after=x", "after=0", f"after={expected[0]}&offset=3"):
+    for bad in (
+        "after=x",
+        "after=0",
+        f"after={expected[0]}&offset=3",
+        f"after={expected[0]}&offset=0",
+    ):
         assert call(app, f"/api/photos?{bad}").status == 400
 
 
@@ -570,6 +575,9 @@ def test_hostile_file_name_is_shown_as_text(app, hostile_photo):
         "/photo/{missing}/file",
         "/photo/{missing}/render.png",
         "/photo/x/thumb.jpg",
+        # Digits other than ASCII ones (Arabic-Indic and full-width 1) are no id.
+        "/photo/%D9%A1",
+        "/photo/%EF%BC%91/thumb.jpg",
         "/clusters/{missing}",
         "/clusters/abc",
         "/clusters/{missing}/average.png",
@@ -593,6 +601,7 @@ def test_unknown_or_malformed_ids_are_404_pages(app, url):
     [
         "/api/photos/1000000",
         "/api/photos/abc",
+        "/api/photos/%EF%BC%91",
         "/api/photos/-5",
         "/api/photos/99999999999999999999999999",
         "/api/photos/1000000/similar",
@@ -1247,8 +1256,11 @@ def test_map_api_returns_what_a_box_holds(app, library, all_photos):
         ("bbox=0,0,nan,1", "'0,0,nan,1'"),
         ("bbox=0,0,1,inf", "'0,0,1,inf'"),
         ("bbox=1,0,0,1", "x0 <= x1"),
-        ("limit=0", "limit"),
-        ("limit=5000", "limit"),
+        ("limit=0", "limit must be an integer from 1 to 2000, got '0'"),
+        ("limit=5000", "'5000'"),
+        ("limit=abc", "'abc'"),
+        # UTF-8 in the query string is echoed as written.
+        ("bbox=%C3%A9,0,1,1", "'é,0,1,1'"),
     ],
 )
 def test_map_api_refuses_a_bad_box_naming_it(app, query, named):

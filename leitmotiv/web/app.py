@@ -218,13 +218,27 @@ def _page(total: int, size: int) -> Page:
     return Page(number=number, count=count, size=size, total=total)
 
 
-def _query_count(name: str, default: int, minimum: int, maximum: int) -> int:
-    """A non-negative integer query parameter of the JSON API; 400 when malformed."""
+def _query_text(name: str) -> str | None:
+    """A query parameter as the client wrote it, or None when absent.
+
+    WSGI hands the query string over as Latin-1 text; clients send UTF-8, so a value
+    echoed in an error message would otherwise show garbled.  Bytes that are not UTF-8
+    show as U+FFFD.
+    """
     raw = request.query.get(name)
+    return None if raw is None else raw.encode("latin-1").decode("utf-8", "replace")
+
+
+def _query_count(name: str, default: int, minimum: int, maximum: int) -> int:
+    """A non-negative integer query parameter of the JSON API; 400 naming the value
+    when malformed."""
+    raw = _query_text(name)
     if raw is None or raw == "":
         return default
     if not _COUNT_RE.fullmatch(raw) or not minimum <= int(raw) <= maximum:
-        raise HTTPError(400, f"{name} must be an integer from {minimum} to {maximum}.")
+        raise HTTPError(
+            400, f"{name} must be an integer from {minimum} to {maximum}, got {raw!r}."
+        )
     return int(raw)
 
 
@@ -267,11 +281,11 @@ def _json_listing(head: dict[str, Any], key: str, entries: list[str]) -> bytes:
 def _cursor(name: str, status: int) -> int | None:
     """A photo id naming a keyset page (``after``, ``before``), or None when absent;
     malformed, it is an HTTP ``status`` (404 for a page, 400 for the JSON API)."""
-    raw = request.query.get(name)
+    raw = _query_text(name)
     if raw is None or raw == "":
         return None
     if not _COUNT_RE.fullmatch(raw) or int(raw) < 1:
-        raise HTTPError(status, f"{name} must be a photo id.")
+        raise HTTPError(status, f"{name} must be a photo id, got {raw!r}.")
     return int(raw)
 
 
@@ -604,6 +618,9 @@ def make_app(library) -> bottle.Bottle:
         :func:`make_wsgi` wraps it with compression, as served.
     """
     app = bottle.Bottle()
+    # Ids in routes (``<id:int>``) are ASCII digits only: bottle's own filter matches
+    # any Unicode digit ("١" would serve photo 1).
+    app.router.add_filter("int", lambda _: (r"[0-9]+", int, lambda x: str(int(x))))
     # Every page and JSON document shows a file name that is not valid UTF-8 with
     # U+FFFD for its undecodable bytes, rather than failing to encode (see
     # leitmotiv.paths); installed last, this runs before bottle's JSON plugin.
@@ -711,7 +728,7 @@ def make_app(library) -> bottle.Bottle:
         offset = _query_count("offset", 0, 0, 10**9)
         limit = _query_count("limit", API_DEFAULT_LIMIT, 1, API_MAX_LIMIT)
         after = _cursor("after", 400)
-        if after is not None and offset:
+        if after is not None and _query_text("offset"):
             raise HTTPError(400, "Ask with offset or with after, not both.")
         # One photo more than the page, to tell whether a next page exists.
         if after is None:
@@ -927,7 +944,7 @@ def make_app(library) -> bottle.Bottle:
     # walking it for undecodable names took 40 % of a request at 100,000 photos.
     @app.get("/api/map", skip=[_show_undecodable_names])
     def map_api():
-        box = _map_box(request.query.get("bbox"))
+        box = _map_box(_query_text("bbox"))
         limit = _query_count("limit", MAP_DEFAULT_LIMIT, 1, MAP_MAX_LIMIT)
         found = library.map_points(box or (-math.inf, -math.inf, math.inf, math.inf), limit)
         if found is None:
@@ -1030,7 +1047,7 @@ def make_app(library) -> bottle.Bottle:
 
         bounds: dict[str, dt.datetime | None] = {}
         for name in ("since", "until"):
-            raw = request.query.get(name) or None
+            raw = _query_text(name) or None
             try:
                 bounds[name] = None if raw is None else parse_date_bound(raw, end=name == "until")
             except ValueError as exc:
