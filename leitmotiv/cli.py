@@ -40,6 +40,12 @@ class LeitmotivGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; run the same command again to resume", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # Whoever read the output has gone (``leitmotiv photos | head``): stop
+            # quietly, as Unix tools do, with the status of a process killed by SIGPIPE;
+            # standard output goes nowhere, so the flush at exit cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)
         except Exception as exc:
             if ctx.obj is not None and ctx.obj.debug:
                 raise

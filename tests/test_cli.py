@@ -227,3 +227,27 @@ def test_ignored_files_are_listed_with_their_reasons(fast, tmp_path, photos_dir)
     assert verbose[-1].startswith("added 0, updated 0, moved 0, unchanged 2, ignored 2,")
     named = fast.json("add-image", folder / "notes.txt")
     assert [f["reason"] for f in named["ignored_files"]] == [report["ignored_files"][1]["reason"]]
+
+
+def test_output_into_a_closed_pipe_stops_quietly(photos_library):
+    """``leitmotiv photos | head -1``: the reader goes away, the command stops with
+    SIGPIPE's status and no error message or traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: the first write fails
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "leitmotiv", *photos_library.base, "photos"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 128 + signal.SIGPIPE, done.stderr
+    assert done.stderr == ""
