@@ -609,6 +609,7 @@ def similar(app, photo, top, as_json):
     which is decoded and fitted in memory for this search only (nothing is stored).
     """
     from leitmotiv.imaging import DecodeError, decode
+    from leitmotiv.paths import shown
 
     library = app.library_to_read()
     found = library.find_photo(photo) if library is not None else None
@@ -629,7 +630,8 @@ def similar(app, photo, top, as_json):
             raise click.BadParameter(str(exc), param_hint="PHOTO") from None
     else:
         raise click.BadParameter(
-            f"no photo {photo!r} in the library and no such file (give an id or a path)",
+            f"no photo {shown(photo)!r} in the library and no such file (give an id or a "
+            "path)",
             param_hint="PHOTO",
         )
     rows = [

@@ -86,6 +86,9 @@ def test_cli_similar_outside_file(tmp_path, library_photos, photos_dir):
     assert "notes.jpg" in result.stderr and "not an image" in result.stderr
     assert "Traceback" not in result.stderr
     assert "no such file" in run("similar", tmp_path / "missing.jpg", status=2).stderr
+    # A name that is not UTF-8 shows its odd byte as U+FFFD, not as an escape.
+    odd = os.fsdecode(bytes(tmp_path / "missing") + b"\xff.jpg")
+    assert "missing\ufffd.jpg" in run("similar", odd, status=2).stderr
     # Something that is there but is no photo file is refused for what it is.
     folder = tmp_path / "folder.jpg"
     folder.mkdir()
