@@ -285,9 +285,12 @@ def decode(
         kind = special_file_kind(stat.st_mode)
         if kind is not None:
             raise DecodeError(path, f"not a regular file ({kind})")
-        if stat.st_size == 0:
+        # Empty by what it holds: a file the kernel makes up as it is read (/proc)
+        # has a size of 0.
+        head = fh.read(SNIFF_BYTES)
+        if not head:
             raise DecodeError(path, "empty file (0 bytes)")
-        found = sniff(fh.read(SNIFF_BYTES))
+        found = sniff(head)
         fh.seek(0)
         extension = Path(os.fspath(path)).suffix.lower()
         if found in RAW_FORMATS or (extension in RAW_EXTENSIONS and found in ("TIFF", None)):

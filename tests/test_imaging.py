@@ -566,6 +566,12 @@ def test_named_pipe_is_refused_before_opening(tmp_path) -> None:
             imaging.regular_file_stat(fifo)
 
 
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="no /proc/cpuinfo here")
+def test_a_file_of_size_zero_with_content_is_not_called_empty() -> None:
+    with pytest.raises(DecodeError, match=r"cpuinfo: not an image"):
+        decode("/proc/cpuinfo")
+
+
 # --- camera RAW ----------------------------------------------------------------------
 
 
