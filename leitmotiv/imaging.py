@@ -295,7 +295,7 @@ def decode(
         extension = Path(os.fspath(path)).suffix.lower()
         if found in RAW_FORMATS or (extension in RAW_EXTENSIONS and found in ("TIFF", None)):
             return _decode_raw(fh, path, stat.st_mtime, target_long_side, max_pixels, extension)
-        im = _open_pam(fh, path, max_pixels) if found == "PAM" else _open(fh, path, max_pixels)
+        im = _open_pam(fh, path, max_pixels) if found == "PAM" else _open(fh, path, max_pixels, found)
         missing = missing_pixel_data(fh, im.format or "")
         if missing is not None:
             raise DecodeError(path, missing)
@@ -326,7 +326,7 @@ def decode_bytes(
         raise DecodeError(name, "empty file (0 bytes)")
     fh = io.BytesIO(data)
     found = sniff(data[:SNIFF_BYTES])
-    im = _open_pam(fh, name, max_pixels) if found == "PAM" else _open(fh, name, max_pixels)
+    im = _open_pam(fh, name, max_pixels) if found == "PAM" else _open(fh, name, max_pixels, found)
     missing = missing_pixel_data(fh, im.format or "")
     if missing is not None:
         raise DecodeError(name, missing)
@@ -407,8 +407,14 @@ def _capture_time(exif: dt.datetime | None, mtime: float) -> tuple[dt.datetime, 
     return dt.datetime.fromtimestamp(mtime), "mtime-bad-exif"
 
 
-def _open(fh: io.BufferedReader, path: str | os.PathLike[str], max_pixels: int) -> Image.Image:
-    """Read the header, refusing unknown formats and images above ``max_pixels``."""
+def _open(
+    fh: io.BufferedReader,
+    path: str | os.PathLike[str],
+    max_pixels: int,
+    announced: str | None = None,
+) -> Image.Image:
+    """Read the header, refusing unknown formats and images above ``max_pixels``;
+    ``announced`` is the format the file's first bytes name (:func:`sniff`), if any."""
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -420,6 +426,11 @@ def _open(fh: io.BufferedReader, path: str | os.PathLike[str], max_pixels: int) 
         if im is None:
             raise DecodeError(path, "too large (exceeds the decompression-bomb limit)") from None
     except UnidentifiedImageError:
+        if announced is not None:
+            # It starts like a photo file: damaged or cut short, not some other file.
+            raise DecodeError(
+                path, f"corrupt {announced} file (it starts like one; its header cannot be read)"
+            ) from None
         raise DecodeError(path, "not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(path, f"corrupt header ({exc})") from None

@@ -566,6 +566,17 @@ def test_named_pipe_is_refused_before_opening(tmp_path) -> None:
             imaging.regular_file_stat(fifo)
 
 
+def test_a_photo_file_cut_inside_its_header_is_called_corrupt(tmp_path, photos_dir) -> None:
+    buffer = io.BytesIO()
+    Image.open(photos_dir / "coffee_0.jpg").save(buffer, format="PNG")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(buffer.getvalue()[:33])  # the signature and the IHDR chunk only
+    with pytest.raises(DecodeError, match=r"cut\.png: corrupt PNG file"):
+        decode(cut)
+    with pytest.raises(DecodeError, match=r"cut\.png: corrupt PNG file"):
+        imaging.decode_bytes(cut.read_bytes(), "cut.png")
+
+
 @pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="no /proc/cpuinfo here")
 def test_a_file_of_size_zero_with_content_is_not_called_empty() -> None:
     with pytest.raises(DecodeError, match=r"cpuinfo: not an image"):
