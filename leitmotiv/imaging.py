@@ -295,7 +295,10 @@ def decode(
         extension = Path(os.fspath(path)).suffix.lower()
         if found in RAW_FORMATS or (extension in RAW_EXTENSIONS and found in ("TIFF", None)):
             return _decode_raw(fh, path, stat.st_mtime, target_long_side, max_pixels, extension)
-        im = _open_pam(fh, path, max_pixels) if found == "PAM" else _open(fh, path, max_pixels, found)
+        if found == "PAM":
+            im = _open_pam(fh, path, max_pixels)
+        else:
+            im = _open(fh, path, max_pixels, found)
         missing = missing_pixel_data(fh, im.format or "")
         if missing is not None:
             raise DecodeError(path, missing)
