@@ -286,39 +286,57 @@ def _wait_for(browser, script: str, seconds: float = 10.0):
 
 def test_map_draws_points_then_thumbnails_and_opens_a_photo(server, browser):
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
     from selenium.webdriver.common.by import By
 
     url, *_ = server
     browser.get(url + "map")
     canvas = browser.find_element(By.ID, "map-canvas")
     data = "return document.getElementById('map-canvas').dataset"
-    assert _wait_for(browser, data + ".points") == "64"
+
+    def settled() -> dict:
+        # The view once its own answer is drawn: while a viewport loads, the canvas
+        # still shows the previous one's photos (zoomed), which a test must not read.
+        assert _wait_for(browser, data + ".settled === 'true'", 20.0)
+        return browser.execute_script(
+            "const d = document.getElementById('map-canvas').dataset;"
+            " return {points: d.points, thumbs: d.thumbs, mode: d.mode, sample: d.sample};"
+        )
+
+    assert settled()["points"] == "64"
     # Zoomed out, the whole library is a small cloud: its photos are points.
     for _ in range(4):
         browser.find_element(By.ID, "map-zoom-out").click()
-    assert _wait_for(browser, data + ".thumbs === '0'")
+    view = settled()
+    assert view["thumbs"] == "0" and view["mode"] == "points"
     assert "64 photos here" in browser.find_element(By.ID, "map-status").text
     _screenshot(browser, "map")
-    # Zooming in (buttons, then keys on the focused map) loads the viewport until it
-    # asks for thumbnails, which are drawn as their images arrive (slowly on a busy
-    # machine: zooming on meanwhile could leave every photo outside the view).
-    for step in range(16):
-        if _wait_for(browser, data + ".mode === 'thumbs'", 2.0):
-            if _wait_for(browser, data + ".points !== '0'", 2.0):
-                break
-            # The view's centre fell between the photos: step back out until some show.
-            browser.find_element(By.ID, "map-zoom-out").click()
-            continue
-        if step < 6:
-            browser.find_element(By.ID, "map-zoom-in").click()
-        else:
-            canvas.send_keys("+")
+    # Keys on the focused map zoom too ("+" in, "-" out, by the buttons' step).
+    scale = float(browser.execute_script(data + ".scale"))
+    canvas.send_keys("+")
+    assert float(browser.execute_script(data + ".scale")) == pytest.approx(1.6 * scale)
+    canvas.send_keys("-")
+    assert float(browser.execute_script(data + ".scale")) == pytest.approx(scale)
+    # Zooming in with the wheel over a photo on the map (the point under the pointer
+    # stays put, so the photo stays in view; the buttons zoom about the centre, which
+    # may lie between photos) loads the viewport until it asks for thumbnails, which
+    # are drawn as their images arrive.
+    size = canvas.size
+    for _ in range(16):
+        view = settled()
+        if view["mode"] == "thumbs" and view["points"] != "0":
+            break
+        _, x, y = view["sample"].split()
+        over = ScrollOrigin.from_element(
+            canvas, int(float(x) - size["width"] / 2), int(float(y) - size["height"] / 2)
+        )
+        ActionChains(browser).scroll_from_origin(over, 0, -300).perform()
+    assert view["mode"] == "thumbs" and view["points"] != "0", view
     assert _wait_for(browser, data + ".thumbs > 0", 20.0)
     _screenshot(browser, "map-zoomed")
     shown = int(browser.execute_script(data + ".points"))
     assert 0 < shown <= 64
     photo, x, y = browser.execute_script(data + ".sample").split()
-    size = canvas.size
     ActionChains(browser).move_to_element_with_offset(
         canvas, int(float(x) - size["width"] / 2), int(float(y) - size["height"] / 2)
     ).click().perform()

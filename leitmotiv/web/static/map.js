@@ -87,9 +87,11 @@
     if (!view) return;
     const withThumbs = thumbs();
     let drawnThumbs = 0;
-    let sample = "";
+    let sample = ""; // a drawn thumbnail's
+    let dotSample = ""; // a drawn point's
     for (const p of points) {
       const [sx, sy] = toScreen(p.x, p.y);
+      const inside = sx > 0 && sy > 0 && sx < w && sy < h;
       if (withThumbs) {
         const img = image(p.thumb);
         if (img.complete && img.naturalWidth) {
@@ -101,7 +103,7 @@
           ctx.lineWidth = 2;
           ctx.strokeRect(sx - iw / 2, sy - ih / 2, iw, ih);
           drawnThumbs += 1;
-          if (!sample && sx > 0 && sy > 0 && sx < w && sy < h) sample = `${p.id} ${sx} ${sy}`;
+          if (!sample && inside) sample = `${p.id} ${sx} ${sy}`;
           continue;
         }
       }
@@ -109,13 +111,16 @@
       ctx.arc(sx, sy, DOT, 0, 2 * Math.PI);
       ctx.fillStyle = colour(p.cluster);
       ctx.fill();
+      if (!dotSample && inside) dotSample = `${p.id} ${sx} ${sy}`;
     }
     canvas.dataset.points = String(points.length);
     canvas.dataset.thumbs = String(drawnThumbs);
     // Whether the view asks for thumbnails (they are drawn as their images arrive).
     canvas.dataset.mode = withThumbs ? "thumbs" : "points";
-    // Where one drawn thumbnail is (photo id, x, y in CSS pixels): for scripts and tests.
-    canvas.dataset.sample = sample;
+    // Where one drawn photo is, a thumbnail if any (photo id, x, y in CSS pixels): for
+    // scripts and tests.
+    canvas.dataset.sample = sample || dotSample;
+    canvas.dataset.scale = String(view.scale); // CSS pixels per map unit
     status.textContent =
       inBox > points.length
         ? `${points.length} of ${inBox} photos here shown; zoom in for more`
@@ -134,7 +139,14 @@
     return img;
   }
 
+  function settle(seq) {
+    // Whether the screen shows the answer for the current view (no request waiting or
+    // under way): for scripts and tests, which must not read a view still loading.
+    if (seq === asked && timer === null) canvas.dataset.settled = "true";
+  }
+
   function load() {
+    timer = null;
     const { w, h } = size();
     let url = `${api}?limit=${LIMIT}`;
     if (view) {
@@ -153,6 +165,7 @@
         shown = seq;
         if (!data.bounds) {
           status.textContent = "The library has no map yet: run leitmotiv build-index.";
+          settle(seq);
           return;
         }
         if (!bounds) {
@@ -163,14 +176,17 @@
         points = data.points;
         inBox = data.in_box;
         draw();
+        settle(seq);
       })
       .catch((err) => {
         status.textContent = String(err.message || err);
+        settle(seq);
       });
   }
 
   function schedule() {
     clearTimeout(timer);
+    canvas.dataset.settled = "false";
     timer = setTimeout(load, DEBOUNCE_MS);
   }
 
