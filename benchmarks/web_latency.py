@@ -8,7 +8,7 @@ baseline, made in this process each run, is a 1,000-photo library written by
 ``web_library.py``'s generator (``--baseline-photos``).
 
 For each library, ``leitmotiv serve`` runs as a subprocess on 127.0.0.1 (waitress,
-``--threads`` worker threads, default 8, as ``serve`` runs it, in ``--processes``
+``--threads`` worker threads, by default as many as ``serve`` runs, in ``--processes``
 processes, default 1) and, route by route,
 ``--clients`` threads (default 8; with ``--client-processes`` processes, one per
 client, as separate browsers are), each with its own keep-alive ``http.client``
@@ -298,8 +298,9 @@ def measure(folder: Path, args, pinned: bool) -> dict[str, dict[str, float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEITMOTIV_")}
     port = _free_port()
     command = [sys.executable, "-m", "leitmotiv", "-c", str(config), "--library"]
-    command += [str(folder), "serve", "--port", str(port), "--threads", str(args.threads)]
-    command += ["--processes", str(args.processes)]
+    command += [str(folder), "serve", "--port", str(port), "--processes", str(args.processes)]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
     cores = sorted(os.sched_getaffinity(0))
     server_cores = {cores[0]} if pinned else set(cores)
     client_cores = {cores[-1]} if pinned else set(cores)
@@ -364,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients")
     parser.add_argument("--requests", type=int, default=400, help="requests per route")
     parser.add_argument("--pool", type=int, default=64, help="targets per route")
-    parser.add_argument("--threads", type=int, default=8, help="server worker threads")
+    parser.add_argument(
+        "--threads", type=int, help="server worker threads (default: serve's default)"
+    )
     parser.add_argument(
         "--processes", type=int, default=1, help="server processes (serve --processes)"
     )
@@ -390,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{args.requests} requests per route from {args.clients} keep-alive clients "
             f"({'one process each' if args.client_processes else 'threads of one process'}), "
-            f"{args.processes} server process(es) of {args.threads} waitress threads; "
+            f"{args.processes} server process(es) of {args.threads or 'the default'} waitress "
+            "threads; "
             f"load average before: {os.getloadavg()}"
         )
         for pinned in modes:

@@ -258,10 +258,12 @@ def plugins(as_json):
 )
 @click.option(
     "--threads",
-    default=8,
+    default=2,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Worker threads answering requests (in each process).",
+    help="Worker threads answering requests (in each process). Python runs one at a "
+    "time, so more threads only interleave requests and lengthen each one's wait; two "
+    "let a slow request (a search, a first render) leave the quick ones a thread.",
 )
 @click.option(
     "--processes",
