@@ -10,6 +10,7 @@ façade.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ class Context:
     divergence: Divergence
     clusterer: Clusterer
     _keys: tuple[int, int, int] | None = dataclasses.field(default=None, repr=False)
+    _lookups: dict[tuple, store.Lookup] = dataclasses.field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, db: pw.Database) -> Context:
@@ -95,6 +97,15 @@ class Context:
                 return ids  # looked up again next time: another process may store them
             self._keys = ids
         return self._keys
+
+    def lookup(self, name: str, build: Callable[[], pw.Query]) -> store.Lookup:
+        """The one-row query ``name`` compiled once for this library and its current key
+        ids (:class:`leitmotiv.store.Lookup`); ``build()`` makes it the first time."""
+        cache_key = (name, self.key_ids())
+        found = self._lookups.get(cache_key)
+        if found is None:
+            found = self._lookups[cache_key] = store.Lookup(self.db, build())
+        return found
 
     def featurizer_spec(self) -> tuple[str, dict[str, Any]]:
         """The featurizer as (name, parameters), the form worker processes rebuild it from."""

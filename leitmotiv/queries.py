@@ -311,7 +311,11 @@ def photo(ctx: Context, photo_id: int) -> Photo | None:
     """The photo with this id, or None (also for an id no database can hold)."""
     if not 0 < int(photo_id) <= store.MAX_ID:
         return None
-    return photos_by_id(ctx, [int(photo_id)]).get(int(photo_id))
+    by_id = ctx.lookup(
+        "photo", lambda: _photo_query(ctx).where(store.Photo.id == store.LOOKUP_SLOT)
+    )
+    rows = by_id.rows(int(photo_id))
+    return _to_photo(rows[0]) if rows else None
 
 
 def find_photo(ctx: Context, id_or_path: str) -> Photo | None:
@@ -487,8 +491,15 @@ def mixture(ctx: Context, photo_id: int):
     """The photo's model for the current featurizer (a Mixture), or None."""
     from leitmotiv.mixture import Mixture
 
-    row = model_row(ctx, photo_id)
-    return None if row is None else Mixture.from_bytes(bytes(row.mixture))
+    featurizer_id = ctx.key_ids()[0]
+    blob = ctx.lookup(
+        "mixture",
+        lambda: store.Model.select(store.Model.mixture).where(
+            (store.Model.photo == store.LOOKUP_SLOT) & (store.Model.featurizer == featurizer_id)
+        ),
+    )
+    rows = blob.rows(int(photo_id))
+    return Mixture.from_bytes(bytes(rows[0][0])) if rows else None
 
 
 def thumbnail_stamp(ctx: Context, photo_id: int) -> tuple[str, float] | None:

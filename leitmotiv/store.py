@@ -976,6 +976,40 @@ def raw_rows(db: pw.Database, query: pw.Query, batch: int = 10_000) -> Iterator[
         yield from rows
 
 
+#: The value that marks the parameter a :class:`Lookup` fills in (no id takes it).
+LOOKUP_SLOT = -0x1EE7_0000_0001
+
+
+class Lookup:
+    """A one-parameter query compiled to SQL once, then run with each new value.
+
+    Peewee writes a statement's text anew on every call, which for a one-row lookup
+    costs far more than SQLite takes to answer it (at 100,000 photos about 0.2 ms
+    against 0.01 ms): the web view makes such lookups on every request.
+
+    Parameters
+    ----------
+    db : peewee.Database
+    query : peewee.Query
+        The query with :data:`LOOKUP_SLOT` where the value goes (exactly once).
+    """
+
+    def __init__(self, db: pw.Database, query: pw.Query) -> None:
+        with bound(db):
+            self.sql, params = query.sql()
+        if params.count(LOOKUP_SLOT) != 1:
+            raise ValueError("a lookup takes its value in exactly one parameter")
+        self._params = list(params)
+        self._slot = params.index(LOOKUP_SLOT)
+        self._db = db
+
+    def rows(self, value: Any) -> list[tuple]:
+        """The rows for ``value``, as the driver returns them (see :func:`raw_rows`)."""
+        params = list(self._params)
+        params[self._slot] = value
+        return self._db.execute_sql(self.sql, params).fetchall()
+
+
 def join_taken(taken: Any, offset: int | None) -> dt.datetime | None:
     """A stored capture time (text from SQLite) with its UTC offset, as photos show it."""
     if taken is None:

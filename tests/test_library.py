@@ -244,6 +244,20 @@ def test_renders_and_thumbnails(few_photos, library):
     assert library.mixture(photo.id).n_components == photo.components
 
 
+def test_one_photo_and_its_model_as_the_listing_and_the_stored_row_give_them(few_photos, library):
+    from leitmotiv import queries
+    from leitmotiv.mixture import Mixture
+
+    library.add([few_photos], progress=False)
+    listed = library.photos()
+    assert [library.photo(p.id) for p in listed] == listed
+    for photo in listed:
+        stored = Mixture.from_bytes(bytes(queries.model_row(library.context, photo.id).mixture))
+        np.testing.assert_array_equal(library.mixture(photo.id).means, stored.means)
+    unknown = max(p.id for p in listed) + 1
+    assert library.photo(unknown) is None and library.mixture(unknown) is None
+
+
 def test_failures_are_recorded_and_cleared(tmp_path, few_photos, library):
     broken = few_photos / "broken.jpg"
     broken.write_bytes(b"not a jpeg at all")

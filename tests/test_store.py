@@ -232,3 +232,19 @@ def test_a_folder_that_cannot_be_written_is_read_as_immutable(tmp_path, monkeypa
     with store.bound(reader):
         assert store.Photo.select().count() == 1
     reader.close()
+
+
+def test_a_compiled_lookup_answers_each_value_as_the_query_would(db):
+    photos = [_photo(f"/p{i}.jpg", sha=f"{i:064d}") for i in range(3)]
+    lookup = store.Lookup(
+        db, store.Photo.select(store.Photo.path).where(store.Photo.id == store.LOOKUP_SLOT)
+    )
+    for photo in photos:
+        assert lookup.rows(photo.id) == [(photo.path,)]
+    assert lookup.rows(max(p.id for p in photos) + 1) == []
+    # The slot is the value to fill, so it must be there, and only once.
+    with pytest.raises(ValueError, match="exactly one"):
+        store.Lookup(db, store.Photo.select().where(store.Photo.id == 1))
+    both = (store.Photo.id == store.LOOKUP_SLOT) | (store.Photo.size == store.LOOKUP_SLOT)
+    with pytest.raises(ValueError, match="exactly one"):
+        store.Lookup(db, store.Photo.select().where(both))

@@ -666,7 +666,7 @@ def test_serve_listens_on_localhost_by_default():
     from leitmotiv.cli import cli
 
     options = {p.name: p.default for p in cli.commands["serve"].params}
-    assert options == {"host": "127.0.0.1", "port": 5000, "threads": 8, "processes": 1}
+    assert options == {"host": "127.0.0.1", "port": 5000, "threads": 2, "processes": 1}
 
 
 def test_serve_in_several_processes_sharing_the_port(library, tmp_path):
