@@ -192,7 +192,12 @@ def routes(folder: Path, pool: int, seed: int) -> list[Route]:
         Route("motifs, page 1", "html", lambda r: "/motifs"),
         Route("motifs, last pages", "html", lambda r: f"/motifs?page={deep_motifs(r)}"),
         Route("/api/motifs", "json", lambda r: "/api/motifs"),
-        Route("a motif's period", "html", lambda r: "/motifs/{}/{}".format(*period(r))),
+        # A library of undated photos has no periods to show.
+        *(
+            [Route("a motif's period", "html", lambda r: "/motifs/{}/{}".format(*period(r)))]
+            if periods
+            else []
+        ),
         Route("thumbnail", "image", lambda r: thumb_url(photo(r))),
         Route("render (cached)", "image", lambda r: render_url(photo(r))),
         Route("average (cached)", "image", lambda r: average_url(cluster(r))),
