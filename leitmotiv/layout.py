@@ -536,7 +536,7 @@ def points_in(ctx: Context, box: tuple[float, float, float, float], limit: int) 
         return None
     run_id, n_points, *bounds, cells = info
     top = int(level_of(np.array([max(n_points - 1, 0)]))[0])
-    found: list[tuple[int, int, float, float, int]] = []
+    found: list[tuple[int, int, float, float, int, str]] = []
     db = ctx.db
     for level in range(top + 1):
         wanted = limit - len(found)
@@ -544,10 +544,8 @@ def points_in(ctx: Context, box: tuple[float, float, float, float], limit: int) 
             break
         found.extend(store.map_level_rows(db, run_id, level, box, wanted))
     in_box = count_in(db, run_id, bounds, bytes(cells), box)
-    sha = store.photo_hashes(db, [row[1] for row in found])
     points = [
-        MapPoint(int(photo), float(x), float(y), int(cluster), sha[photo])
-        for _, photo, x, y, cluster in found
-        if photo in sha
+        MapPoint(int(photo), float(x), float(y), int(cluster), sha)
+        for _, photo, x, y, cluster, sha in found
     ]
     return MapBox(tuple(bounds), n_points, in_box, points)

@@ -1264,14 +1264,18 @@ def current_map(db: pw.Database, keys: tuple[int, int, int]) -> tuple | None:
 
 def map_level_rows(
     db: pw.Database, run_id: int, level: int, box: tuple[float, float, float, float], limit: int
-) -> list[tuple[int, int, float, float, int]]:
+) -> list[tuple[int, int, float, float, int, str]]:
     """The lowest-ranked ``limit`` points of one level of a run's map inside ``box``:
-    (rank, photo id, x, y, cluster id), read from the viewport index."""
+    (rank, photo id, x, y, cluster id, the photo's SHA-256), read from the viewport
+    index (a photo no longer in the library is left out)."""
     sql = _map_sql(
         db,
+        # The page first, then its photos: joining before the LIMIT would join every
+        # point in the box.
+        "SELECT m.rank, m.photo_id, m.x, m.y, m.cluster_id, p.sha256 FROM ("
         "SELECT rank, photo_id, x, y, cluster_id FROM {points} WHERE run_id = {p} "
         "AND level = {p} AND x BETWEEN {p} AND {p} AND y BETWEEN {p} AND {p} "
-        "ORDER BY rank LIMIT {p}",
+        "ORDER BY rank LIMIT {p}) m JOIN {photos} p ON p.id = m.photo_id ORDER BY m.rank",
     )
     x0, y0, x1, y1 = box
     return db.execute_sql(sql, (run_id, level, x0, x1, y0, y1, limit)).fetchall()
@@ -1293,15 +1297,3 @@ def map_cells_count(
         )
         total += db.execute_sql(sql, (run_id, *chunk, x0, x1, y0, y1)).fetchone()[0]
     return total
-
-
-def photo_hashes(db: pw.Database, ids: list[int]) -> dict[int, str]:
-    """{photo id: SHA-256} of ``ids`` (at most :data:`INSERT_CHUNK` at a time)."""
-    found: dict[int, str] = {}
-    for start in range(0, len(ids), INSERT_CHUNK):
-        chunk = ids[start : start + INSERT_CHUNK]
-        marks = ", ".join([db.param] * len(chunk))
-        sql = _map_sql(db, "SELECT id, sha256 FROM {photos} WHERE id IN (" + marks + ")")
-        found.update(db.execute_sql(sql, chunk).fetchall())
-    return found
-
