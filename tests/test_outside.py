@@ -115,3 +115,25 @@ def test_cli_similar_outside_file_on_an_empty_library(tmp_path, photos_dir):
     result = runner.invoke(cli, [*base, "similar", str(bad), "--json"])
     assert result.exit_code == 2 and "not an image" in result.stderr
     assert not (tmp_path / "library" / "leitmotiv.db").exists()  # a read creates nothing
+
+
+def test_a_reader_searches_the_index_another_process_has_just_grown(
+    tmp_path, library_photos, photos_dir
+):
+    settings = Settings(
+        library=tmp_path / "library", params=FAST_PARAMS, index="sparse", neighbours=4
+    )
+    outside = photos_dir / "rocket_1.jpg"
+    with Library.open(settings) as writer:
+        writer.add([library_photos], jobs=1)
+        writer.build_index(jobs=1)
+    with Library.open(settings, read_only=True) as reader:  # as `serve` keeps it open
+        first = reader.similar_to_file(outside, top=3)
+        assert reader.similar_to_file(outside, top=3) == first  # from the kept embeddings
+        assert all(Path(p.path).name != "rocket_1.jpg" for p, _ in first)
+        with Library.open(settings) as writer:
+            shutil.copy2(outside, library_photos / "rocket_1.jpg")
+            writer.add([library_photos], jobs=1)
+            writer.build_index(jobs=1)
+        (photo, distance), *_ = reader.similar_to_file(outside, top=3)
+        assert Path(photo.path).name == "rocket_1.jpg" and distance < first[0][1]
