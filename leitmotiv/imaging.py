@@ -295,14 +295,7 @@ def decode(
         extension = Path(os.fspath(path)).suffix.lower()
         if found in RAW_FORMATS or (extension in RAW_EXTENSIONS and found in ("TIFF", None)):
             return _decode_raw(fh, path, stat.st_mtime, target_long_side, max_pixels, extension)
-        if found == "PAM":
-            im = _open_pam(fh, path, max_pixels)
-        else:
-            im = _open(fh, path, max_pixels, found)
-        missing = missing_pixel_data(fh, im.format or "")
-        if missing is not None:
-            raise DecodeError(path, missing)
-        return _decode_open(im, path, stat.st_mtime, target_long_side)
+        return _decode_stream(fh, path, found, stat.st_mtime, max_pixels, target_long_side)
     finally:
         fh.close()
 
@@ -327,13 +320,26 @@ def decode_bytes(
         raise ValueError(f"target_long_side must be positive or None, got {target_long_side}")
     if not data:
         raise DecodeError(name, "empty file (0 bytes)")
-    fh = io.BytesIO(data)
     found = sniff(data[:SNIFF_BYTES])
+    return _decode_stream(io.BytesIO(data), name, found, 0.0, max_pixels, target_long_side)
+
+
+def _decode_stream(
+    fh: io.BufferedReader | io.BytesIO,
+    name: str | os.PathLike[str],
+    found: str | None,
+    mtime: float,
+    max_pixels: int,
+    target_long_side: int | None,
+) -> DecodedImage:
+    """Decode a stream whose format :func:`sniff` found (``found``; not camera RAW):
+    PAM by this module's reader, the rest by Pillow, once its header is checked
+    against ``max_pixels`` and its pixel data is known to be all there."""
     im = _open_pam(fh, name, max_pixels) if found == "PAM" else _open(fh, name, max_pixels, found)
     missing = missing_pixel_data(fh, im.format or "")
     if missing is not None:
         raise DecodeError(name, missing)
-    return _decode_open(im, name, 0.0, target_long_side)
+    return _decode_open(im, name, mtime, target_long_side)
 
 
 def regular_file_stat(path: str | os.PathLike[str]) -> os.stat_result:
