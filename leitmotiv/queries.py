@@ -34,7 +34,7 @@ __all__ = [
     "find_photo",
     "member_ids",
     "mixture",
-    "model_row",
+    "model_blob",
     "motif",
     "motifs",
     "parse_date_bound",
@@ -474,32 +474,26 @@ def failures(ctx: Context) -> list[Failure]:
         ]
 
 
-def model_row(ctx: Context, photo_id: int) -> Any:
-    """The stored model of a photo for the current featurizer, with its photo's hash
-    (``row.mixture``, ``row.photo.sha256``), or None."""
+def model_blob(ctx: Context, photo_id: int) -> bytes | None:
+    """The stored model of a photo for the current featurizer, as stored
+    (:meth:`leitmotiv.mixture.Mixture.to_bytes`), or None."""
     featurizer_id = ctx.key_ids()[0]
-    with store.bound(ctx.db):
-        return (
-            store.Model.select(store.Model.mixture, store.Photo.sha256)
-            .join(store.Photo)
-            .where((store.Model.photo == int(photo_id)) & (store.Model.featurizer == featurizer_id))
-            .first()
-        )
+    lookup = ctx.lookup(
+        "model",
+        lambda: store.Model.select(store.Model.mixture).where(
+            (store.Model.photo == store.LOOKUP_SLOT) & (store.Model.featurizer == featurizer_id)
+        ),
+    )
+    rows = lookup.rows(int(photo_id))
+    return bytes(rows[0][0]) if rows else None
 
 
 def mixture(ctx: Context, photo_id: int):
     """The photo's model for the current featurizer (a Mixture), or None."""
     from leitmotiv.mixture import Mixture
 
-    featurizer_id = ctx.key_ids()[0]
-    blob = ctx.lookup(
-        "mixture",
-        lambda: store.Model.select(store.Model.mixture).where(
-            (store.Model.photo == store.LOOKUP_SLOT) & (store.Model.featurizer == featurizer_id)
-        ),
-    )
-    rows = blob.rows(int(photo_id))
-    return Mixture.from_bytes(bytes(rows[0][0])) if rows else None
+    blob = model_blob(ctx, photo_id)
+    return None if blob is None else Mixture.from_bytes(blob)
 
 
 def thumbnail_stamp(ctx: Context, photo_id: int) -> tuple[str, float] | None:

@@ -137,16 +137,16 @@ def render(ctx: Context, cache: PngCache, photo_id: int, long_side: int = 256) -
     if long_side <= 0:
         raise ValueError(f"long_side must be positive, got {long_side}")
     photo = queries.photo(ctx, photo_id)
-    row = queries.model_row(ctx, photo_id)
-    if photo is None or row is None:
+    blob = queries.model_blob(ctx, photo_id)
+    if photo is None or blob is None:
         return None
     width, height = _fit_size(photo.width, photo.height, long_side)
-    name = f"render-{_digest(ctx.featurizer.key(), row.photo.sha256)}-{long_side}.png"
+    name = f"render-{_digest(ctx.featurizer.key(), photo.sha256)}-{long_side}.png"
 
     def make() -> np.ndarray:
         from leitmotiv.mixture import Mixture
 
-        return Mixture.from_bytes(bytes(row.mixture)).render(width, height)
+        return Mixture.from_bytes(blob).render(width, height)
 
     return cache.get(name, make)
 

@@ -245,14 +245,19 @@ def test_renders_and_thumbnails(few_photos, library):
 
 
 def test_one_photo_and_its_model_as_the_listing_and_the_stored_row_give_them(few_photos, library):
-    from leitmotiv import queries
+    from leitmotiv import store
     from leitmotiv.mixture import Mixture
 
     library.add([few_photos], progress=False)
     listed = library.photos()
     assert [library.photo(p.id) for p in listed] == listed
+    featurizer_id = library.context.key_ids()[0]
     for photo in listed:
-        stored = Mixture.from_bytes(bytes(queries.model_row(library.context, photo.id).mixture))
+        with store.bound(library.db):
+            row = store.Model.get(
+                (store.Model.photo == photo.id) & (store.Model.featurizer == featurizer_id)
+            )
+        stored = Mixture.from_bytes(bytes(row.mixture))
         np.testing.assert_array_equal(library.mixture(photo.id).means, stored.means)
     unknown = max(p.id for p in listed) + 1
     assert library.photo(unknown) is None and library.mixture(unknown) is None
