@@ -76,16 +76,12 @@ class EmbeddingCache:
     (:func:`leitmotiv.store.change_marker`).
     """
 
-    #: Connections whose last check is remembered.
-    KEPT_CONNECTIONS = 64
-
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[Any, ...] | None = None
         self._value: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        # id(connection) -> (connection, what it had when it last matched _key); the
-        # entry holds its connection, so an id is not reused while it is kept.
-        self._checked: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+        # Per connection, the key the stored set last matched.
+        self._checked = store.KeptUntilChanged()
 
     def get(
         self, ctx: Context, featurizer_id: int, search_id: int
@@ -93,14 +89,10 @@ class EmbeddingCache:
         """Photo ids (ascending), their embeddings (N, D) float32 and the embeddings'
         squared norms (N,) float32."""
         marker = store.change_marker(ctx.db)
-        seen = None
-        if marker is not None:
-            conn, version = marker
-            seen = (version, str(ctx.folder), featurizer_id, search_id)
-            with self._lock:
-                kept = self._checked.get(id(conn))
-                if kept is not None and kept[0] is conn and kept[1] == seen:
-                    return self._value
+        tag = (str(ctx.folder), featurizer_id, search_id)
+        with self._lock:
+            if self._key is not None and self._checked.get(marker, tag) == self._key:
+                return self._value
         n = store.Neighbours
         where = (n.featurizer == featurizer_id) & (n.search == search_id)
         with store.bound(ctx.db):
@@ -119,11 +111,7 @@ class EmbeddingCache:
                 embeddings = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dim)
                 norms = np.einsum("nd,nd->n", embeddings, embeddings)
                 self._key, self._value = key, (ids, embeddings, norms)
-                self._checked.clear()
-            if seen is not None:
-                if len(self._checked) >= self.KEPT_CONNECTIONS:
-                    self._checked.pop(next(iter(self._checked)))
-                self._checked[id(conn)] = (conn, seen)
+            self._checked.put(marker, tag, key)
             return self._value
 
 

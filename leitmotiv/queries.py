@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import peewee as pw
 
@@ -278,10 +277,8 @@ def photos_next_to(
     return [found[pid] for pid in ids if pid in found]
 
 
-#: Photo counts per connection: (connection, change marker, count), see
-#: :func:`count_photos`.  At most :data:`_KEPT_COUNTS` entries.
-_photo_counts: dict[int, tuple[Any, tuple[int, int], int]] = {}
-_KEPT_COUNTS = 64
+#: Photo counts per connection, see :func:`count_photos`.
+_photo_counts = store.KeptUntilChanged()
 
 
 def count_photos(ctx: Context) -> int:
@@ -292,18 +289,11 @@ def count_photos(ctx: Context) -> int:
     photos, and a listing page asks for the count on every request.
     """
     marker = store.change_marker(ctx.db)
-    if marker is not None:
-        conn, version = marker
-        kept = _photo_counts.get(id(conn))
-        # The entry holds its connection, so an id is never reused while it is kept.
-        if kept is not None and kept[0] is conn and kept[1] == version:
-            return kept[2]
-    with store.bound(ctx.db):
-        count = store.Photo.select().count()
-    if marker is not None:
-        if len(_photo_counts) >= _KEPT_COUNTS:
-            _photo_counts.pop(next(iter(_photo_counts)), None)
-        _photo_counts[id(conn)] = (conn, version, count)
+    count = _photo_counts.get(marker, "photos")
+    if count is None:
+        with store.bound(ctx.db):
+            count = store.Photo.select().count()
+        _photo_counts.put(marker, "photos", count)
     return count
 
 

@@ -967,6 +967,43 @@ def change_marker(db: pw.Database) -> tuple[Any, tuple[int, int]] | None:
     return conn, (int(version), int(conn.total_changes))
 
 
+class KeptUntilChanged:
+    """Values a reader keeps per connection until the database may have changed
+    (:func:`change_marker`), each under a tag that says what it is of.
+
+    Entries hold their connection, so a connection's id is not reused while its entry
+    is kept; at most ``size`` connections are remembered.  Nothing is kept for
+    databases without a change marker (every :meth:`get` misses).
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._kept: dict[int, tuple[Any, tuple[int, int], Any, Any]] = {}
+
+    def get(self, marker: tuple[Any, tuple[int, int]] | None, tag: Any) -> Any:
+        """The value put under ``tag`` at this connection's ``marker``, or None."""
+        if marker is None:
+            return None
+        conn, version = marker
+        with self._lock:
+            kept = self._kept.get(id(conn))
+        if kept is None or kept[0] is not conn or kept[1] != version or kept[2] != tag:
+            return None
+        return kept[3]
+
+    def put(self, marker: tuple[Any, tuple[int, int]] | None, tag: Any, value: Any) -> None:
+        """Keep ``value`` under ``tag`` for the connection of ``marker`` (read before
+        the value was, so that a change meanwhile makes the next :meth:`get` miss)."""
+        if marker is None:
+            return
+        conn, version = marker
+        with self._lock:
+            if id(conn) not in self._kept and len(self._kept) >= self._size:
+                self._kept.pop(next(iter(self._kept)))
+            self._kept[id(conn)] = (conn, version, tag, value)
+
+
 def raw_rows(db: pw.Database, query: pw.Query, batch: int = 10_000) -> Iterator[tuple]:
     """The rows of ``query`` as the database driver returns them (blobs as bytes or
     memoryview), without peewee's per-row processing: a large library reads hundreds of
