@@ -236,6 +236,12 @@ def ingest_rate(count: int) -> float:
     return report.added / report.seconds
 
 
+def fresh_copies(mixtures: list) -> list:
+    """Copies of ``mixtures`` with the same values: what a divergence caches per model
+    (views, sample sets) for a copy goes when the copy does."""
+    return [Mixture.from_bytes(m.to_bytes()) for m in mixtures]
+
+
 def exact_top10(lib: Library, ids: np.ndarray, mixtures: list, queries: np.ndarray) -> np.ndarray:
     """Positions of the exact 10 nearest photos of each query position, over all photos
     (the divergence against every photo, 4096 columns at a time), shape (Q, 10).
@@ -248,7 +254,7 @@ def exact_top10(lib: Library, ids: np.ndarray, mixtures: list, queries: np.ndarr
     exact = np.empty((len(queries), len(ids)))
     rows = [mixtures[q] for q in queries]
     for s in range(0, len(ids), 4096):
-        cols = [Mixture.from_bytes(m.to_bytes()) for m in mixtures[s : s + 4096]]
+        cols = fresh_copies(mixtures[s : s + 4096])
         exact[:, s : s + len(cols)] = lib.divergence.cross(rows, cols)
     exact[np.arange(len(queries)), queries] = np.inf
     return np.argsort(exact, axis=1, kind="stable")[:, :10]
