@@ -22,13 +22,14 @@ shared photos, see there) are written as 320-px JPEG files, and for each featuri
 misses are, each query's list taken by the index's rule against every photo.  That
 estimates the index's recall@10 at a fraction of the time (no candidate lists for the
 other photos, no exact pairs), a little under it in every run so far (see
-:func:`candidates_only`).
+:func:`candidates_only`).  With ``--costs`` it also times one photo's candidate search
+for each list width (:func:`width_costs`); ``--queries 0`` skips the recall.
 
 Usage::
 
     python benchmarks/recall.py [--sizes 2500 10000] [--queries 300]
         [--featurizers gmm colour] [--divergences js cauchy-schwarz] [--kind diverse]
-        [--stages [--widths 900:100 1200:100]] [--no-build] [--keep]
+        [--stages [--widths 900:100 1200:100]] [--no-build [--costs]] [--keep]
 
 The first-party plugins must be importable (installed, or ``plugins/<name>`` on
 ``PYTHONPATH``).  Files go to ``benchmarks/generated/`` and libraries to
@@ -135,6 +136,55 @@ def stage_recall(
     return shares()
 
 
+def width_costs(lib: Library, widths: list[int], n_queries: int = 30, block: int = 256) -> None:
+    """Print what one photo's candidate search costs for each list width: the
+    embedding search (``block`` photos searched together against all, as the index
+    searches) and the re-ranking of its list by the cheap estimate (``n_queries``
+    photos, each list estimated twice: cold, then with the moved views a long build
+    keeps; the sample sets drawn beforehand, as the index keeps them).
+    """
+    with store.bound(lib.context.db):  # the key's lookup needs the store bound
+        featurizer_id = store.key_id(lib.featurizer.key())
+    ids, mixtures = index.indexed_models(lib.context, featurizer_id)
+    queries = np.random.default_rng(2).permutation(len(ids))[:block]
+    emb = np.concatenate(
+        [
+            lib.divergence.embedding(fresh_copies(mixtures[s : s + 4096]))
+            for s in range(0, len(mixtures), 4096)
+        ]
+    )
+    maps = lib.divergence.embedding_maps(emb.shape[1])
+    lists, search = {}, {}
+    for wide in widths:
+        t = time.perf_counter()
+        lists[wide] = candidates.nearest(
+            emb[queries], emb, wide, exclude=queries, maps=maps, gaps=lib.divergence.embedding_gaps
+        )[0]
+        search[wide] = (time.perf_counter() - t) / len(queries)
+    estimator = lib.divergence.estimator()
+    timed = queries[:n_queries]
+    near = np.unique(np.concatenate([lists[w][:n_queries].ravel() for w in widths] + [timed]))
+    t = time.perf_counter()
+    estimator.warm([mixtures[j] for j in near])
+    print(f"sample sets of {len(near):,} photos drawn in {time.perf_counter() - t:.1f} s")
+    for wide in widths:
+        cold = warm = 0.0
+        for q, listed in zip(timed, lists[wide], strict=False):
+            cols = [mixtures[j] for j in listed]
+            t = time.perf_counter()
+            estimator.cross([mixtures[q]], cols)
+            cold += time.perf_counter() - t
+            t = time.perf_counter()
+            estimator.cross([mixtures[q]], cols)
+            warm += time.perf_counter() - t
+        print(
+            f"{lib.divergence.name:16s} a {wide}-wide list per photo: embedding search "
+            f"{1e3 * search[wide]:.1f} ms, re-ranking {1e3 * cold / len(timed):.1f} ms cold, "
+            f"{1e3 * warm / len(timed):.1f} ms with the moved views kept ({len(timed)} photos)",
+            flush=True,
+        )
+
+
 def _print_stages(name: str, done: int, stages) -> None:
     """One line per list width: where the exact top 10 of ``done`` queries are."""
     for wide, keep, in_wide, in_k in stages:
@@ -168,15 +218,19 @@ def candidates_only(n: int, featurizer: str, args) -> None:
         flush=True,
     )
     for name in args.divergences:
-        t = time.perf_counter()
         with Library.open(dataclasses.replace(base, divergence=name)) as lib:
-            stage_recall(
-                lib,
-                args.queries,
-                args.widths,
-                report=lambda done, stages, name=name: _print_stages(name, done, stages),
-            )
-        print(f"{name:16s} {time.perf_counter() - t:.0f} s", flush=True)
+            if args.queries:
+                t = time.perf_counter()
+                stage_recall(
+                    lib,
+                    args.queries,
+                    args.widths,
+                    report=lambda done, stages, name=name: _print_stages(name, done, stages),
+                )
+                print(f"{name:16s} {time.perf_counter() - t:.0f} s", flush=True)
+            if args.costs:
+                k = lib.settings.neighbours
+                width_costs(lib, sorted({sparse_index.wide_for(k), *(w for w, _ in args.widths)}))
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -259,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-build",
         action="store_true",
         help="ingest all photos and say only where the misses are (no index; a lower bound)",
+    )
+    parser.add_argument(
+        "--costs",
+        action="store_true",
+        help="with --no-build: also what one photo's search costs for each list width",
     )
     parser.add_argument(
         "--widths",
