@@ -53,14 +53,26 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
 import make_library  # noqa: E402
-from scale import exact_top10, fresh_copies, recall_at_10  # noqa: E402
+from scale import exact_top10, fresh_copies, library_models, recall_at_10  # noqa: E402
 
-from leitmotiv import candidates, index, sparse_index, store  # noqa: E402
+from leitmotiv import candidates, sparse_index  # noqa: E402
 from leitmotiv.config import Settings  # noqa: E402
 from leitmotiv.library import Library  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 GENERATED = REPO / "benchmarks" / "generated"
+
+
+def embed_all(lib: Library, mixtures: list) -> np.ndarray:
+    """The divergence's embedding of every model, 4,096 fresh copies at a time
+    (:func:`scale.fresh_copies`), so the per-model caches of 100,000 photos never pile
+    up."""
+    return np.concatenate(
+        [
+            lib.divergence.embedding(fresh_copies(mixtures[s : s + 4096]))
+            for s in range(0, len(mixtures), 4096)
+        ]
+    )
 
 
 def stage_recall(
@@ -75,24 +87,16 @@ def stage_recall(
 
     The queries are :func:`scale.recall_at_10`'s, taken ``batch`` at a time; after each
     batch ``report(done, shares)`` gets the shares so far.  Models are embedded and
-    estimated as fresh copies (:func:`scale.fresh_copies`), so the per-model caches of
-    100,000 photos never pile up.
+    estimated as fresh copies (:func:`embed_all`).
 
     Returns ``(wide, k, in_wide, in_k)`` for the index's own ``wide`` and ``k``, then
     for each of ``widths``.
     """
-    with store.bound(lib.context.db):  # the key's lookup needs the store bound
-        featurizer_id = store.key_id(lib.featurizer.key())
-    ids, mixtures = index.indexed_models(lib.context, featurizer_id)
+    ids, mixtures = library_models(lib)
     order = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
     k = lib.settings.neighbours
     widths = [(sparse_index.wide_for(k), k), *(widths or [])]
-    emb = np.concatenate(
-        [
-            lib.divergence.embedding(fresh_copies(mixtures[s : s + 4096]))
-            for s in range(0, len(mixtures), 4096)
-        ]
-    )
+    emb = embed_all(lib, mixtures)
     maps = lib.divergence.embedding_maps(emb.shape[1])
     estimator = lib.divergence.estimator()
     in_wide = [[] for _ in widths]
@@ -143,16 +147,9 @@ def width_costs(lib: Library, widths: list[int], n_queries: int = 30, block: int
     photos, each list estimated twice: cold, then with the moved views a long build
     keeps; the sample sets drawn beforehand, as the index keeps them).
     """
-    with store.bound(lib.context.db):  # the key's lookup needs the store bound
-        featurizer_id = store.key_id(lib.featurizer.key())
-    ids, mixtures = index.indexed_models(lib.context, featurizer_id)
+    ids, mixtures = library_models(lib)
     queries = np.random.default_rng(2).permutation(len(ids))[:block]
-    emb = np.concatenate(
-        [
-            lib.divergence.embedding(fresh_copies(mixtures[s : s + 4096]))
-            for s in range(0, len(mixtures), 4096)
-        ]
-    )
+    emb = embed_all(lib, mixtures)
     maps = lib.divergence.embedding_maps(emb.shape[1])
     lists, search = {}, {}
     for wide in widths:
@@ -312,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-build",
         action="store_true",
-        help="ingest all photos and say only where the misses are (no index; a lower bound)",
+        help="ingest all photos and say only where the misses are (no index built)",
     )
     parser.add_argument(
         "--costs",

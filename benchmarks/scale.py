@@ -236,6 +236,13 @@ def ingest_rate(count: int) -> float:
     return report.added / report.seconds
 
 
+def library_models(lib: Library) -> tuple[np.ndarray, list]:
+    """Ids (ascending) and models of the photos with a model of ``lib``'s featurizer."""
+    with store.bound(lib.context.db):  # the key's lookup needs the store bound
+        featurizer_id = store.key_id(lib.featurizer.key())
+    return index.indexed_models(lib.context, featurizer_id)
+
+
 def fresh_copies(mixtures: list) -> list:
     """Copies of ``mixtures`` with the same values: what a divergence caches per model
     (views, sample sets) for a copy goes when the copy does."""
@@ -270,9 +277,7 @@ def recall_at_10(
     ``batch`` at a time, so every batch done so far is itself a random sample:
     ``report(done, recall, seconds)`` is called after each.
     """
-    with store.bound(lib.context.db):  # the key's lookup needs the store bound
-        featurizer_id = store.key_id(lib.featurizer.key())
-    ids, mixtures = index.indexed_models(lib.context, featurizer_id)
+    ids, mixtures = library_models(lib)
     order = np.random.default_rng(1).permutation(len(ids))[: min(n_queries, len(ids))]
     hits, seconds = [], 0.0
     for first in range(0, len(order), batch):
