@@ -194,6 +194,23 @@ def _print_stages(name: str, done: int, stages) -> None:
         )
 
 
+def _ingest(folder: Path, featurizer: str, files: list[Path], title: str, args):
+    """Add ``files`` to the library in ``folder`` (made afresh unless ``--keep``) and
+    print what it took; return the library's settings and the add report."""
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    base = Settings(library=folder, featurizer=featurizer, neighbours=args.k)
+    with Library.open(base) as lib:
+        added = lib.add(files, progress=args.progress)
+    print(
+        f"\n== {args.kind} library, featurizer {featurizer}, {title} ==\n"
+        f"ingest of {len(files):,} files  {added.seconds:8.1f} s  ({added.added:,} added, "
+        f"{added.failed} failed)",
+        flush=True,
+    )
+    return base, added
+
+
 def candidates_only(n: int, featurizer: str, args) -> None:
     """``--no-build``: ingest all ``n`` files, then only where the misses are.
 
@@ -205,17 +222,7 @@ def candidates_only(n: int, featurizer: str, args) -> None:
     """
     files = make_library.generate(GENERATED / args.kind, n, args.seed, args.kind)
     folder = OUT / f"recall-{args.kind}-{featurizer}-{n}-unindexed"
-    if not args.keep:
-        shutil.rmtree(folder, ignore_errors=True)
-    base = Settings(library=folder, featurizer=featurizer, neighbours=args.k)
-    with Library.open(base) as lib:
-        added = lib.add(files, progress=args.progress)
-    print(
-        f"\n== {args.kind} library, N = {n:,}, featurizer {featurizer}, not indexed ==\n"
-        f"ingest of {n:,} files  {added.seconds:8.1f} s  ({added.added:,} added, "
-        f"{added.failed} failed)",
-        flush=True,
-    )
+    base, _ = _ingest(folder, featurizer, files, f"N = {n:,}, not indexed", args)
     for name in args.divergences:
         with Library.open(dataclasses.replace(base, divergence=name)) as lib:
             if args.queries:
@@ -238,17 +245,7 @@ def run(n: int, featurizer: str, args) -> None:
     files = make_library.generate(GENERATED / args.kind, n, args.seed, args.kind)
     n_old = n - max(1, n // 100)
     folder = OUT / f"recall-{args.kind}-{featurizer}-{n}"
-    if not args.keep:
-        shutil.rmtree(folder, ignore_errors=True)
-    base = Settings(library=folder, featurizer=featurizer, neighbours=args.k)
-    with Library.open(base) as lib:
-        added = lib.add(files[:n_old], progress=args.progress)
-    print(
-        f"\n== {args.kind} library, N = {n:,}, featurizer {featurizer} ==\n"
-        f"ingest of {n_old:,} files  {added.seconds:8.1f} s  ({added.added:,} added, "
-        f"{added.failed} failed)",
-        flush=True,
-    )
+    base, added = _ingest(folder, featurizer, files[:n_old], f"N = {n:,}", args)
     # A kept library was ingested by an earlier run: its ingest is then taken to cost
     # what adding the last 1 % costs per photo (measured below, in this run).
     ingest_seconds = added.seconds if added.added == n_old else None
